@@ -1,0 +1,31 @@
+# The two commands a new user needs (README.md): `make demo` and `make test`.
+# Both create .venv and install the package with the pinned, tested versions of constraints.txt.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := runs/demo
+
+.PHONY: install demo test test-all lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,coco]'
+	touch $@
+
+# Pretrain a context encoder on the generated SynthVOC default (CPU, ~5 min), then show the result.
+demo: install
+	$(BIN)/bench pretrain --method context_encoder --profile smoke --out $(DEMO)/context_encoder
+	$(BIN)/bench show $(DEMO)/context_encoder
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check ssl_bench tests
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,7 @@
+"""Pretraining methods, registered by name (``create_method``). Importing this package registers the built-ins."""
+
+from ssl_bench.methods import context_encoder, datainit, random_init, supervised  # noqa: F401 - registration
+from ssl_bench.methods.base import PretrainMethod
+from ssl_bench.methods.registry import available_methods, create_method, method_class, register_method
+
+__all__ = ["PretrainMethod", "available_methods", "create_method", "method_class", "register_method"]

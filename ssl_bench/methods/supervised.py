@@ -1,0 +1,61 @@
+"""Supervised baseline (PAPER.md §2, "ImageNet: 1000 class labels"): the same encoder trained on labels.
+
+On ImageNet-style folders (``train/<wnid>/``) labels are class indices → softmax cross-entropy, as in
+AlexNet. On SynthVOC's pretraining pool the labels are multi-hot (several objects per image) → per-class
+sigmoid cross-entropy; this is the suite's stand-in for the paper's ImageNet row.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssl_bench.encoders import create_encoder, pool5_size
+from ssl_bench.methods.base import PretrainMethod
+from ssl_bench.methods.init import kaiming_init_
+from ssl_bench.methods.registry import register_method
+
+
+@register_method("supervised")
+class Supervised(PretrainMethod):
+    """Encoder + AlexNet classifier head (fc6, fc7 with dropout, fc8), trained on image-level labels.
+
+    Args:
+        num_classes: filled in by the trainer from the dataset's label set.
+        head_width: fc6/fc7 width (4096 in AlexNet; smaller in the CPU smoke recipe).
+    """
+
+    needs_labels = True
+
+    def __init__(
+        self,
+        num_classes: int,
+        encoder: str = "caffenet",
+        image_size: int = 227,
+        head_width: int = 4096,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.encoder = create_encoder(encoder)
+        s = pool5_size(image_size)
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(self.encoder.out_channels * s * s, head_width),  # fc6
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(head_width, head_width),  # fc7
+            nn.ReLU(inplace=True),
+            nn.Linear(head_width, num_classes),  # fc8
+        )
+        kaiming_init_(self)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        logits = self.head(self.encoder(batch["image"])).float()  # [N, C]
+        label = batch["label"]
+        if label.dtype == torch.long:  # [N] class indices
+            loss = F.cross_entropy(logits, label)
+        else:  # [N, C] multi-hot
+            loss = F.binary_cross_entropy_with_logits(logits, label.float())
+        return {"loss": loss}
