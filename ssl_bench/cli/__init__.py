@@ -1,0 +1,51 @@
+"""``bench``: the suite's command line. Each subcommand lives in its own module with ``add_parser``/``run``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ssl_bench.errors import BenchError
+
+# subcommand → module (imported lazily so ``bench --help`` stays fast)
+SUBCOMMANDS = {
+    "pretrain": "ssl_bench.cli.pretrain",
+    "data": "ssl_bench.cli.data",
+    "show": "ssl_bench.cli.show",
+    "eval": "ssl_bench.cli.eval",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench", description="Self-supervised feature-learning benchmark: pretrain, evaluate, tabulate.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in SUBCOMMANDS.items():
+        importlib.import_module(module).add_parser(sub)
+    return parser
+
+
+def _clean_message(error: BaseException) -> str:
+    """A worker's error arrives wrapped with its traceback text; keep only the final line."""
+    text = str(error).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BenchError as e:
+        print(f"bench {args.command}: error: {_clean_message(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bench {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

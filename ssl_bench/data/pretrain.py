@@ -1,0 +1,144 @@
+"""The pretraining data pipeline: image folder → augmented crop + per-sample mask, deterministic per sample.
+
+Every random choice for a sample (crop, flip, mask) comes from a generator seeded by
+(seed, epoch, index), drawn inside the DataLoader worker. So the data a step sees does not depend on
+the number of workers or processes, a resumed run sees exactly what an uninterrupted one saw, and
+two DDP ranks together see exactly the samples one process sees on the combined batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ssl_bench.data.folder import ImageFolderIndex, load_image
+from ssl_bench.data.transforms import normalize, to_tensor
+from ssl_bench.errors import DataError
+from ssl_bench.methods.masks import make_mask
+
+# Resize the shorter side to this multiple of the crop before cropping (256/227, as AlexNet training).
+RESIZE_RATIO = 256 / 227
+
+
+def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """An independent, reproducible generator for one sample of one epoch."""
+    state = np.random.SeedSequence([seed, epoch, index]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+class PretrainDataset(Dataset):
+    """Keys are ``(epoch, index)`` pairs (see ``EpochSampler``); items are dicts of tensors.
+
+    Args:
+        index: the image listing (``ImageFolderIndex``); holds paths only, so memory stays flat.
+        image_size: crop side.
+        mask_type / mask_options: masks drawn per sample (``none`` for methods without holes).
+        seed: base seed of every per-sample generator.
+        with_labels: include ``label`` (multi-hot float or class index) for the supervised baseline.
+        augment: random crop + horizontal flip; False gives a centre crop (sample grids, statistics).
+        skip_bad: return None for unreadable images (the collate drops and counts them) instead of
+            stopping with an error naming the file.
+    """
+
+    def __init__(
+        self,
+        index: ImageFolderIndex,
+        image_size: int,
+        mask_type: str = "none",
+        mask_options: dict[str, Any] | None = None,
+        seed: int = 0,
+        with_labels: bool = False,
+        augment: bool = True,
+        skip_bad: bool = False,
+    ) -> None:
+        if with_labels and index.num_classes == 0:
+            raise DataError(
+                f"{index.root} has no image-level labels (neither labels.csv nor class subfolders); "
+                "the supervised baseline needs them"
+            )
+        self.index, self.image_size = index, image_size
+        self.mask_type, self.mask_options = mask_type, dict(mask_options or {})
+        self.seed, self.with_labels, self.augment, self.skip_bad = seed, with_labels, augment, skip_bad
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _crop(self, image: Any, g: torch.Generator) -> torch.Tensor:
+        size = self.image_size
+        w, h = image.size
+        short = round(size * RESIZE_RATIO) if self.augment else size
+        scale = short / min(w, h)
+        rw, rh = max(size, round(w * scale)), max(size, round(h * scale))
+        image = image.resize((rw, rh), resample=2)  # bilinear
+        if self.augment:
+            x0 = int(torch.randint(0, rw - size + 1, (1,), generator=g))
+            y0 = int(torch.randint(0, rh - size + 1, (1,), generator=g))
+        else:
+            x0, y0 = (rw - size) // 2, (rh - size) // 2
+        image = image.crop((x0, y0, x0 + size, y0 + size))
+        x = to_tensor(image)  # [3, size, size]
+        if self.augment and bool(torch.rand((), generator=g) < 0.5):
+            x = x.flip(-1)
+        return normalize(x)
+
+    def __getitem__(self, key: tuple[int, int] | int) -> dict[str, Any] | None:
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        g = sample_generator(self.seed, epoch, i)
+        try:
+            image = load_image(self.index.path(i))
+        except DataError:
+            if self.skip_bad:
+                return None
+            raise
+        item: dict[str, Any] = {"image": self._crop(image, g), "index": i}
+        item["mask"] = make_mask(self.mask_type, self.image_size, g, **self.mask_options)  # [1, H, W]
+        if self.with_labels:
+            label = self.index.label(i)
+            item["label"] = torch.as_tensor(label, dtype=torch.long if np.ndim(label) == 0 else torch.float32)
+        return item
+
+
+class EpochSampler(Sampler):
+    """Shuffled, sharded, resumable: yields ``(epoch, index)`` keys for one rank, whole batches only.
+
+    Epoch e is the permutation of torch.Generator(seed + e); rank r takes positions r, r+W, r+2W, …
+    (as ``DistributedSampler``), so the first global batch of B·W samples is the same set whichever W.
+    ``start_batch`` skips the first batches of ``epoch`` without loading them (resumption).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.batches_per_epoch = n // (batch_size * world_size)
+        if self.batches_per_epoch == 0:
+            raise DataError(
+                f"dataset of {n} images is smaller than one global batch ({batch_size} × {world_size} processes)"
+            )
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def __len__(self) -> int:
+        return (self.batches_per_epoch - self.start_batch) * self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        used = self.batches_per_epoch * self.batch_size * self.world_size
+        mine = perm[:used][self.rank :: self.world_size]
+        for i in mine[self.start_batch * self.batch_size :].tolist():
+            yield (self.epoch, i)
+
+
+def collate(batch: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Stack samples; drop the Nones that ``skip_bad`` produces and count them."""
+    kept = [b for b in batch if b is not None]
+    if not kept:
+        return {"skipped": len(batch)}
+    out = torch.utils.data.default_collate(kept)
+    out["skipped"] = len(batch) - len(kept)
+    return out

@@ -1,0 +1,53 @@
+"""Resumable checkpoints and encoder weights, written atomically, read back with ``weights_only=True``.
+
+``checkpoint.pt`` = {"format": 1, "step", "model" (whole method), "optimizer", "torch_rng", "cuda_rng",
+"config"}. ``encoder.pt`` = the encoder's plain state dict (layout in ``ssl_bench/encoders/alexnet.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ssl_bench.atomic import atomic_torch_save
+from ssl_bench.errors import CheckpointError
+
+FORMAT = 1
+
+
+def save_checkpoint(path: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                    config: dict[str, Any]) -> None:
+    state = {
+        "format": FORMAT,
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else {},
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "config": config,
+    }
+    atomic_torch_save(state, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint to resume from: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an ssl_bench checkpoint (format {FORMAT})")
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+def save_encoder(path: Path, encoder: torch.nn.Module) -> None:
+    atomic_torch_save({k: v.detach().cpu() for k, v in encoder.state_dict().items()}, path)

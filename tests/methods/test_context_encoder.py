@@ -1,0 +1,102 @@
+import pytest
+import torch
+
+from ssl_bench.methods import available_methods, create_method
+from ssl_bench.methods.context_encoder import ChannelWiseFC
+from ssl_bench.methods.masks import make_mask
+
+
+def test_channel_wise_layer_has_m_n4_weights():
+    layer = ChannelWiseFC(256, 6)
+    assert layer.fc.weight.numel() == 256 * 6**4 == 331_776
+    ce = create_method("context_encoder", image_size=227)
+    assert ce.channel_fc.fc.weight.numel() == 331_776
+
+
+def test_channel_wise_layer_connects_each_map_only_to_itself():
+    layer = ChannelWiseFC(4, 3).eval()
+    x = torch.randn(1, 4, 3, 3, requires_grad=True)
+    y = layer(x)  # [1, 4, 3, 3]
+    y[0, 2].sum().backward()
+    grad_per_map = x.grad[0].abs().sum(dim=(1, 2))
+    assert grad_per_map[2] > 0
+    assert torch.all(grad_per_map[[0, 1, 3]] == 0)
+
+
+def test_output_covers_the_input_image():
+    ce = create_method("context_encoder", image_size=227).eval()
+    out = ce.reconstruct(torch.zeros(1, 3, 227, 227))
+    assert out.shape == (1, 3, 227, 227)
+
+
+def _batch(n=4, size=99, mask="random_region", seed=0):
+    """Smooth images (bilinearly upsampled 4×4 noise): the hole is predictable from its context."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(n, 3, 4, 4, generator=g)
+    image = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+    masks = torch.stack([make_mask(mask, size, g) for _ in range(n)])
+    return {"image": image, "mask": masks}
+
+
+def test_loss_ignores_pixels_outside_the_hole():
+    torch.manual_seed(0)
+    ce = create_method("context_encoder", image_size=99)
+    batch = _batch()
+    # Visible pixels are the network's input, so change only the *target* outside the hole: the loss
+    # must not see it.
+    from ssl_bench.methods.losses import masked_reconstruction_loss
+
+    out = ce.reconstruct(batch["image"].masked_fill(batch["mask"], 0.0))
+    target2 = torch.where(batch["mask"], batch["image"], torch.randn_like(batch["image"]))
+    a = masked_reconstruction_loss(out, batch["image"], batch["mask"])
+    b = masked_reconstruction_loss(out, target2, batch["mask"])
+    assert torch.allclose(a, b)
+
+
+def test_a_context_encoder_step_lowers_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    ce = create_method("context_encoder", image_size=99)
+    batch = _batch(n=8)
+    opt = torch.optim.Adam(ce.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    losses = []
+    for _ in range(20):
+        loss = ce(batch)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert ce(batch)["loss"].item() < losses[0]  # one step already helps …
+    assert min(losses[-5:]) < 0.8 * losses[0]  # … and a few steps help a lot
+
+
+def test_inpaint_keeps_visible_pixels():
+    ce = create_method("context_encoder", image_size=99).eval()
+    batch = _batch(n=2)
+    out = ce.inpaint(batch["image"], batch["mask"])
+    visible = ~batch["mask"].expand_as(out)
+    assert torch.equal(out[visible], batch["image"][visible])
+
+
+def test_autoencoder_refuses_masks_and_reconstructs_everything():
+    with pytest.raises(ValueError, match="no mask"):
+        create_method("autoencoder", mask="center")
+    ae = create_method("autoencoder", image_size=99)
+    assert ae.mask_type == "none"
+
+
+@pytest.mark.parametrize("name", available_methods())
+def test_every_registered_method_builds_with_caffenet_encoder(name):
+    options = {"image_size": 99}
+    if name == "supervised":
+        options["num_classes"] = 20
+    method = create_method(name, **options)
+    assert [tuple(c.weight.shape) for c in method.encoder.conv_layers()][0] == (96, 3, 11, 11)
+
+
+def test_unknown_method_and_option_fail_loudly():
+    from ssl_bench.errors import RecipeError
+
+    with pytest.raises(RecipeError, match="registered: autoencoder"):
+        create_method("jigsaw")
+    with pytest.raises(RecipeError, match="bogus"):
+        create_method("context_encoder", bogus=1)

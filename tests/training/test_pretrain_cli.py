@@ -1,0 +1,145 @@
+"""``bench pretrain`` as a user runs it: every method, outputs, resume after SIGKILL, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssl_bench.cli import main
+from ssl_bench.methods import available_methods
+from tests.conftest import TINY_SYNTH_IMAGES
+
+CAFFENET_SHAPES = {
+    "conv1.weight": (96, 3, 11, 11),
+    "conv2.weight": (256, 48, 5, 5),
+    "conv3.weight": (384, 256, 3, 3),
+    "conv4.weight": (384, 192, 3, 3),
+    "conv5.weight": (256, 192, 3, 3),
+}
+# Small and fast: 99 px gives a 2×2 pool5.
+FAST = ["--image-size", "99", "--batch-size", "4", "--workers", "0", "--no-progress",
+        "--set", f"data.synth_images={TINY_SYNTH_IMAGES}"]
+
+
+@pytest.mark.parametrize("method", available_methods())
+def test_every_method_pretrains_20_steps_and_writes_caffenet_encoder(method, synth_cache, tmp_path, capsys):
+    out = tmp_path / method
+    extra = ["--set", "model.head_width=64"] if method == "supervised" else []
+    extra += ["--set", "model.num_images=8"] if method == "datainit" else []
+    assert main(["pretrain", "--method", method, "--steps", "20", "--out", str(out), *FAST, *extra]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["method"] == method
+    state = torch.load(out / "encoder.pt", weights_only=True)
+    assert {k: tuple(state[k].shape) for k in CAFFENET_SHAPES} == CAFFENET_SHAPES
+    assert sorted(state) == sorted(f"conv{i}.{p}" for i in range(1, 6) for p in ("weight", "bias"))
+    assert (out / "config.yaml").is_file() and (out / "checkpoint.pt").is_file()
+
+
+def test_context_encoder_run_folder_has_metrics_and_samples(synth_cache, tmp_path):
+    out = tmp_path / "ce"
+    assert main(["pretrain", "--steps", "20", "--sample-every", "10", "--out", str(out), *FAST]) == 0
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == [10, 20]
+    assert all(r["img_s"] > 0 for r in rows if "loss" in r)
+    samples = [r for r in rows if "sample_l2" in r]
+    assert [r["step"] for r in samples] == [10, 20] and all(r["fill_l2"] > 0 for r in samples)
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000010.png", "step_000020.png"]
+    from PIL import Image
+
+    grid = Image.open(out / "samples" / "step_000020.png")
+    assert grid.size[1] > 3 * 99  # three rows: masked input / output / original
+
+
+def _bench(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ssl_bench", *args]
+
+
+def _states(out: Path) -> dict[str, torch.Tensor]:
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    return {**{f"model.{k}": v for k, v in ckpt["model"].items()},
+            **{f"enc.{k}": v for k, v in torch.load(out / "encoder.pt", weights_only=True).items()}}
+
+
+def test_sigkill_then_resume_ends_with_identical_weights(synth_cache, tmp_path):
+    env = {**os.environ, "SSL_BENCH_CACHE": str(synth_cache)}
+    common = ["pretrain", "--steps", "40", "--checkpoint-every", "5", "--seed", "3", *FAST,
+              "--set", "train.log_every=1"]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run(_bench(*common, "--out", str(straight)), env=env, check=True, capture_output=True)
+
+    proc = subprocess.Popen(_bench(*common, "--out", str(killed)), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    metrics, deadline = killed / "metrics.jsonl", time.time() + 120
+    while time.time() < deadline:
+        rows = metrics.read_text().splitlines() if metrics.is_file() else []
+        if len(rows) >= 12:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = torch.load(killed / "checkpoint.pt", weights_only=True)["step"]
+    assert 5 <= step < 40, "the kill must land mid-run"
+    subprocess.run(_bench(*common, "--out", str(killed), "--resume"), env=env, check=True, capture_output=True)
+
+    a, b = _states(straight), _states(killed)
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"resumed run differs in {different}"
+    logged = [json.loads(x)["step"] for x in metrics.read_text().splitlines()]
+    assert logged == list(range(1, 41)), "metrics.jsonl holds each step once after the resume"
+
+
+def test_two_process_ddp_equals_one_process_on_the_combined_batch(synth_cache, tmp_path):
+    env = {**os.environ, "SSL_BENCH_CACHE": str(synth_cache), "OMP_NUM_THREADS": "1"}
+    common = ["pretrain", "--steps", "2", "--seed", "1", "--image-size", "99", "--workers", "0",
+              "--no-progress", "--set", f"data.synth_images={TINY_SYNTH_IMAGES}", "--set", "train.lr=1e-4"]
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    subprocess.run(_bench(*common, "--batch-size", "8", "--out", str(single)), env=env, check=True,
+                   capture_output=True)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                "-m", "ssl_bench"]
+    result = subprocess.run([*launcher, *common, "--batch-size", "4", "--out", str(ddp)], env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, b = _states(single), _states(ddp)
+    lr = 1e-4
+    for k in a:
+        # Adam moves each weight by about lr per step; summation order differs between one process and an
+        # all-reduce, so allow a small fraction of one step.
+        assert torch.allclose(a[k], b[k], rtol=0, atol=lr * 1e-2), k
+
+
+def test_corrupt_jpeg_stops_with_the_file_named_and_skip_flag_counts_it(tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(12):
+        Image.new("RGB", (120, 100), (i * 20, 100, 50)).save(folder / f"img{i:02d}.jpg")
+    (folder / "img05.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    args = ["pretrain", "--data", str(folder), "--steps", "4", "--image-size", "99", "--batch-size", "4",
+            "--workers", "1", "--no-progress", "--set", "model.fill=[0,0,0]"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "img05.jpg" in err and "Traceback" not in err
+    assert main([*args, "--out", str(tmp_path / "b"), "--skip-bad-images", "--set", "train.log_every=1"]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert sum(r.get("skipped", 0) for r in rows) >= 1
+
+
+def test_bad_flags_and_recipes_fail_with_a_clear_message(tmp_path, capsys):
+    assert main(["pretrain", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert main(["pretrain", "--method", "context_encoder", "--set", "train.bogus=1",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "bogus" in capsys.readouterr().err
+    assert main(["pretrain", "--resume", "--out", str(tmp_path / "empty")]) == 2
+    assert "checkpoint" in capsys.readouterr().err
