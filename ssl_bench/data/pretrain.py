@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ssl_bench.data.folder import ImageFolderIndex, load_image
+from ssl_bench.data.folder import ImageFolderIndex, collate_skip_none, load_image
 from ssl_bench.data.transforms import normalize, to_tensor
 from ssl_bench.errors import DataError
 from ssl_bench.methods.masks import make_mask
@@ -134,11 +134,5 @@ class EpochSampler(Sampler):
             yield (self.epoch, i)
 
 
-def collate(batch: list[dict[str, Any] | None]) -> dict[str, Any]:
-    """Stack samples; drop the Nones that ``skip_bad`` produces and count them."""
-    kept = [b for b in batch if b is not None]
-    if not kept:
-        return {"skipped": len(batch)}
-    out = torch.utils.data.default_collate(kept)
-    out["skipped"] = len(batch) - len(kept)
-    return out
+# Stack samples; drop the Nones that ``skip_bad`` produces and count them under "skipped".
+collate = collate_skip_none

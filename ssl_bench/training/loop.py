@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ssl_bench.data.pretrain import EpochSampler
 from ssl_bench.training.distributed import DistInfo
+from ssl_bench.training.performance import Performance
 
 
 def endless_batches(loader: DataLoader, sampler: EpochSampler, start_step: int) -> Iterator[dict[str, Any]]:
@@ -27,7 +28,9 @@ def endless_batches(loader: DataLoader, sampler: EpochSampler, start_step: int) 
     epoch, skip = divmod(start_step, sampler.batches_per_epoch)
     while True:
         sampler.set_epoch(epoch, skip)
-        yield from loader
+        for batch in loader:
+            if "image" in batch:  # a batch whose every image was unreadable (--skip-bad-images) is dropped
+                yield batch
         epoch, skip = epoch + 1, 0
 
 
@@ -51,8 +54,7 @@ def train_loop(
     steps: int,
     info: DistInfo,
     out: Path,
-    amp: bool,
-    channels_last: bool,
+    perf: Performance,
     log_every: int,
     on_checkpoint: Callable[[int], None],
     checkpoint_every: int,
@@ -69,8 +71,8 @@ def train_loop(
     model.train()
     try:
         for step, batch in zip(range(start_step + 1, steps + 1), batches):
-            batch = to_device(batch, device, channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            batch = to_device(batch, device, perf.channels_last)
+            with perf.autocast(device):
                 loss = model(batch)["loss"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

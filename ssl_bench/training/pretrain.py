@@ -11,6 +11,7 @@ Output folder::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -31,11 +32,13 @@ from ssl_bench.recipes import check_keys
 from ssl_bench.training.checkpoint import load_checkpoint, restore_rng, save_checkpoint, save_encoder
 from ssl_bench.training.distributed import DistInfo, barrier, cleanup_distributed, init_distributed
 from ssl_bench.training.loop import endless_batches, to_device, train_loop
+from ssl_bench.training.performance import maybe_compile, resolve_performance
 from ssl_bench.training.samples import write_sample_grid
 
 DATA_KEYS = {"source", "image_size", "synth_images", "skip_bad", "stats_images"}
 TRAIN_KEYS = {"steps", "batch_size", "optimizer", "lr", "betas", "weight_decay", "workers", "log_every",
-              "sample_every", "checkpoint_every", "amp", "channels_last", "sample_images"}
+              "sample_every", "checkpoint_every", "amp", "channels_last", "compile", "fused_adam",
+              "sample_images"}
 SAMPLE_IMAGES = 8
 
 
@@ -134,21 +137,22 @@ def _run(config: dict[str, Any], out: Path, resume: bool, info: DistInfo, progre
         atomic_write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     method.to(info.device)
     cuda = info.device.type == "cuda"
-    amp = train.get("amp", "auto") == "auto" and cuda or train.get("amp") is True
-    channels_last = train.get("channels_last", "auto") == "auto" and cuda or train.get("channels_last") is True
-    if channels_last:
+    perf = resolve_performance(train, info.device)
+    config["provenance"]["performance"] = dataclasses.asdict(perf)
+    if perf.channels_last:
         method.to(memory_format=torch.channels_last)
 
     if not method.trains:
         if index is not None:
             loader, sampler = _loader(method, index, config, info)
-            method.prepare(to_device(b, info.device, False) for b in endless_batches(loader, sampler, 0))
+            method.prepare(to_device(b, info.device, perf.channels_last)
+                           for b in endless_batches(loader, sampler, 0))
         if info.is_main:
             save_checkpoint(ckpt_path, 0, method, None, config)
             save_encoder(out / "encoder.pt", method.encoder)
         return {"method": config["method"], "steps": 0, "wall_s": time.perf_counter() - started}
 
-    optimizer = build_optimizer(method.parameters(), train, fused=cuda)
+    optimizer = build_optimizer(method.parameters(), train, fused=perf.fused_adam)
     start_step = 0
     if state is not None:
         method.load_state_dict(state["model"], strict=True)
@@ -161,6 +165,7 @@ def _run(config: dict[str, Any], out: Path, resume: bool, info: DistInfo, progre
         (out / "metrics.jsonl").unlink(missing_ok=True)
     model = DistributedDataParallel(method, device_ids=[info.device.index] if cuda else None) \
         if info.enabled else method
+    model = maybe_compile(model, perf.compile)
     loader, sampler = _loader(method, index, config, info)
     sample_batch = _sample_batch(method, index, config, info)
 
@@ -174,7 +179,7 @@ def _run(config: dict[str, Any], out: Path, resume: bool, info: DistInfo, progre
 
     steps = train["steps"]
     train_loop(model, optimizer, endless_batches(loader, sampler, start_step), start_step=start_step,
-               steps=steps, info=info, out=out, amp=amp, channels_last=channels_last,
+               steps=steps, info=info, out=out, perf=perf,
                log_every=train.get("log_every", 10), on_checkpoint=on_checkpoint,
                checkpoint_every=train.get("checkpoint_every", 0), on_sample=on_sample,
                sample_every=train.get("sample_every", 0), progress=progress)
