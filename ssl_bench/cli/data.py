@@ -1,0 +1,86 @@
+"""``bench data``: generate the SynthVOC default dataset; check a real VOC / SBD layout before evaluating."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="datasets: generate SynthVOC, check VOC/SBD layouts")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    s = dsub.add_parser("synth", help="write the procedurally generated VOC-format dataset (SynthVOC)")
+    s.add_argument("--out", type=Path, required=True, help="folder to write (VOCdevkit/VOC2007 and pool/ inside)")
+    s.add_argument("--images", type=int, default=2000, help="total images, pool included (default 2000)")
+    s.add_argument("--size", type=int, default=227, help="image side in pixels (default 227)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=run_synth)
+    c = dsub.add_parser("check", help="verify a VOCdevkit year folder (and SBD) before evaluating on it")
+    c.add_argument("--data", type=Path, required=True, help="VOC year folder, e.g. VOCdevkit/VOC2007")
+    c.add_argument("--year", choices=sorted(EXPECTED_SPLITS), help="check the official split sizes of this "
+                   "year (default: guessed from the folder name; none for other folders)")
+    c.add_argument("--sbd", type=Path, help="SBD root (benchmark_RELEASE/dataset) to check as well")
+    c.add_argument("--deep", action="store_true", help="also decode every image and mask (slow)")
+    c.set_defaults(func=run_check)
+
+
+# Official split sizes (PASCAL VOC devkit image sets; SBD release of Hariharan et al. 2011).
+EXPECTED_SPLITS = {
+    "VOC2007": {"Main/trainval": 5011, "Main/test": 4952, "Main/train": 2501, "Main/val": 2510},
+    "VOC2012": {"Main/trainval": 11540, "Segmentation/train": 1464, "Segmentation/val": 1449},
+}
+SBD_SPLITS = {"train": 8498, "val": 2857}
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from ssl_bench.data.synthvoc import generate_synthvoc
+
+    t0 = time.perf_counter()
+    root = generate_synthvoc(args.out, num_images=args.images, size=args.size, seed=args.seed,
+                             workers=args.workers)
+    elapsed = time.perf_counter() - t0
+    print(json.dumps({"voc_root": str(root), "images": args.images, "wall_s": round(elapsed, 1),
+                      "img_s": round(args.images / elapsed, 1)}))
+    return 0
+
+
+def check_sbd(root: Path) -> list[str]:
+    """SBD (``dataset/``): ``img/*.jpg``, ``cls/*.mat`` and ``train.txt`` / ``val.txt`` of the right sizes."""
+    problems = []
+    for folder in ("img", "cls"):
+        if not (root / folder).is_dir():
+            problems.append(f"missing folder {root / folder}")
+    for split, size in SBD_SPLITS.items():
+        path = root / f"{split}.txt"
+        if not path.is_file():
+            problems.append(f"missing SBD split {path}")
+            continue
+        ids = path.read_text().split()
+        if len(ids) != size:
+            problems.append(f"{path}: {len(ids)} ids, expected {size}")
+        missing = [i for i in ids if not (root / "cls" / f"{i}.mat").is_file()]
+        if missing:
+            problems.append(f"{path}: {len(missing)} ids without cls/<id>.mat, e.g. {missing[0]}")
+    return problems
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from ssl_bench.data.voc import check_voc_layout
+
+    synthetic = (args.data.parent.parent / "SYNTHVOC.json").is_file()  # SynthVOC also names its folder VOC2007
+    guessed = args.data.name if args.data.name in EXPECTED_SPLITS and not synthetic else None
+    year = args.year or guessed
+    problems = check_voc_layout(args.data, EXPECTED_SPLITS.get(year), deep=args.deep)
+    if args.sbd is not None:
+        problems += check_sbd(args.sbd)
+    where = f"{args.data}" + (f" (checked against {year}'s official split sizes)" if year else "")
+    if problems:
+        print(f"bench data check: {len(problems)} problem(s) in {where}:")
+        for p in problems:
+            print(f"  - {p}")
+        return 1
+    print(f"bench data check: {where} looks complete")
+    return 0
