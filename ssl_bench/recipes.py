@@ -33,7 +33,9 @@ def find_recipe(kind: str, profile: str, name: str) -> Path:
         if path.is_file():
             return path
     searched = ", ".join(str(d / profile) for d in recipe_dirs(kind))
-    raise RecipeError(f"no {kind} recipe '{name}' for profile '{profile}' (searched {searched}); pass --recipe FILE")
+    raise RecipeError(
+        f"no {kind} recipe '{name}' for profile '{profile}' (searched {searched}); pass --recipe FILE"
+    )
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -63,7 +65,9 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def check_keys(section: dict[str, Any], allowed: set[str], where: str) -> None:
     unknown = set(section) - allowed
     if unknown:
-        raise RecipeError(f"unknown key(s) {sorted(unknown)} in {where}; allowed: {', '.join(sorted(allowed))}")
+        raise RecipeError(
+            f"unknown key(s) {sorted(unknown)} in {where}; allowed: {', '.join(sorted(allowed))}"
+        )
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""``bench``: the suite's command line. Each subcommand lives in its own module with ``add_parser``/``run``."""
+"""``bench``: the suite's command line; each subcommand lives in its own module (``add_parser``, ``run``)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,17 @@ SUBCOMMANDS = {
     "data": "ssl_bench.cli.data",
     "show": "ssl_bench.cli.show",
     "eval": "ssl_bench.cli.eval",
+    "table": "ssl_bench.cli.table",
+    "reproduce": "ssl_bench.cli.reproduce",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bench", description="Self-supervised feature-learning benchmark: pretrain, evaluate, tabulate.")
+        prog="bench", description="Self-supervised feature-learning benchmark: pretrain, evaluate, tabulate."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module in SUBCOMMANDS.items():
+    for module in SUBCOMMANDS.values():
         importlib.import_module(module).add_parser(sub)
     return parser
 

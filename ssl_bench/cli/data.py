@@ -12,7 +12,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="datasets: generate SynthVOC, check VOC/SBD layouts")
     dsub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     s = dsub.add_parser("synth", help="write the procedurally generated VOC-format dataset (SynthVOC)")
-    s.add_argument("--out", type=Path, required=True, help="folder to write (VOCdevkit/VOC2007 and pool/ inside)")
+    s.add_argument(
+        "--out", type=Path, required=True, help="folder to write (VOCdevkit/VOC2007 and pool/ inside)"
+    )
     s.add_argument("--images", type=int, default=2000, help="total images, pool included (default 2000)")
     s.add_argument("--size", type=int, default=227, help="image side in pixels (default 227)")
     s.add_argument("--seed", type=int, default=0)
@@ -20,8 +22,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_synth)
     c = dsub.add_parser("check", help="verify a VOCdevkit year folder (and SBD) before evaluating on it")
     c.add_argument("--data", type=Path, required=True, help="VOC year folder, e.g. VOCdevkit/VOC2007")
-    c.add_argument("--year", choices=sorted(EXPECTED_SPLITS), help="check the official split sizes of this "
-                   "year (default: guessed from the folder name; none for other folders)")
+    c.add_argument(
+        "--year",
+        choices=sorted(EXPECTED_SPLITS),
+        help="check the official split sizes of this "
+        "year (default: guessed from the folder name; none for other folders)",
+    )
     c.add_argument("--sbd", type=Path, help="SBD root (benchmark_RELEASE/dataset) to check as well")
     c.add_argument("--deep", action="store_true", help="also decode every image and mask (slow)")
     c.set_defaults(func=run_check)
@@ -39,11 +45,20 @@ def run_synth(args: argparse.Namespace) -> int:
     from ssl_bench.data.synthvoc import generate_synthvoc
 
     t0 = time.perf_counter()
-    root = generate_synthvoc(args.out, num_images=args.images, size=args.size, seed=args.seed,
-                             workers=args.workers)
+    root = generate_synthvoc(
+        args.out, num_images=args.images, size=args.size, seed=args.seed, workers=args.workers
+    )
     elapsed = time.perf_counter() - t0
-    print(json.dumps({"voc_root": str(root), "images": args.images, "wall_s": round(elapsed, 1),
-                      "img_s": round(args.images / elapsed, 1)}))
+    print(
+        json.dumps(
+            {
+                "voc_root": str(root),
+                "images": args.images,
+                "wall_s": round(elapsed, 1),
+                "img_s": round(args.images / elapsed, 1),
+            }
+        )
+    )
     return 0
 
 
@@ -70,7 +85,9 @@ def check_sbd(root: Path) -> list[str]:
 def run_check(args: argparse.Namespace) -> int:
     from ssl_bench.data.voc import check_voc_layout
 
-    synthetic = (args.data.parent.parent / "SYNTHVOC.json").is_file()  # SynthVOC also names its folder VOC2007
+    synthetic = (
+        args.data.parent.parent / "SYNTHVOC.json"
+    ).is_file()  # SynthVOC also names its folder VOC2007
     guessed = args.data.name if args.data.name in EXPECTED_SPLITS and not synthetic else None
     year = args.year or guessed
     problems = check_voc_layout(args.data, EXPECTED_SPLITS.get(year), deep=args.deep)

@@ -12,8 +12,11 @@ from ssl_bench.recipes import PROFILES, find_recipe, load_yaml, merge, parse_val
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pretrain", help="pretrain an encoder (context encoder, baselines)",
-                       description="Pretrain an encoder. With no --data, uses the generated SynthVOC default.")
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain an encoder (context encoder, baselines)",
+        description="Pretrain an encoder. With no --data, uses the generated SynthVOC default.",
+    )
     p.add_argument("--method", default="context_encoder", help=f"one of: {', '.join(available_methods())}")
     p.add_argument("--profile", default="smoke", choices=PROFILES, help="recipe profile (default: smoke)")
     p.add_argument("--recipe", type=Path, help="recipe YAML (default: pretrain/<profile>/<method>.yaml)")
@@ -29,10 +32,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, metavar="N")
     p.add_argument("--sample-every", type=int, metavar="N")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
-    p.add_argument("--skip-bad-images", action="store_true",
-                   help="skip unreadable images (counted in metrics.jsonl) instead of stopping")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override any recipe value, e.g. --set model.loss=l1 (YAML value)")
+    p.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="skip unreadable images (counted in metrics.jsonl) instead of stopping",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override any recipe value, e.g. --set model.loss=l1 (YAML value)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -46,11 +57,16 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     if args.recipe is None and recipe["method"] != args.method:
         raise RecipeError(f"recipe for '{args.method}' names method '{recipe['method']}'")
     flags: dict[str, Any] = {"data": {}, "train": {}}
-    for key, section, name in [("data", "data", "source"), ("image_size", "data", "image_size"),
-                               ("steps", "train", "steps"), ("batch_size", "train", "batch_size"),
-                               ("lr", "train", "lr"), ("workers", "train", "workers"),
-                               ("checkpoint_every", "train", "checkpoint_every"),
-                               ("sample_every", "train", "sample_every")]:
+    for key, section, name in [
+        ("data", "data", "source"),
+        ("image_size", "data", "image_size"),
+        ("steps", "train", "steps"),
+        ("batch_size", "train", "batch_size"),
+        ("lr", "train", "lr"),
+        ("workers", "train", "workers"),
+        ("checkpoint_every", "train", "checkpoint_every"),
+        ("sample_every", "train", "sample_every"),
+    ]:
         if getattr(args, key) is not None:
             flags[section][name] = getattr(args, key)
     if args.skip_bad_images:
@@ -76,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     out = args.out or Path("runs") / "pretrain" / f"{config['method']}-{args.profile}"
-    summary = run_pretraining(config, out, resume=args.resume, device=args.device,
-                              progress=not args.no_progress)
+    summary = run_pretraining(
+        config, out, resume=args.resume, device=args.device, progress=not args.no_progress
+    )
     summary["out"] = str(out)
     print(json.dumps(summary))
     return 0

@@ -116,7 +116,8 @@ class EpochSampler(Sampler):
         self.batches_per_epoch = n // (batch_size * world_size)
         if self.batches_per_epoch == 0:
             raise DataError(
-                f"dataset of {n} images is smaller than one global batch ({batch_size} × {world_size} processes)"
+                f"dataset of {n} images is smaller than one global batch "
+                f"({batch_size} × {world_size} processes)"
             )
         self.epoch, self.start_batch = 0, 0
 

@@ -35,4 +35,4 @@ def denormalize(x: torch.Tensor) -> torch.Tensor:
 
 def rgb_to_normalized(rgb: tuple[float, float, float]) -> tuple[float, float, float]:
     """A pixel value in [0, 1] per channel → normalised units (e.g. the hole fill value)."""
-    return tuple((c - m) / s for c, m, s in zip(rgb, MEAN, STD))  # type: ignore[return-value]
+    return tuple((c - m) / s for c, m, s in zip(rgb, MEAN, STD, strict=True))  # type: ignore[return-value]

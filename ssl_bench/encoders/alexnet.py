@@ -1,4 +1,4 @@
-"""AlexNet encoders: the CaffeNet shape the paper's evaluations load (PAPER.md §1.2), and torchvision's variant.
+"""AlexNet encoders: the CaffeNet shape the paper's evaluations load (PAPER.md §1.2), and torchvision's.
 
 State-dict layout of ``CaffeNetEncoder`` (this is the layout of every ``encoder.pt``)::
 
@@ -18,7 +18,7 @@ from torch import nn
 # Taps in forward order; ``forward(x, taps=...)`` returns any subset of them.
 CAFFENET_TAPS = ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5")
 
-# (name, in, out, kernel, stride, padding, groups) for CaffeNet (Krizhevsky et al. 2012 / Caffe's bvlc_reference_caffenet).
+# (name, in, out, kernel, stride, padding, groups): Krizhevsky et al. 2012 / Caffe's bvlc_reference_caffenet.
 _CAFFENET_CONVS = (
     ("conv1", 3, 96, 11, 4, 0, 1),
     ("conv2", 96, 256, 5, 1, 2, 2),
@@ -119,7 +119,16 @@ class TorchvisionAlexNetEncoder(nn.Module):
     taps = CAFFENET_TAPS
     out_channels = 256
     # indices inside torchvision.models.AlexNet.features
-    _tap_index = {"conv1": 1, "pool1": 2, "conv2": 4, "pool2": 5, "conv3": 7, "conv4": 9, "conv5": 11, "pool5": 12}
+    _tap_index = {
+        "conv1": 1,
+        "pool1": 2,
+        "conv2": 4,
+        "pool2": 5,
+        "conv3": 7,
+        "conv4": 9,
+        "conv5": 11,
+        "pool5": 12,
+    }
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""Pretraining methods, registered by name (``create_method``). Importing this package registers the built-ins."""
+"""Pretraining methods, registered by name (``create_method``); importing this package registers them."""
 
 from ssl_bench.methods import context_encoder, datainit, random_init, supervised  # noqa: F401 - registration
 from ssl_bench.methods.base import PretrainMethod

@@ -137,7 +137,12 @@ class ContextEncoder(PretrainMethod):
         image, mask = batch["image"], batch["mask"]  # [N,3,H,W] float, [N,1,H,W] bool
         out = self.reconstruct(fill_holes(image, mask, self.fill)).float()
         loss = masked_reconstruction_loss(
-            out, image.float(), mask, kind=self.loss_kind, overlap=self.overlap, overlap_weight=self.overlap_weight
+            out,
+            image.float(),
+            mask,
+            kind=self.loss_kind,
+            overlap=self.overlap,
+            overlap_weight=self.overlap_weight,
         )
         return {"loss": loss}
 

@@ -1,4 +1,4 @@
-"""Data-dependent initialisation (Krähenbühl et al. 2016, "magic init"; PAPER.md §2), computed on real batches.
+"""Data-dependent initialisation (Krähenbühl et al. 2016, "magic init"; PAPER.md §2) on real batches.
 
 Two stages, both on a handful of real (unlabelled) batches:
 
@@ -38,7 +38,9 @@ def _pre_activations(encoder: nn.Module, conv: nn.Conv2d, images: torch.Tensor) 
 
 
 @torch.no_grad()
-def within_layer_init_(encoder: nn.Module, images: torch.Tensor, bias: float = 0.1, eps: float = 1e-8) -> None:
+def within_layer_init_(
+    encoder: nn.Module, images: torch.Tensor, bias: float = 0.1, eps: float = 1e-8
+) -> None:
     """Scale each conv's output channels to unit pre-activation variance on ``images``; set biases."""
     for conv in encoder.conv_layers():
         if conv.bias is not None:
@@ -67,7 +69,7 @@ def between_layer_rescale_(
         target = ratios.log().mean().exp()  # geometric mean
         scales = (ratios / target).pow(alpha / 2)
         with torch.no_grad():
-            for k, (conv, c) in enumerate(zip(convs, scales.tolist())):
+            for k, (conv, c) in enumerate(zip(convs, scales.tolist(), strict=True)):
                 conv.weight.mul_(c)
                 if conv.bias is not None:
                     conv.bias.mul_(c)

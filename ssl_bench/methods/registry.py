@@ -27,7 +27,9 @@ def register_method(name: str) -> Callable[[_M], _M]:
 
     def wrap(cls: _M) -> _M:
         if name in _METHODS and _METHODS[name] is not cls:
-            raise ValueError(f"method '{name}' is registered twice ({_METHODS[name].__name__}, {cls.__name__})")
+            raise ValueError(
+                f"method '{name}' is registered twice ({_METHODS[name].__name__}, {cls.__name__})"
+            )
         _METHODS[name] = cls
         cls.method_name = name  # type: ignore[attr-defined]
         return cls

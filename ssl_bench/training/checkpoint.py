@@ -17,8 +17,13 @@ from ssl_bench.errors import CheckpointError
 FORMAT = 1
 
 
-def save_checkpoint(path: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    config: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    config: dict[str, Any],
+) -> None:
     state = {
         "format": FORMAT,
         "step": step,

@@ -65,12 +65,19 @@ def train_loop(
     device = info.device
     log = (out / "metrics.jsonl").open("a") if info.is_main else None
     # In a log file (no terminal) redraw rarely instead of every 0.1 s.
-    bar = tqdm(total=steps, initial=start_step, disable=not (progress and info.is_main), unit="step",
-               dynamic_ncols=True, desc="pretrain", mininterval=0.5 if sys.stderr.isatty() else 30)
+    bar = tqdm(
+        total=steps,
+        initial=start_step,
+        disable=not (progress and info.is_main),
+        unit="step",
+        dynamic_ncols=True,
+        desc="pretrain",
+        mininterval=0.5 if sys.stderr.isatty() else 30,
+    )
     t_last, seen, completed = time.perf_counter(), 0, start_step
     model.train()
     try:
-        for step, batch in zip(range(start_step + 1, steps + 1), batches):
+        for step, batch in zip(range(start_step + 1, steps + 1), batches, strict=False):
             batch = to_device(batch, device, perf.channels_last)
             with perf.autocast(device):
                 loss = model(batch)["loss"]
@@ -85,8 +92,13 @@ def train_loop(
                 if info.enabled:
                     dist.all_reduce(value, op=dist.ReduceOp.AVG)
                 now = time.perf_counter()
-                row = {"step": step, "loss": value.item(), "img_s": seen / (now - t_last),
-                       "lr": optimizer.param_groups[0]["lr"], "skipped": int(batch.get("skipped", 0))}
+                row = {
+                    "step": step,
+                    "loss": value.item(),
+                    "img_s": seen / (now - t_last),
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "skipped": int(batch.get("skipped", 0)),
+                }
                 t_last, seen = now, 0
                 bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['img_s']:.1f}")
                 if log:

@@ -36,9 +36,23 @@ from ssl_bench.training.performance import maybe_compile, resolve_performance
 from ssl_bench.training.samples import write_sample_grid
 
 DATA_KEYS = {"source", "image_size", "synth_images", "skip_bad", "stats_images"}
-TRAIN_KEYS = {"steps", "batch_size", "optimizer", "lr", "betas", "weight_decay", "workers", "log_every",
-              "sample_every", "checkpoint_every", "amp", "channels_last", "compile", "fused_adam",
-              "sample_images"}
+TRAIN_KEYS = {
+    "steps",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "betas",
+    "weight_decay",
+    "workers",
+    "log_every",
+    "sample_every",
+    "checkpoint_every",
+    "amp",
+    "channels_last",
+    "compile",
+    "fused_adam",
+    "sample_images",
+}
 SAMPLE_IMAGES = 8
 
 
@@ -81,10 +95,17 @@ def build_method(config: dict[str, Any], index: ImageFolderIndex | None) -> Pret
 def build_optimizer(params: Any, train: dict[str, Any], fused: bool) -> torch.optim.Optimizer:
     name = train.get("optimizer", "adam")
     if name == "adam":
-        return torch.optim.Adam(params, lr=train["lr"], betas=tuple(train.get("betas", (0.9, 0.999))),
-                                weight_decay=train.get("weight_decay", 0.0), fused=fused or None)
+        return torch.optim.Adam(
+            params,
+            lr=train["lr"],
+            betas=tuple(train.get("betas", (0.9, 0.999))),
+            weight_decay=train.get("weight_decay", 0.0),
+            fused=fused or None,
+        )
     if name == "sgd":
-        return torch.optim.SGD(params, lr=train["lr"], momentum=0.9, weight_decay=train.get("weight_decay", 0.0))
+        return torch.optim.SGD(
+            params, lr=train["lr"], momentum=0.9, weight_decay=train.get("weight_decay", 0.0)
+        )
     raise RecipeError(f"unknown optimizer '{name}' (train.optimizer); choose adam or sgd")
 
 
@@ -92,12 +113,15 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """On resume, drop rows logged after the checkpoint: those steps are run again."""
     if not path.is_file():
         return
-    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    rows = [
+        line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step
+    ]
     atomic_write_text(path, "".join(r + "\n" for r in rows))
 
 
-def run_pretraining(config: dict[str, Any], out: Path, resume: bool = False, device: str | None = None,
-                    progress: bool = True) -> dict[str, Any]:
+def run_pretraining(
+    config: dict[str, Any], out: Path, resume: bool = False, device: str | None = None, progress: bool = True
+) -> dict[str, Any]:
     """Pretrain ``config['method']``; returns a summary (final loss, steps, wall time, img/s)."""
     check_keys(config.get("data", {}), DATA_KEYS, "data")
     check_keys(config.get("train", {}), TRAIN_KEYS, "train")
@@ -130,8 +154,13 @@ def _run(config: dict[str, Any], out: Path, resume: bool, info: DistInfo, progre
             config["model"]["fill"] = estimate_fill(index, data["image_size"], data.get("stats_images", 256))
     method = build_method(config, index)
     config.setdefault("provenance", {}).update(
-        {"git_commit": git_commit(), "versions": package_versions(), "world_size": info.world_size,
-         "device": str(info.device)})
+        {
+            "git_commit": git_commit(),
+            "versions": package_versions(),
+            "world_size": info.world_size,
+            "device": str(info.device),
+        }
+    )
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
@@ -145,8 +174,9 @@ def _run(config: dict[str, Any], out: Path, resume: bool, info: DistInfo, progre
     if not method.trains:
         if index is not None:
             loader, sampler = _loader(method, index, config, info)
-            method.prepare(to_device(b, info.device, perf.channels_last)
-                           for b in endless_batches(loader, sampler, 0))
+            method.prepare(
+                to_device(b, info.device, perf.channels_last) for b in endless_batches(loader, sampler, 0)
+            )
         if info.is_main:
             save_checkpoint(ckpt_path, 0, method, None, config)
             save_encoder(out / "encoder.pt", method.encoder)
@@ -163,8 +193,11 @@ def _run(config: dict[str, Any], out: Path, resume: bool, info: DistInfo, progre
             _truncate_metrics(out / "metrics.jsonl", start_step)
     elif info.is_main:
         (out / "metrics.jsonl").unlink(missing_ok=True)
-    model = DistributedDataParallel(method, device_ids=[info.device.index] if cuda else None) \
-        if info.enabled else method
+    model = (
+        DistributedDataParallel(method, device_ids=[info.device.index] if cuda else None)
+        if info.enabled
+        else method
+    )
     model = maybe_compile(model, perf.compile)
     loader, sampler = _loader(method, index, config, info)
     sample_batch = _sample_batch(method, index, config, info)
@@ -178,11 +211,22 @@ def _run(config: dict[str, Any], out: Path, resume: bool, info: DistInfo, progre
         return write_sample_grid(method, sample_batch, out / "samples" / f"step_{step:06d}.png")
 
     steps = train["steps"]
-    train_loop(model, optimizer, endless_batches(loader, sampler, start_step), start_step=start_step,
-               steps=steps, info=info, out=out, perf=perf,
-               log_every=train.get("log_every", 10), on_checkpoint=on_checkpoint,
-               checkpoint_every=train.get("checkpoint_every", 0), on_sample=on_sample,
-               sample_every=train.get("sample_every", 0), progress=progress)
+    train_loop(
+        model,
+        optimizer,
+        endless_batches(loader, sampler, start_step),
+        start_step=start_step,
+        steps=steps,
+        info=info,
+        out=out,
+        perf=perf,
+        log_every=train.get("log_every", 10),
+        on_checkpoint=on_checkpoint,
+        checkpoint_every=train.get("checkpoint_every", 0),
+        on_sample=on_sample,
+        sample_every=train.get("sample_every", 0),
+        progress=progress,
+    )
     if info.is_main:
         if start_step < steps and (not train.get("checkpoint_every") or steps % train["checkpoint_every"]):
             save_checkpoint(ckpt_path, steps, method, optimizer, config)
@@ -193,27 +237,49 @@ def _run(config: dict[str, Any], out: Path, resume: bool, info: DistInfo, progre
     return {"method": config["method"], "steps": steps, "wall_s": time.perf_counter() - started}
 
 
-def _loader(method: PretrainMethod, index: ImageFolderIndex, config: dict[str, Any],
-            info: DistInfo) -> tuple[DataLoader, EpochSampler]:
+def _loader(
+    method: PretrainMethod, index: ImageFolderIndex, config: dict[str, Any], info: DistInfo
+) -> tuple[DataLoader, EpochSampler]:
     data, train = config["data"], config["train"]
-    dataset = PretrainDataset(index, data["image_size"], method.mask_type, method.mask_options,
-                              seed=config["seed"], with_labels=method.needs_labels,
-                              skip_bad=data.get("skip_bad", False))
-    sampler = EpochSampler(len(dataset), train["batch_size"], seed=config["seed"], rank=info.rank,
-                           world_size=info.world_size)
+    dataset = PretrainDataset(
+        index,
+        data["image_size"],
+        method.mask_type,
+        method.mask_options,
+        seed=config["seed"],
+        with_labels=method.needs_labels,
+        skip_bad=data.get("skip_bad", False),
+    )
+    sampler = EpochSampler(
+        len(dataset), train["batch_size"], seed=config["seed"], rank=info.rank, world_size=info.world_size
+    )
     workers = train.get("workers", 2)
-    loader = DataLoader(dataset, batch_size=train["batch_size"], sampler=sampler, num_workers=workers,
-                        collate_fn=collate, pin_memory=info.device.type == "cuda",
-                        persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
-                        generator=torch.Generator())  # own generator: the global RNG stays untouched
+    loader = DataLoader(
+        dataset,
+        batch_size=train["batch_size"],
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=info.device.type == "cuda",
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        generator=torch.Generator(),
+    )  # own generator: the global RNG stays untouched
     return loader, sampler
 
 
-def _sample_batch(method: PretrainMethod, index: ImageFolderIndex, config: dict[str, Any],
-                  info: DistInfo) -> dict[str, Any]:
+def _sample_batch(
+    method: PretrainMethod, index: ImageFolderIndex, config: dict[str, Any], info: DistInfo
+) -> dict[str, Any]:
     """A fixed set of centre-cropped images and masks, the same at every step (and across resumes)."""
     n = min(config["train"].get("sample_images", SAMPLE_IMAGES), len(index))
-    ds = PretrainDataset(index, config["data"]["image_size"], method.mask_type, method.mask_options,
-                         seed=config["seed"] + 1, augment=False)
+    ds = PretrainDataset(
+        index,
+        config["data"]["image_size"],
+        method.mask_type,
+        method.mask_options,
+        seed=config["seed"] + 1,
+        augment=False,
+    )
     picks = torch.linspace(0, len(index) - 1, n).round().long().tolist()
     return to_device(collate([ds[i] for i in picks]), info.device, False)

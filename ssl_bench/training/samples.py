@@ -20,8 +20,13 @@ def hole_l2(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> flo
 
 
 @torch.no_grad()
-def write_sample_grid(method: torch.nn.Module, batch: dict[str, torch.Tensor], path: Path) -> dict[str, float] | None:
-    """Save rows masked-input / output / original; return ``{"sample_l2", "fill_l2"}`` or None (no decoder)."""
+def write_sample_grid(
+    method: torch.nn.Module, batch: dict[str, torch.Tensor], path: Path
+) -> dict[str, float] | None:
+    """Save rows masked-input / output / original; return the hole L2 of output and of the mean fill.
+
+    Returns None for methods without a decoder.
+    """
     image, mask = batch["image"], batch["mask"]
     was_training = method.training
     method.eval()

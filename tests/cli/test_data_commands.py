@@ -6,8 +6,23 @@ from ssl_bench.cli import main
 
 
 def test_synth_then_check_passes_and_a_deleted_image_is_named(tmp_path, capsys):
-    assert main(["data", "synth", "--out", str(tmp_path / "sv"), "--images", "40", "--size", "96",
-                 "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--out",
+                str(tmp_path / "sv"),
+                "--images",
+                "40",
+                "--size",
+                "96",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     root = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["voc_root"]
     assert main(["data", "check", "--data", root]) == 0
     assert "looks complete" in capsys.readouterr().out
@@ -19,8 +34,23 @@ def test_synth_then_check_passes_and_a_deleted_image_is_named(tmp_path, capsys):
 
 
 def test_check_against_official_sizes_reports_each_split(tmp_path, capsys):
-    assert main(["data", "synth", "--out", str(tmp_path / "sv"), "--images", "40", "--size", "96",
-                 "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--out",
+                str(tmp_path / "sv"),
+                "--images",
+                "40",
+                "--size",
+                "96",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     root = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["voc_root"]
     assert main(["data", "check", "--data", root, "--year", "VOC2007"]) == 1
     out = capsys.readouterr().out
@@ -28,8 +58,23 @@ def test_check_against_official_sizes_reports_each_split(tmp_path, capsys):
 
 
 def test_check_sbd_names_missing_pieces(tmp_path, capsys):
-    assert main(["data", "synth", "--out", str(tmp_path / "sv"), "--images", "40", "--size", "96",
-                 "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "synth",
+                "--out",
+                str(tmp_path / "sv"),
+                "--images",
+                "40",
+                "--size",
+                "96",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     root = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["voc_root"]
     (tmp_path / "sbd").mkdir()
     assert main(["data", "check", "--data", root, "--sbd", str(tmp_path / "sbd")]) == 1

@@ -26,8 +26,15 @@ def test_taps_return_named_maps_with_expected_shapes():
     enc = create_encoder("caffenet").eval()
     taps = enc(torch.randn(1, 3, 227, 227), taps=enc.taps)
     assert {k: tuple(v.shape[1:]) for k, v in taps.items()} == {
-        "conv1": (96, 55, 55), "pool1": (96, 27, 27), "conv2": (256, 27, 27), "pool2": (256, 13, 13),
-        "conv3": (384, 13, 13), "conv4": (384, 13, 13), "conv5": (256, 13, 13), "pool5": (256, 6, 6)}
+        "conv1": (96, 55, 55),
+        "pool1": (96, 27, 27),
+        "conv2": (256, 27, 27),
+        "pool2": (256, 13, 13),
+        "conv3": (384, 13, 13),
+        "conv4": (384, 13, 13),
+        "conv5": (256, 13, 13),
+        "pool5": (256, 6, 6),
+    }
     with pytest.raises(KeyError, match="fc6"):
         enc(torch.randn(1, 3, 227, 227), taps=("fc6",))
 

@@ -25,8 +25,17 @@ CAFFENET_SHAPES = {
     "conv5.weight": (256, 192, 3, 3),
 }
 # Small and fast: 99 px gives a 2×2 pool5.
-FAST = ["--image-size", "99", "--batch-size", "4", "--workers", "0", "--no-progress",
-        "--set", f"data.synth_images={TINY_SYNTH_IMAGES}"]
+FAST = [
+    "--image-size",
+    "99",
+    "--batch-size",
+    "4",
+    "--workers",
+    "0",
+    "--no-progress",
+    "--set",
+    f"data.synth_images={TINY_SYNTH_IMAGES}",
+]
 
 
 @pytest.mark.parametrize("method", available_methods())
@@ -64,19 +73,32 @@ def _bench(*args: str) -> list[str]:
 
 def _states(out: Path) -> dict[str, torch.Tensor]:
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
-    return {**{f"model.{k}": v for k, v in ckpt["model"].items()},
-            **{f"enc.{k}": v for k, v in torch.load(out / "encoder.pt", weights_only=True).items()}}
+    return {
+        **{f"model.{k}": v for k, v in ckpt["model"].items()},
+        **{f"enc.{k}": v for k, v in torch.load(out / "encoder.pt", weights_only=True).items()},
+    }
 
 
 def test_sigkill_then_resume_ends_with_identical_weights(synth_cache, tmp_path):
     env = {**os.environ, "SSL_BENCH_CACHE": str(synth_cache)}
-    common = ["pretrain", "--steps", "40", "--checkpoint-every", "5", "--seed", "3", *FAST,
-              "--set", "train.log_every=1"]
+    common = [
+        "pretrain",
+        "--steps",
+        "40",
+        "--checkpoint-every",
+        "5",
+        "--seed",
+        "3",
+        *FAST,
+        "--set",
+        "train.log_every=1",
+    ]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     subprocess.run(_bench(*common, "--out", str(straight)), env=env, check=True, capture_output=True)
 
-    proc = subprocess.Popen(_bench(*common, "--out", str(killed)), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _bench(*common, "--out", str(killed)), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     metrics, deadline = killed / "metrics.jsonl", time.time() + 120
     while time.time() < deadline:
         rows = metrics.read_text().splitlines() if metrics.is_file() else []
@@ -87,7 +109,9 @@ def test_sigkill_then_resume_ends_with_identical_weights(synth_cache, tmp_path):
     proc.wait()
     step = torch.load(killed / "checkpoint.pt", weights_only=True)["step"]
     assert 5 <= step < 40, "the kill must land mid-run"
-    subprocess.run(_bench(*common, "--out", str(killed), "--resume"), env=env, check=True, capture_output=True)
+    subprocess.run(
+        _bench(*common, "--out", str(killed), "--resume"), env=env, check=True, capture_output=True
+    )
 
     a, b = _states(straight), _states(killed)
     assert a.keys() == b.keys()
@@ -99,15 +123,39 @@ def test_sigkill_then_resume_ends_with_identical_weights(synth_cache, tmp_path):
 
 def test_two_process_ddp_equals_one_process_on_the_combined_batch(synth_cache, tmp_path):
     env = {**os.environ, "SSL_BENCH_CACHE": str(synth_cache), "OMP_NUM_THREADS": "1"}
-    common = ["pretrain", "--steps", "2", "--seed", "1", "--image-size", "99", "--workers", "0",
-              "--no-progress", "--set", f"data.synth_images={TINY_SYNTH_IMAGES}", "--set", "train.lr=1e-4"]
+    common = [
+        "pretrain",
+        "--steps",
+        "2",
+        "--seed",
+        "1",
+        "--image-size",
+        "99",
+        "--workers",
+        "0",
+        "--no-progress",
+        "--set",
+        f"data.synth_images={TINY_SYNTH_IMAGES}",
+        "--set",
+        "train.lr=1e-4",
+    ]
     single, ddp = tmp_path / "single", tmp_path / "ddp"
-    subprocess.run(_bench(*common, "--batch-size", "8", "--out", str(single)), env=env, check=True,
-                   capture_output=True)
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                "-m", "ssl_bench"]
-    result = subprocess.run([*launcher, *common, "--batch-size", "4", "--out", str(ddp)], env=env,
-                            capture_output=True, text=True)
+    subprocess.run(
+        _bench(*common, "--batch-size", "8", "--out", str(single)), env=env, check=True, capture_output=True
+    )
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "ssl_bench",
+    ]
+    result = subprocess.run(
+        [*launcher, *common, "--batch-size", "4", "--out", str(ddp)], env=env, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     a, b = _states(single), _states(ddp)
     lr = 1e-4
@@ -125,8 +173,22 @@ def test_corrupt_jpeg_stops_with_the_file_named_and_skip_flag_counts_it(tmp_path
     for i in range(12):
         Image.new("RGB", (120, 100), (i * 20, 100, 50)).save(folder / f"img{i:02d}.jpg")
     (folder / "img05.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    args = ["pretrain", "--data", str(folder), "--steps", "4", "--image-size", "99", "--batch-size", "4",
-            "--workers", "1", "--no-progress", "--set", "model.fill=[0,0,0]"]
+    args = [
+        "pretrain",
+        "--data",
+        str(folder),
+        "--steps",
+        "4",
+        "--image-size",
+        "99",
+        "--batch-size",
+        "4",
+        "--workers",
+        "1",
+        "--no-progress",
+        "--set",
+        "model.fill=[0,0,0]",
+    ]
     assert main([*args, "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
     assert "img05.jpg" in err and "Traceback" not in err
@@ -138,8 +200,20 @@ def test_corrupt_jpeg_stops_with_the_file_named_and_skip_flag_counts_it(tmp_path
 def test_bad_flags_and_recipes_fail_with_a_clear_message(tmp_path, capsys):
     assert main(["pretrain", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "nope" in capsys.readouterr().err
-    assert main(["pretrain", "--method", "context_encoder", "--set", "train.bogus=1",
-                 "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "pretrain",
+                "--method",
+                "context_encoder",
+                "--set",
+                "train.bogus=1",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "bogus" in capsys.readouterr().err
     assert main(["pretrain", "--resume", "--out", str(tmp_path / "empty")]) == 2
     assert "checkpoint" in capsys.readouterr().err
