@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "eval": "ssl_bench.cli.eval",
     "table": "ssl_bench.cli.table",
     "reproduce": "ssl_bench.cli.reproduce",
+    "speed": "ssl_bench.cli.speed",
 }
 
 

@@ -1,0 +1,8 @@
+"""Results: the table (``table.py``), its statistics (``stats.py``), figures, report and ``bench reproduce``.
+
+Everything here renders from stored result records (``ssl_bench/records.py``); nothing reads a live run.
+"""
+
+# The paper's Table 2 rows and columns (PAPER.md §4) that ``bench reproduce`` runs by default.
+DEFAULT_METHODS = ("context_encoder", "autoencoder", "random", "datainit", "supervised")
+DEFAULT_TASKS = ("cls", "det", "seg")

@@ -1,0 +1,224 @@
+"""``results/REPORT.md``: the reproduced table, the paper's numbers, the figures and how they were made.
+
+Written from the records and stage markers only, and without timestamps or cached/ran flags, so the same
+records give the same report byte for byte (a re-run that reuses every stage rewrites an identical file).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ssl_bench.atomic import atomic_write_text
+from ssl_bench.results.table import ResultsTable, format_duration, read_paper_csv, render, to_markdown
+
+if TYPE_CHECKING:
+    from ssl_bench.results.reproduce import ReproduceOptions, StageResult
+
+FIGURES = (
+    (
+        "results_bars",
+        "Results as bars",
+        "Mean ± 95% CI over evaluation seeds per task and method; × marks the paper's number where the "
+        "metric "
+        "is the same.",
+    ),
+    (
+        "inpainting_examples",
+        "Inpainting examples",
+        "Centre hole (¼ of the image) on held-out test images: masked input, each inpainting method's output "
+        "(prediction pasted into the hole), original.",
+    ),
+    (
+        "conv1_filters",
+        "conv1 filters",
+        "The 96 first-layer filters of each encoder, each scaled to its own range.",
+    ),
+    (
+        "tsne_pool5",
+        "t-SNE of pool5 features",
+        "Held-out test images embedded by t-SNE (after PCA to 50 dimensions), coloured by their largest "
+        "object's "
+        "class.",
+    ),
+    (
+        "loss_curves",
+        "Pretraining curves",
+        "Training loss per logged step (metrics.jsonl); for inpainting methods also the hole L2 of the fixed "
+        "sample batch against the mean fill.",
+    ),
+    (
+        "layer_randomisation",
+        "Layer randomisation",
+        "One encoder layer at a time (conv1…conv5) re-drawn from its initial distribution, everything else "
+        "trained: the centre-hole L2 error on held-out images (mean ± std over draws); dashed: the mean "
+        "fill.",
+    ),
+)
+
+
+def _table_command(out: Path, options: ReproduceOptions) -> str:
+    parts = [
+        "bench",
+        "table",
+        "--results",
+        str(out / "runs"),
+        "--profile",
+        options.profile,
+        "--tasks",
+        *options.tasks,
+        "--methods",
+        *options.methods,
+        "--seeds",
+        str(options.seeds),
+    ]
+    return shlex.join(parts)
+
+
+def _reference_tables() -> str:
+    """The paper's Table 2 and the later AlexNet rows, from results/paper/*.csv."""
+    lines = []
+    try:
+        t2 = read_paper_csv("table2.csv")
+        cols = ["method", "supervision", "pretraining_time", "cls", "det", "seg", "note"]
+        lines += [
+            "Pathak et al. 2016, Table 2 (`results/paper/table2.csv`; cls = scikit-learn AP via "
+            "Krähenbühl's code, det = VOC07 11-point AP, seg = mean IU):",
+            "",
+            to_markdown(t2[cols]),
+            "",
+        ]
+        later = read_paper_csv("later_rows.csv")
+        cols = ["method", "rescaled", "cls", "det", "seg", "method_citation", "note"]
+        lines += ["Later AlexNet rows (`results/paper/later_rows.csv`):", "", to_markdown(later[cols]), ""]
+    except (OSError, KeyError) as e:
+        lines.append(f"(paper reference tables unavailable: {e})")
+    return "\n".join(lines)
+
+
+def _layer_numbers(out: Path) -> str:
+    path = out / "figures" / "layer_randomisation.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return ""
+    rows = []
+    for method, entry in data.get("methods", {}).items():
+        row = {"method": method, "trained": f"{entry['trained']:.2f}"}
+        for layer, v in entry.get("layers", {}).items():
+            row[layer] = f"{v['mean']:.2f} ± {v['std']:.2f}"
+        row["mean fill"] = f"{entry['mean_fill']:.2f}"
+        rows.append(row)
+    if not rows:
+        return ""
+    import pandas as pd
+
+    return (
+        f"Centre-hole L2 error (%), {data.get('num_images')} held-out images, {data.get('draws')} draws per "
+        f"layer:\n\n{to_markdown(pd.DataFrame(rows).fillna(''))}\n"
+    )
+
+
+def _stage_table(results: Sequence[StageResult], records: dict[str, dict[str, Any]]) -> str:
+    """Stages with their outcome and the wall time stored in their record (stable across re-runs)."""
+    import pandas as pd
+
+    rows = []
+    for r in results:
+        rec = records.get(r.record_id or "", {})
+        wall = rec.get("wall_s")
+        rows.append(
+            {
+                "stage": f"{r.kind} {r.name}",
+                "outcome": "ok" if r.status in ("cached", "ran") else r.status,
+                "record": r.record_id or "",
+                "wall time": format_duration(wall) if wall else "",
+                "error": (r.error or "")[:120],
+            }
+        )
+    return to_markdown(pd.DataFrame(rows)) if rows else "(no stages)"
+
+
+def write_report(
+    out: Path,
+    table: ResultsTable,
+    options: ReproduceOptions,
+    results: Sequence[StageResult],
+    records: Sequence[dict[str, Any]],
+) -> Path:
+    """Write ``<out>/REPORT.md`` linking the table files and figures; returns its path."""
+    out = Path(out)
+    by_id = {str(r.get("id")): r for r in records}
+    used = [by_id[r.record_id] for r in results if r.record_id in by_id]
+    commits = sorted({str(r.get("git_commit")) for r in used if r.get("git_commit")})
+    devices = sorted({str(r.get("device")) for r in used if r.get("device")})
+    versions = next((r.get("versions") for r in used if r.get("versions")), {})
+    synth = any((r.get("data") or {}).get("synthvoc") for r in used)
+    policy = (
+        f"each method pretrained once per seed (seeds 0…{options.seeds - 1}), so the intervals include "
+        "pretraining variance"
+        if options.pretrain_per_seed
+        else "each method pretrained once (seed 0) and evaluated with seeds "
+        f"0…{options.seeds - 1}: the intervals measure evaluation (fine-tuning) variance only, not "
+        "pretraining variance (pretraining per seed would triple the smoke budget's pretraining time; "
+        "`--pretrain-per-seed` does it)"
+    )
+    failed = [r for r in results if r.status in ("failed", "blocked")]
+
+    lines = [
+        f"# Reproduction: Context Encoders (Pathak et al., CVPR 2016) — `{options.profile}` profile",
+        "",
+        f"Made by: `{options.command or 'bench reproduce --profile ' + options.profile}`  ",
+        f"Table only, from the same records: `{_table_command(out, options)}`",
+        "",
+        f"- Seeds: {policy}.",
+        f"- Data: {'SynthVOC, the generated VOC-layout dataset (pretraining on its unlabelled pool)' if synth else 'as given by --data-voc / --data-pretrain'}.",  # noqa: E501
+        f"- Code: git {', '.join(commits) or 'unknown'}; "
+        + ", ".join(f"{k} {v}" for k, v in sorted((versions or {}).items()))
+        + ".",
+        f"- Device: {'; '.join(devices) or 'unknown'}.",
+        "",
+    ]
+    if options.profile == "smoke":
+        lines += [
+            "> The smoke profile checks the whole pipeline in under an hour on 2 CPU cores: minutes of "
+            "pretraining on SynthVOC instead of 14 hours on ImageNet, shortened evaluation schedules. "
+            "Its numbers are NOT comparable to the paper's; the paper column is there to show the "
+            "protocol and the metric each number must be compared in.",
+            "",
+        ]
+    lines += [
+        "## Results",
+        "",
+        render(table, "markdown"),
+        "Files: [table.md](table.md) · [table.csv](table.csv) (numbers and record ids) · "
+        "[table.tex](table.tex) · [table.manifest.json](table.manifest.json) (the records behind every "
+        "cell).",
+        "",
+    ]
+    if failed:
+        lines += ["### Failed stages", ""]
+        lines += [f"- `{r.kind} {r.name}`: {r.error}" for r in failed] + [""]
+    lines += ["## The paper's numbers", "", _reference_tables(), "## Figures", ""]
+    for name, title, caption in FIGURES:
+        if (out / "figures" / f"{name}.png").is_file():
+            lines += [f"### {title}", "", caption, "", f"![{title}](figures/{name}.png)", ""]
+            if name == "layer_randomisation":
+                numbers = _layer_numbers(out)
+                if numbers:
+                    lines += [numbers, ""]
+    lines += [
+        "## Stages",
+        "",
+        "Each stage is cached on a hash of its inputs (recipe, code, weights, data manifest); see "
+        "`ssl_bench/results/reproduce.py`.",
+        "",
+        _stage_table(results, by_id),
+        "",
+    ]
+    path = out / "REPORT.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path

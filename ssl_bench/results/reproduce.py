@@ -1,0 +1,745 @@
+"""``bench reproduce``: pretrain every method, evaluate every task for every seed; table, figures, report.
+
+Stages and their cache keys
+---------------------------
+Every stage's output is keyed on a SHA-256 of everything that determines it; a stage whose key is unchanged
+and whose output exists is reused, anything else runs again::
+
+    pretrain <method> s<seed>   key = resolved pretraining recipe (incl. seed, data source)
+                                      + code hash (methods, encoders, training, data)
+                                      + manifest hash of the pretraining images
+                                output  <out>/stages/pretrain/<method>-s<seed>/ (a bench-pretrain run folder)
+                                marker  stage.json in that folder, written last; plus a ``task: pretrain``
+                                        record in <out>/runs (time, steps, images seen for the table)
+    eval <task> <method> s<seed> key = resolved evaluation recipe + code hash (evaluators, metrics, encoders,
+                                      data, methods) + VOC manifest hash + the weights' SHA-256 + the
+                                      pretraining stage's key + task, seed, arch
+                                output  the result record in <out>/runs (the same code as bench eval)
+                                marker  <out>/stages/eval/<task>-<method>-s<seed>.json, after the record
+    figure <name>               key = the figure's inputs (pretraining keys or weights hashes, data manifest,
+                                      table numbers, options) + code hash
+                                output  <out>/figures/<name>.png; marker <out>/stages/figures/<name>.json
+    table, report               always re-rendered from the records (cheap, deterministic)
+
+"Code version" is a hash of the package source a stage runs, not the git commit: committing the results (or
+editing the table code) must not invalidate an hour of pretraining, while editing an evaluator must.
+
+Resumption: markers and records are written atomically and only after their stage finished, so an
+interrupted reproduction (Ctrl-C, SIGKILL, a crash) re-runs exactly the stages without a marker. A
+pretraining stage interrupted mid-run continues from its last checkpoint (``run_pretraining(resume=True)``)
+when its key is unchanged. A stage that fails (an exception) is reported, leaves an error record (its cells
+show as failed) and does not stop the others; it is tried again on the next run unless ``retry_failed`` is
+off. When a stage runs again, the record it replaces is moved to <out>/stages/stale/, so <out>/runs holds one
+current record per stage.
+
+Seeds: by default each method is pretrained ONCE (seed 0) and evaluated with seeds 0…N−1, so the interval
+measures evaluation (fine-tuning) variance, not pretraining variance. The smoke budget decides it: the
+three trained methods take ~5 min each to pretrain on 2 CPU cores, so pretraining per seed would spend the
+hour on pretraining. ``pretrain_per_seed=True`` pretrains seed s for evaluation seed s (the honest choice
+when compute allows); the report says which was used.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ssl_bench.atomic import atomic_write_json, atomic_write_text
+from ssl_bench.cli.eval import evaluate, resolve_eval_recipe
+from ssl_bench.errors import RecipeError
+from ssl_bench.recipes import config_hash, find_recipe, load_yaml, merge
+from ssl_bench.records import load_records, manifest_hash, utc_now, write_record
+from ssl_bench.results import DEFAULT_METHODS, DEFAULT_TASKS
+from ssl_bench.training.pretrain import run_pretraining
+
+ARCH = "caffenet"
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+# The package source each kind of stage runs (paths relative to ssl_bench/); their hash is the "code version".
+PRETRAIN_CODE = ("methods", "encoders", "training", "data", "atomic.py", "recipes.py")
+EVAL_CODE = (
+    "evaluators",
+    "metrics",
+    "encoders",
+    "data",
+    "methods",
+    "cli/eval.py",
+    "records.py",
+    "recipes.py",
+)
+FIGURE_CODE = ("results/figures.py", "methods", "encoders", "data")
+
+# Figure sizes: enough to read, small enough for the smoke budget (t-SNE of 300 points ≈ 10 s per encoder).
+FIGURE_OPTIONS = {"inpaint_images": 6, "tsne_images": 300, "layer_images": 64, "layer_draws": 3, "seed": 0}
+
+
+def source_hash(parts: Sequence[str], root: Path = _PACKAGE) -> str:
+    """SHA-256 over the relative paths and bytes of the ``*.py`` files under ``parts`` of the package."""
+    h = hashlib.sha256()
+    files: list[Path] = []
+    for part in parts:
+        path = root / part
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.is_file() else []
+    for f in sorted(set(files)):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+@dataclass
+class ReproduceOptions:
+    """What to reproduce and where (``bench reproduce`` flags).
+
+    Attributes:
+        profile: recipe profile, ``smoke`` or ``paper``.
+        seeds: evaluation seeds 0…seeds−1.
+        methods / tasks: table rows and columns.
+        out: output folder (records in ``out/runs``, stage outputs in ``out/stages``).
+        data_pretrain: pretraining image folder (default: each recipe's source, SynthVOC for smoke).
+        data_voc: task → VOC root; key ``""`` is the default for every task (None: generated SynthVOC).
+        device: ``cpu``, ``cuda`` … (default: cuda if available).
+        pretrain_per_seed: pretrain once per evaluation seed instead of once (seed 0).
+        retry_failed: re-run stages whose last attempt failed (else keep their error records).
+        figures: draw the figures.
+        progress: progress bars and per-stage lines.
+        pretrain_recipes / eval_recipes: recipe files replacing the profile's (method / task → path).
+        pretrain_overrides / eval_overrides: values merged on top of the recipes (method / task → mapping).
+        command: the command line, written into the report.
+    """
+
+    profile: str = "smoke"
+    seeds: int = 2
+    methods: Sequence[str] = DEFAULT_METHODS
+    tasks: Sequence[str] = DEFAULT_TASKS
+    out: Path = Path("results")
+    data_pretrain: str | None = None
+    data_voc: Mapping[str, Path] = field(default_factory=dict)
+    device: str | None = None
+    pretrain_per_seed: bool = False
+    retry_failed: bool = True
+    figures: bool = True
+    progress: bool = True
+    pretrain_recipes: Mapping[str, Path] = field(default_factory=dict)
+    eval_recipes: Mapping[str, Path] = field(default_factory=dict)
+    pretrain_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    eval_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    command: str = ""
+
+    def pretrain_seeds(self) -> list[int]:
+        return list(range(self.seeds)) if self.pretrain_per_seed else [0]
+
+
+@dataclass
+class StageResult:
+    """What happened to one stage in this run: ``cached``, ``ran``, ``failed`` or ``blocked``."""
+
+    kind: str
+    name: str
+    status: str
+    seconds: float = 0.0
+    error: str | None = None
+    record_id: str | None = None
+    key: str | None = None
+
+
+@dataclass
+class PretrainOutcome:
+    method: str
+    seed: int
+    run: Path
+    key: str | None = None
+    weights: Path | None = None
+    weights_sha256: str | None = None
+    error: str | None = None
+
+
+class Reproduction:
+    """Runs the stages of one reproduction in order; see the module docstring for keys and layout."""
+
+    def __init__(self, options: ReproduceOptions) -> None:
+        self.o = options
+        self.out = Path(options.out)
+        self.runs_dir = self.out / "runs"
+        self.stages_dir = self.out / "stages"
+        self.figures_dir = self.out / "figures"
+        self.results: list[StageResult] = []
+        self._manifests: dict[str, str] = {}
+        self._total = 0
+
+    # --- helpers ------------------------------------------------------------------------------------
+    def log(self, text: str) -> None:
+        if self.o.progress:
+            print(f"reproduce: {text}", file=sys.stderr, flush=True)
+
+    def _done(self, result: StageResult) -> StageResult:
+        self.results.append(result)
+        where = f"[{len(self.results):>3}/{self._total}]"
+        extra = f" ({result.seconds:.0f} s)" if result.status == "ran" else ""
+        extra += f": {result.error}" if result.error else ""
+        self.log(f"{where} {result.kind} {result.name}: {result.status}{extra}")
+        return result
+
+    def _manifest(self, root: Path) -> str:
+        """Manifest hash of a data folder, once per run (a stat walk; ImageNet takes a while)."""
+        key = str(Path(root).resolve())
+        if key not in self._manifests:
+            self._manifests[key] = manifest_hash(Path(root))
+        return self._manifests[key]
+
+    def _record_file(self, record_id: str | None) -> Path | None:
+        """Where a record of this reproduction lives (markers keep ids, not paths: the cwd may change)."""
+        return self.runs_dir / f"{record_id}.json" if record_id else None
+
+    def _has_record(self, record_id: str | None) -> bool:
+        path = self._record_file(record_id)
+        return path is not None and path.is_file()
+
+    def _stale(self, record_id: str | None) -> None:
+        """Move a replaced record out of ``runs/`` (kept for the curious, outside the table's input)."""
+        if self._has_record(record_id):
+            dest = self.stages_dir / "stale" / f"{record_id}.json"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._record_file(record_id).replace(dest)  # type: ignore[union-attr]
+
+    def voc_root(self, task: str) -> Path | None:
+        """The task's VOC root, or None for the generated SynthVOC default."""
+        root = self.o.data_voc.get(task) or self.o.data_voc.get("")
+        return Path(root) if root else None
+
+    def _voc_manifest(self, task: str) -> str:
+        root = self.voc_root(task)
+        if root is None:
+            from ssl_bench.data.synthvoc import ensure_synthvoc
+
+            root = ensure_synthvoc()
+        return self._manifest(root)
+
+    # --- pretraining ------------------------------------------------------------------------------------
+    def pretrain_config(self, method: str, seed: int) -> dict[str, Any]:
+        """Recipe (the profile's, or ``pretrain_recipes[method]``), overrides, seed and data source."""
+        path = self.o.pretrain_recipes.get(method) or find_recipe("pretrain", self.o.profile, method)
+        config = merge(load_yaml(path), dict(self.o.pretrain_overrides.get(method, {})))
+        config.setdefault("method", method)
+        if config["method"] != method:
+            raise RecipeError(f"pretraining recipe {path} names method '{config['method']}', not '{method}'")
+        config["seed"] = seed
+        if self.o.data_pretrain:
+            config.setdefault("data", {})["source"] = self.o.data_pretrain
+        return config
+
+    def _pretrain_data_manifest(self, config: dict[str, Any]) -> str | None:
+        from ssl_bench.methods import method_class
+
+        if not method_class(config["method"]).needs_data:
+            return None
+        source = config.get("data", {}).get("source", "synthvoc")
+        if source == "synthvoc":
+            from ssl_bench.data.synthvoc import ensure_synthvoc, synthvoc_pool
+
+            return self._manifest(
+                synthvoc_pool(ensure_synthvoc(num_images=config["data"].get("synth_images", 2000)))
+            )
+        if source is None:
+            raise RecipeError(
+                f"the {self.o.profile} recipe for '{config['method']}' has no data source: "
+                "pass --data-pretrain DIR"
+            )
+        return self._manifest(Path(source))
+
+    def pretrain(self, method: str, seed: int) -> PretrainOutcome:
+        run = self.stages_dir / "pretrain" / f"{method}-s{seed}"
+        outcome = PretrainOutcome(method, seed, run)
+        marker_path, inputs_path = run / "stage.json", run / "inputs.json"
+        old = _read_json(marker_path)
+        t0 = time.perf_counter()
+        try:
+            config = self.pretrain_config(method, seed)
+            inputs = {
+                "stage": "pretrain",
+                "config": config,
+                "code": source_hash(PRETRAIN_CODE),
+                "data_manifest": self._pretrain_data_manifest(config),
+            }
+            key = config_hash(inputs)
+        except Exception as e:  # noqa: BLE001 - a bad recipe fails this stage only
+            outcome.error = f"{type(e).__name__}: {e}"
+            if old:
+                self._stale((old.get("record") or {}).get("id"))
+            record = self._pretrain_error_record(method, seed, None, outcome.error, 0.0)
+            marker = {"key": None, "status": "error", "error": outcome.error, "record": {"id": record["id"]}}
+            atomic_write_json(marker_path, marker)
+            self._done(
+                StageResult(
+                    "pretrain", f"{method} s{seed}", "failed", error=outcome.error, record_id=record["id"]
+                )
+            )
+            return outcome
+        outcome.key = key
+        if old and old.get("status") == "ok" and old.get("key") == key and (run / "encoder.pt").is_file():
+            self._ensure_record(old.get("record"))
+            outcome.weights, outcome.weights_sha256 = run / "encoder.pt", old["weights_sha256"]
+            self._done(
+                StageResult(
+                    "pretrain",
+                    f"{method} s{seed}",
+                    "cached",
+                    key=key,
+                    record_id=(old.get("record") or {}).get("id"),
+                )
+            )
+            return outcome
+        if old and old.get("status") == "error" and old.get("key") == key and not self.o.retry_failed:
+            outcome.error = old.get("error")
+            self._done(StageResult("pretrain", f"{method} s{seed}", "failed", error=outcome.error, key=key))
+            return outcome
+
+        started = utc_now()
+        resume = (_read_json(inputs_path) or {}).get("key") == key and (run / "checkpoint.pt").is_file()
+        previous_s = float((_read_json(inputs_path) or {}).get("elapsed_s", 0.0)) if resume else 0.0
+        if old:
+            self._stale((old.get("record") or {}).get("id"))
+        if not resume:
+            shutil.rmtree(run, ignore_errors=True)
+            run.mkdir(parents=True)
+        atomic_write_json(inputs_path, {"key": key, "inputs": inputs, "elapsed_s": previous_s})
+        self.log(f"pretrain {method} s{seed}: {'resuming from checkpoint' if resume else 'running'}")
+        try:
+            summary = run_pretraining(
+                copy.deepcopy(config), run, resume=resume, device=self.o.device, progress=self.o.progress
+            )
+        except BaseException as e:
+            elapsed = previous_s + time.perf_counter() - t0
+            atomic_write_json(inputs_path, {"key": key, "inputs": inputs, "elapsed_s": elapsed})
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
+            outcome.error = f"{type(e).__name__}: {e}"
+            record = self._pretrain_error_record(
+                method, seed, config, outcome.error, elapsed, traceback.format_exc(limit=8), started
+            )
+            atomic_write_json(
+                marker_path,
+                {
+                    "key": key,
+                    "status": "error",
+                    "error": outcome.error,
+                    "record": {"id": record["id"]},
+                },
+            )
+            self._done(
+                StageResult(
+                    "pretrain",
+                    f"{method} s{seed}",
+                    "failed",
+                    time.perf_counter() - t0,
+                    outcome.error,
+                    record["id"],
+                    key,
+                )
+            )
+            return outcome
+        from ssl_bench.provenance import sha256_file
+
+        wall_s = previous_s + time.perf_counter() - t0
+        outcome.weights, outcome.weights_sha256 = run / "encoder.pt", sha256_file(run / "encoder.pt")
+        record = self._pretrain_record(
+            method, seed, run, summary, wall_s, outcome.weights_sha256, key, started
+        )
+        atomic_write_json(
+            marker_path,
+            {
+                "key": key,
+                "status": "ok",
+                "weights_sha256": outcome.weights_sha256,
+                "summary": summary,
+                "wall_s": wall_s,
+                "record": record,
+            },
+        )
+        self._done(
+            StageResult(
+                "pretrain",
+                f"{method} s{seed}",
+                "ran",
+                time.perf_counter() - t0,
+                record_id=record["id"],
+                key=key,
+            )
+        )
+        return outcome
+
+    def _ensure_record(self, record: dict[str, Any] | None) -> None:
+        """A cached pretraining stage whose summary record was deleted gets it back (same content)."""
+        if record and record.get("id") and not self._has_record(record["id"]):
+            write_record(dict(record), self.runs_dir)
+
+    def _pretrain_record(
+        self,
+        method: str,
+        seed: int,
+        run: Path,
+        summary: dict[str, Any],
+        wall_s: float,
+        weights_sha: str,
+        key: str,
+        started: str,
+    ) -> dict[str, Any]:
+        """The ``task: pretrain`` record: what the table needs (time, steps, images seen) and provenance."""
+        from ssl_bench.provenance import device_description, git_commit, package_versions
+        from ssl_bench.training.distributed import resolve_device
+
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        train, prov = config.get("train") or {}, config.get("provenance") or {}
+        steps = int(summary.get("steps", train.get("steps", 0)) or 0)
+        world = int(prov.get("world_size", 1) or 1)
+        images_seen = (
+            steps * int(train.get("batch_size", 0) or 0) * world
+            if steps
+            else int((config.get("model") or {}).get("num_images", 0) or 0)
+        )  # datainit: images used for the init
+        losses = [r for r in _read_jsonl(run / "metrics.jsonl") if "loss" in r]
+        data = config.get("data") or {}
+        root = data.get("resolved_root")
+        record = {
+            "task": "pretrain", "status": "ok", "seed": seed, "profile": self.o.profile,
+            "metrics": {"wall_s": round(wall_s, 3), "steps": steps, "images_seen": images_seen,
+                        **({"final_loss": losses[-1]["loss"]} if losses else {})},
+            "extra": {"primary_metric": "wall_s", "world_size": world, "stage_key": key,
+                      "pretrain_seed_policy": "per seed" if self.o.pretrain_per_seed else "once (seed 0)"},
+            "recipe": config, "recipe_hash": config_hash(config),
+            "pretrain": {"method": method, "steps": steps, "config_hash": config_hash(config),
+                         "run": str(run),
+                         "images": data.get("num_images")},
+            "weights": str(run / "encoder.pt"), "weights_sha256": weights_sha, "arch": ARCH,
+            "data": {"root": root, "manifest_hash": self._manifest(Path(root)) if root else None,
+                     "synthvoc": data.get("source", "synthvoc") == "synthvoc" if root else None},
+            "git_commit": git_commit(), "versions": package_versions(),
+            "device": device_description(resolve_device(prov.get("device") or self.o.device)),
+            "wall_s": round(wall_s, 3), "started_at": started,
+        }  # fmt: skip
+        write_record(record, self.runs_dir)
+        return record
+
+    def _pretrain_error_record(
+        self,
+        method: str,
+        seed: int,
+        config: dict[str, Any] | None,
+        error: str,
+        wall_s: float,
+        tb: str | None = None,
+        started: str | None = None,
+    ) -> dict[str, Any]:
+        from ssl_bench.provenance import git_commit, package_versions
+
+        record = {
+            "task": "pretrain",
+            "status": "error",
+            "error": error,
+            "seed": seed,
+            "profile": self.o.profile,
+            "pretrain": {"method": method},
+            "recipe": config,
+            "git_commit": git_commit(),
+            "versions": package_versions(),
+            "wall_s": round(wall_s, 3),
+            "started_at": started or utc_now(),
+        }
+        if tb:
+            record["traceback"] = tb
+        path = write_record(record, self.runs_dir)
+        record["record_path"] = str(path)
+        return record
+
+    # --- evaluation ---------------------------------------------------------------------------------------
+    def evaluate(self, task: str, pre: PretrainOutcome, seed: int) -> StageResult:
+        name = f"{task} {pre.method} s{seed}"
+        marker_path = self.stages_dir / "eval" / f"{task}-{pre.method}-s{seed}.json"
+        old = _read_json(marker_path) or {}
+        t0 = time.perf_counter()
+        if pre.error is not None or pre.weights is None:
+            # Its cells must show as failed, not vanish: an error record that names the cause.
+            if (
+                old.get("status") == "blocked"
+                and old.get("error") == f"pretraining failed: {pre.error}"
+                and self._has_record(old.get("record_id"))
+            ):
+                return self._done(
+                    StageResult("eval", name, "blocked", error=old["error"], record_id=old.get("record_id"))
+                )
+            self._stale(old.get("record_id"))
+            record = self._blocked_record(task, pre, seed)
+            atomic_write_json(
+                marker_path,
+                {
+                    "key": None,
+                    "status": "blocked",
+                    "error": record["error"],
+                    "record_id": record["id"],
+                },
+            )
+            return self._done(
+                StageResult("eval", name, "blocked", error=record["error"], record_id=record["id"])
+            )
+        try:
+            recipe = resolve_eval_recipe(
+                task, self.o.profile, self.o.eval_recipes.get(task), self.o.eval_overrides.get(task)
+            )
+            inputs = {
+                "stage": "eval",
+                "task": task,
+                "method": pre.method,
+                "seed": seed,
+                "arch": ARCH,
+                "recipe": recipe,
+                "code": source_hash(EVAL_CODE),
+                "data_manifest": self._voc_manifest(task),
+                "weights_sha256": pre.weights_sha256,
+                "pretrain_key": pre.key,
+            }
+            key = config_hash(inputs)
+        except Exception:  # noqa: BLE001 - e.g. no recipe: evaluate() below records the error, others go on
+            key, inputs = None, None
+        cached = old.get("key") == key and key is not None and self._has_record(old.get("record_id"))
+        if cached and (old.get("status") == "ok" or not self.o.retry_failed):
+            status = "cached" if old.get("status") == "ok" else "failed"
+            return self._done(
+                StageResult(
+                    "eval", name, status, error=old.get("error"), record_id=old.get("record_id"), key=key
+                )
+            )
+        self._stale(old.get("record_id"))
+        self.log(f"eval {name}: running")
+        # Failures inside become error records (evaluate never raises, except KeyboardInterrupt).
+        record = evaluate(
+            task,
+            str(pre.weights),
+            ARCH,
+            data=self.voc_root(task),
+            profile=self.o.profile,
+            seed=seed,
+            out=self.runs_dir,
+            recipe_overrides=self.o.eval_overrides.get(task),
+            device=self.o.device,
+            progress=self.o.progress,
+            recipe=self.o.eval_recipes.get(task),
+        )
+        status = "ok" if record.get("status") == "ok" else "error"
+        error = record.get("error") if status == "error" else None
+        atomic_write_json(
+            marker_path,
+            {
+                "key": key,
+                "inputs": inputs,
+                "status": status,
+                "error": error,
+                "record_id": record["id"],
+            },
+        )
+        return self._done(
+            StageResult(
+                "eval",
+                name,
+                "ran" if status == "ok" else "failed",
+                time.perf_counter() - t0,
+                error,
+                record["id"],
+                key,
+            )
+        )
+
+    def _blocked_record(self, task: str, pre: PretrainOutcome, seed: int) -> dict[str, Any]:
+        record = {
+            "task": task,
+            "status": "error",
+            "error": f"pretraining failed: {pre.error}",
+            "seed": seed,
+            "profile": self.o.profile,
+            "pretrain": {"method": pre.method, "run": str(pre.run)},
+            "weights": None,
+            "started_at": utc_now(),
+        }
+        path = write_record(record, self.runs_dir)
+        record["record_path"] = str(path)
+        return record
+
+    # --- figures ------------------------------------------------------------------------------------------
+    def figure(self, name: str, inputs: dict[str, Any], draw: Callable[[Path], Any]) -> StageResult:
+        """Draw ``figures/<name>.png`` unless its key (inputs + figure code) is unchanged and it exists."""
+        path = self.figures_dir / f"{name}.png"
+        marker_path = self.stages_dir / "figures" / f"{name}.json"
+        key = config_hash({"figure": name, "inputs": inputs, "code": source_hash(FIGURE_CODE)})
+        old = _read_json(marker_path) or {}
+        if old.get("key") == key and path.is_file():
+            return self._done(StageResult("figure", name, "cached", key=key))
+        t0 = time.perf_counter()
+        self.log(f"figure {name}: drawing")
+        try:
+            draw(path)
+        except Exception as e:  # noqa: BLE001 - one figure failing must not stop the report
+            error = f"{type(e).__name__}: {e}"
+            atomic_write_json(marker_path, {"key": None, "status": "error", "error": error})
+            return self._done(StageResult("figure", name, "failed", time.perf_counter() - t0, error, key=key))
+        atomic_write_json(marker_path, {"key": key, "status": "ok", "file": str(path)})
+        return self._done(StageResult("figure", name, "ran", time.perf_counter() - t0, key=key))
+
+    def figures(
+        self, pretrained: dict[str, PretrainOutcome], table_csv: str, metrics: dict[str, Any]
+    ) -> None:
+        from ssl_bench.results import figures as F
+
+        ok = {m: p for m, p in pretrained.items() if p.error is None and p.weights is not None}
+        runs = {m: p.run for m, p in ok.items()}
+        weights = {m: p.weights for m, p in ok.items()}
+        keys = {m: p.key for m, p in ok.items()}
+        shas = {m: p.weights_sha256 for m, p in ok.items()}
+        voc = self.voc_root("")
+        if voc is None:
+            from ssl_bench.data.synthvoc import ensure_synthvoc
+
+            voc = ensure_synthvoc()
+        data = self._manifest(voc)
+        opt, device, progress = FIGURE_OPTIONS, self.o.device or "cpu", self.o.progress
+        self.figure(
+            "results_bars",
+            {"table": table_csv, "tasks": list(self.o.tasks)},
+            lambda p: F.table_bars(_frame(table_csv), p, self.o.tasks, metrics),
+        )
+        self.figure("loss_curves", {"runs": keys}, lambda p: F.loss_curves(runs, p))
+        self.figure("conv1_filters", {"weights": shas}, lambda p: F.conv1_filters(weights, p))
+        self.figure(
+            "inpainting_examples",
+            {"runs": keys, "data": data, "n": opt["inpaint_images"]},
+            lambda p: F.inpainting_examples(runs, voc, p, opt["inpaint_images"], device),
+        )
+        self.figure(
+            "tsne_pool5",
+            {"weights": shas, "data": data, "n": opt["tsne_images"], "seed": opt["seed"]},
+            lambda p: F.tsne_pool5(
+                weights, voc, p, opt["tsne_images"], seed=opt["seed"], device=device, progress=progress
+            ),
+        )
+        self.figure(
+            "layer_randomisation",
+            {"runs": keys, "data": data, "n": opt["layer_images"], "draws": opt["layer_draws"]},
+            lambda p: F.layer_randomisation(
+                runs, voc, p, opt["layer_images"], opt["layer_draws"], opt["seed"], device, progress
+            ),
+        )
+
+    # --- the whole thing ----------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """All stages, then the table and the report. Returns a summary (stage counts, files)."""
+        from ssl_bench.results.report import write_report
+        from ssl_bench.results.table import build_table, render, write_table
+
+        self.stages_dir.mkdir(parents=True, exist_ok=True)
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        # Stage outputs (weights, checkpoints, stale records) and the evaluators' scratch folder never belong
+        # in git; the records, table, figures and report do.
+        for scratch in (self.stages_dir, self.out / "work"):
+            scratch.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(scratch / ".gitignore", "*\n")
+        started = time.perf_counter()
+        seeds = list(range(self.o.seeds))
+        self._total = (
+            len(self.o.methods) * len(self.o.pretrain_seeds())
+            + len(self.o.methods) * len(self.o.tasks) * len(seeds)
+            + (6 if self.o.figures else 0)
+        )
+        pretrained: dict[tuple[str, int], PretrainOutcome] = {}
+        try:
+            for method in self.o.methods:
+                for pseed in self.o.pretrain_seeds():
+                    pretrained[(method, pseed)] = self.pretrain(method, pseed)
+            for method in self.o.methods:
+                for task in self.o.tasks:
+                    for seed in seeds:
+                        pre = pretrained[(method, seed if self.o.pretrain_per_seed else 0)]
+                        self.evaluate(task, pre, seed)
+            records = load_records(self.runs_dir)
+            table = build_table(
+                records,
+                profile=self.o.profile,
+                tasks=self.o.tasks,
+                methods=self.o.methods,
+                seeds=seeds,
+                results_dir=str(self.runs_dir),
+            )
+            for fmt, suffix in (("markdown", "md"), ("csv", "csv"), ("latex", "tex")):
+                write_table(table, self.out / f"table.{suffix}", fmt)
+            if self.o.figures:
+                self.figures(
+                    {m: pretrained[(m, 0)] for m in self.o.methods}, render(table, "csv"), table.metrics
+                )
+            report = write_report(self.out, table, self.o, self.results, records)
+        finally:
+            atomic_write_json(
+                self.stages_dir / "last_run.json",
+                {
+                    "options": _jsonable(asdict(self.o)),
+                    "finished": False,
+                    "seconds": round(time.perf_counter() - started, 1),
+                    "stages": [asdict(r) for r in self.results],
+                },
+            )
+        summary = {
+            "stages": {
+                s: sum(r.status == s for r in self.results) for s in ("cached", "ran", "failed", "blocked")
+            },
+            "seconds": round(time.perf_counter() - started, 1),
+            "report": str(report),
+            "table": str(self.out / "table.md"),
+            "failed": [
+                f"{r.kind} {r.name}: {r.error}" for r in self.results if r.status in ("failed", "blocked")
+            ],
+        }
+        atomic_write_json(
+            self.stages_dir / "last_run.json",
+            {
+                "options": _jsonable(asdict(self.o)),
+                "finished": True,
+                "summary": summary,
+                "stages": [asdict(r) for r in self.results],
+            },
+        )
+        return summary
+
+
+def reproduce(options: ReproduceOptions) -> dict[str, Any]:
+    """Run a reproduction (see the module docstring); returns the summary of :meth:`Reproduction.run`."""
+    return Reproduction(options).run()
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not Path(path).is_file():
+        return []
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def _frame(csv_text: str) -> Any:
+    import io
+
+    import pandas as pd
+
+    return pd.read_csv(io.StringIO(csv_text))
+
+
+def _jsonable(x: Any) -> Any:
+    return json.loads(json.dumps(x, default=str))

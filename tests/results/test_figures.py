@@ -1,0 +1,98 @@
+"""Figures drawn from tiny inputs: an untrained 99-px context encoder, a random encoder, 64-image SynthVOC."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from ssl_bench.methods import create_method
+from ssl_bench.results import figures as F
+from ssl_bench.results.table import build_table
+from ssl_bench.training.checkpoint import save_checkpoint, save_encoder
+from tests.results.test_table import record
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def fake_run(folder: Path, method: str, image_size: int = 99) -> Path:
+    """A run folder as ``bench pretrain`` leaves it: config.yaml, checkpoint.pt, encoder.pt, metrics.jsonl."""
+    folder.mkdir(parents=True)
+    config = {
+        "method": method,
+        "seed": 0,
+        "model": {"encoder": "caffenet"},
+        "data": {"image_size": image_size},
+        "train": {"steps": 20, "batch_size": 4},
+    }
+    torch.manual_seed(0)
+    model = create_method(method, image_size=image_size, encoder="caffenet")
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    save_checkpoint(folder / "checkpoint.pt", 0, model, None, config)
+    save_encoder(folder / "encoder.pt", model.encoder)
+    rows = [{"step": s, "loss": 1.0 / s, "img_s": 10.0} for s in (10, 20)] + [
+        {"step": 20, "sample_l2": 0.4, "fill_l2": 0.6}
+    ]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("fig_runs")
+    return {m: fake_run(root / m, m) for m in ("context_encoder", "random")}
+
+
+def check_png(path: Path) -> tuple[int, int]:
+    assert path.is_file() and path.read_bytes()[:8] == PNG
+    with Image.open(path) as im:
+        assert im.width > 100 and im.height > 50
+        return im.size
+
+
+def test_inpainting_examples_and_layer_randomisation(runs, synth_voc_root, tmp_path):
+    check_png(F.inpainting_examples(runs, synth_voc_root, tmp_path / "inpaint.png", num_images=3))
+    path, numbers = F.layer_randomisation(
+        runs, synth_voc_root, tmp_path / "layers.png", num_images=3, draws=1, progress=False
+    )
+    check_png(path)
+    entry = numbers["methods"]["context_encoder"]
+    assert list(entry["layers"]) == ["conv1", "conv2", "conv3", "conv4", "conv5"]
+    assert "random" not in numbers["methods"]  # no decoder: it cannot inpaint
+    assert entry["trained"] > 0 and entry["mean_fill"] > 0 and numbers["num_images"] == 3
+    assert json.loads((tmp_path / "layers.json").read_text()) == numbers
+
+
+def test_conv1_filters_tsne_and_loss_curves(runs, synth_voc_root, tmp_path):
+    weights = {m: r / "encoder.pt" for m, r in runs.items()}
+    width, _ = check_png(F.conv1_filters(weights, tmp_path / "conv1.png"))
+    assert width > 300  # two panels
+    check_png(F.tsne_pool5(weights, synth_voc_root, tmp_path / "tsne.png", max_images=10, progress=False))
+    check_png(F.loss_curves(runs, tmp_path / "loss.png"))
+    mosaic = F.filter_mosaic(torch.randn(96, 3, 11, 11))
+    assert mosaic.shape == (8 * 12 - 1, 12 * 12 - 1, 3) and mosaic.min() >= 0 and mosaic.max() <= 1
+
+
+def test_table_bars_from_records_and_placeholders(tmp_path):
+    recs = [
+        record("cls", "context_encoder", 0, 0.50),
+        record("cls", "context_encoder", 1, 0.52),
+        record("det", "random", 0, status="error"),
+    ]
+    table = build_table(recs)
+    check_png(F.table_bars(table.numeric_frame(), tmp_path / "bars.png", table.tasks, table.metrics))
+    # Nothing to draw still gives a file the report can link, saying why.
+    check_png(F.inpainting_examples({}, tmp_path, tmp_path / "none.png"))
+    check_png(F.loss_curves({}, tmp_path / "none_loss.png"))
+
+
+def test_same_inputs_give_the_same_bytes(tmp_path):
+    recs = [record("cls", "context_encoder", 0, 0.50)]
+    frame = build_table(recs).numeric_frame()
+    a = F.table_bars(frame, tmp_path / "a.png").read_bytes()
+    b = F.table_bars(frame, tmp_path / "b.png").read_bytes()
+    assert a == b
