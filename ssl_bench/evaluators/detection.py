@@ -1,0 +1,582 @@
+"""Detection transfer: Fast/Faster R-CNN on the encoder's conv5, VOC2007 trainval → test, VOC07 11-point mAP.
+
+Protocol (PAPER.md §3, detection row): the paper fine-tunes the whole trunk in Fast R-CNN (Girshick 2015,
+py-faster-rcnn) with selective-search proposals and reports VOC2007 test mAP at IoU 0.5 with the VOC2007
+11-point AP (PAPER.md §5). The network here is torchvision's ``FasterRCNN`` assembled like py-faster-rcnn's
+CaffeNet model:
+
+* feature map: the encoder up to conv5 (stride 16, no pool5), 256 channels;
+* RoI max pooling to 6×6 on conv5 (Fast R-CNN's ``ROIPooling``, spatial scale 1/16), so that fc6 sees
+  the 256×6×6 = 9216 inputs it sees after pool5 in classification;
+* fc6 → fc7 (ReLU, dropout 0.5), then a 21-way classifier (20 classes + background) and per-class box
+  regression;
+* region proposals: a ``proposals`` file (Fast R-CNN, as in the paper), else an RPN trained jointly on
+  the same conv5 (Faster R-CNN, approximate joint training).
+
+Coordinates. VOC boxes are 1-based and inclusive: ``x1..x2`` are the first and last pixel columns of the
+object, counted from 1, and the devkit measures widths as ``x2 - x1 + 1``. torchvision works in 0-based
+continuous coordinates, where pixel ``i`` (0-based) spans ``[i, i + 1)``. The same box is therefore
+``[x1 - 1, x2]`` there: only the top-left corner moves (:func:`voc_to_torchvision`), and
+:func:`torchvision_to_voc` moves it back, so that the ground truth and the detections handed to
+:func:`~ssl_bench.metrics.voc_detection_ap` are both in the VOC convention. Widths, areas and IoUs agree
+exactly between the two conventions (``x2 - (x1 - 1) == x2 - x1 + 1``). Horizontal flips in continuous
+coordinates are ``x → W - x``, also exact.
+
+Proposals file (``--set proposals=FILE``): a ``.npz`` (``numpy.savez(FILE, **{image_id: boxes})``) or a
+``.pt`` (``torch.save({image_id: tensor}, FILE)``) mapping every train and test image id to a float
+``(K, 4)`` array of ``x1, y1, x2, y2`` boxes in VOC 1-based pixel coordinates of the original image.
+Fast R-CNN's ``selective_search_data/voc_2007_*.mat`` store ``y1, x1, y2, x2`` (1-based): reorder the
+columns to ``x1, y1, x2, y2`` and keep them 1-based.
+
+NOTE (deviations, each switchable in the recipe where it is a number):
+* NOTE: without a proposals file the proposals come from an RPN on the trunk being evaluated (Faster
+  R-CNN), not from selective search: the trunk then also has to learn objectness, and the mAP is not
+  the paper's Fast R-CNN number. Selective search is not shipped with the suite.
+* NOTE: the paper's detection schedule is unverified (PAPER.md §3). The paper recipe uses py-faster-rcnn's
+  defaults: SGD momentum 0.9, weight decay 5e-4, lr 1e-3 for 40k iterations then 1e-4 for 10k, 2 images
+  per batch, shorter side 600 / longer ≤ 1000, horizontal flips, 64 RoIs per image at 25% foreground
+  (py-faster-rcnn: 128 per 2-image batch), biases at 2× lr without weight decay (Caffe's
+  ``lr_mult: 2, decay_mult: 0``). Single-scale training and testing.
+* NOTE: every trunk layer is fine-tuned (PAPER.md §3: "all layers fine-tuned unless noted"). Fast
+  R-CNN froze conv1 of its ImageNet CaffeNet; a self-supervised or random conv1 is not known to be generic.
+* NOTE: fc6/fc7 are new layers (PyTorch's default init); the classifier and box regressor are drawn from
+  N(0, 0.01²) and N(0, 0.001²), as in py-faster-rcnn. Their width is 4096 in the paper recipe (CaffeNet)
+  and smaller in the smoke recipe, for CPU time.
+* NOTE: torchvision's box head samples background RoIs at IoU in [0, 0.5); Fast R-CNN used [0.1, 0.5).
+  Its box-regression loss is smooth-L1 with beta 1/9 (Fast R-CNN: beta 1).
+* NOTE: RPN anchors sit on the conv5 grid at stride 16, centred on each conv5 cell's receptive field
+  (``16·m + 17.5`` px for CaffeNet's unpadded conv1 and pools). torchvision would infer the stride as
+  padded image size // grid size (18 for a 227 px image padded to 256) and centre cell m at ``stride·m``,
+  up to ~18 px off and drifting across the image. RoI pooling keeps Caffe's ``round(x / 16)`` mapping.
+* NOTE: a batch-norm trunk (``caffenet_bn``) keeps its batch-norm layers in eval mode (frozen statistics):
+  2 images per batch is too few for batch statistics, the usual practice in detection.
+* NOTE: test keeps up to 100 detections per image with score > 0.05 after per-class NMS at IoU 0.3, as
+  py-faster-rcnn's ``test_net`` (``thresh=0.05``, ``max_per_image=100``, ``TEST.NMS=0.3``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+from torchvision.models.detection.transform import resize_boxes
+from torchvision.ops import MultiScaleRoIAlign, RoIPool
+from tqdm import tqdm
+
+from ssl_bench.data.transforms import MEAN, STD, to_tensor
+from ssl_bench.data.voc import VOC_CLASSES, VOCDetection, load_detection_ground_truth, load_image
+from ssl_bench.errors import DataError, RecipeError
+from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
+from ssl_bench.metrics import coco_style_detection_ap, mean_ap, voc_detection_ap
+
+# --- Protocol constants (defaults of the paper recipe; every one can be set in eval/<profile>/det.yaml) ---
+NUM_CLASSES = len(VOC_CLASSES) + 1  # 20 VOC classes + background (torchvision label 0)
+TRAIN_SPLIT, TEST_SPLIT = "trainval", "test"  # PAPER.md §3: VOC2007 trainval → test
+FEATURE_TAP = "conv5"  # py-faster-rcnn CaffeNet: RoI pooling replaces pool5
+FEATURE_STRIDE = 16  # conv1 (4) · pool1 (2) · pool2 (2)
+ROI_SIZE = 6  # Fast R-CNN: RoI max pooling to pool5's 6×6
+HEAD_WIDTH = 4096  # fc6 / fc7 of CaffeNet
+HEAD_DROPOUT = 0.5
+ITERATIONS, LR, LR_STEP, LR_GAMMA = 50_000, 1e-3, 40_000, 0.1  # NOTE: unverified (py-faster-rcnn defaults)
+MOMENTUM, WEIGHT_DECAY, BIAS_LR_FACTOR = 0.9, 5e-4, 2.0
+BATCH_SIZE = 2  # images per iteration (py-faster-rcnn TRAIN.IMS_PER_BATCH)
+MIN_SIZE, MAX_SIZE = 600, 1000  # py-faster-rcnn TRAIN/TEST.SCALES, MAX_SIZE
+ROIS_PER_IMAGE, FG_FRACTION = 64, 0.25  # py-faster-rcnn TRAIN.BATCH_SIZE 128 per 2 images, FG_FRACTION
+ANCHOR_SIZES, ANCHOR_RATIOS = (128, 256, 512), (0.5, 1.0, 2.0)  # Faster R-CNN: scales 8,16,32 × stride 16
+RPN_PRE_NMS_TRAIN, RPN_POST_NMS_TRAIN = 12_000, 2_000  # py-faster-rcnn TRAIN.RPN_*_NMS_TOP_N
+RPN_PRE_NMS_TEST, RPN_POST_NMS_TEST = 6_000, 300  # py-faster-rcnn TEST.RPN_*_NMS_TOP_N
+TEST_SCORE_THRESH, TEST_NMS, DETECTIONS_PER_IMAGE = 0.05, 0.3, 100  # py-faster-rcnn test_net
+AP_VARIANT = "voc07_11point"  # the paper's number (PAPER.md §5); "area" (VOC2010+) is reported beside it
+
+# VOC 1-based inclusive → torchvision 0-based continuous: only the top-left corner moves by one pixel.
+_VOC_TO_TORCHVISION = (-1.0, -1.0, 0.0, 0.0)
+
+
+def voc_to_torchvision(boxes: torch.Tensor) -> torch.Tensor:
+    """VOC boxes (1-based, inclusive pixel indices) → torchvision's 0-based continuous coordinates.
+
+    Args:
+        boxes: ``[..., 4]`` ``x1, y1, x2, y2`` as written in VOC annotations.
+
+    Returns:
+        ``[..., 4]`` ``x1 - 1, y1 - 1, x2, y2`` (a new tensor): the box covers ``[x1 - 1, x2]``.
+    """
+    return boxes + boxes.new_tensor(_VOC_TO_TORCHVISION)
+
+
+def torchvision_to_voc(boxes: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`voc_to_torchvision` (exact for VOC's integer coordinates)."""
+    return boxes - boxes.new_tensor(_VOC_TO_TORCHVISION)
+
+
+# --- Network ---
+
+
+class Conv5Backbone(nn.Module):
+    """The encoder up to ``conv5`` as a torchvision detection backbone (``out_channels`` = 256)."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        if FEATURE_TAP not in getattr(encoder, "taps", ()):
+            raise RecipeError(f"detection needs an encoder with a '{FEATURE_TAP}' tap (AlexNet family)")
+        self.encoder = encoder
+        self.out_channels = encoder.out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x, taps=(FEATURE_TAP,))[FEATURE_TAP]  # [N, 256, ~H/16, ~W/16]
+
+    def train(self, mode: bool = True) -> Conv5Backbone:
+        super().train(mode)
+        for m in self.modules():  # frozen batch-norm statistics (module docstring)
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+        return self
+
+
+class RoIMaxPool(nn.Module):
+    """Fast R-CNN's RoI max pooling on the single conv5 map, with torchvision ``RoIHeads``' call signature."""
+
+    def __init__(self, output_size: int, spatial_scale: float) -> None:
+        super().__init__()
+        self.pool = RoIPool(output_size, spatial_scale)
+
+    def forward(
+        self, features: Mapping[str, torch.Tensor], proposals: list[torch.Tensor], image_shapes: list
+    ) -> torch.Tensor:
+        return self.pool(features["0"], proposals)  # [R, 256, 6, 6]
+
+
+class ConvGridAnchorGenerator(AnchorGenerator):
+    """torchvision's ``AnchorGenerator`` on a conv grid of known stride, centred on the receptive fields.
+
+    Args:
+        sizes, ratios: anchor sides (px) and aspect ratios, as ``AnchorGenerator`` takes for one map.
+        stride: feature stride in pixels (16 for conv5).
+        centre: input x (= y) of the centre of cell 0 (see :func:`_conv5_centre`).
+    """
+
+    def __init__(self, sizes: Sequence[int], ratios: Sequence[float], stride: int, centre: float) -> None:
+        super().__init__((tuple(sizes),), (tuple(ratios),))
+        self.stride, self.centre = stride, centre
+
+    def grid_anchors(
+        self, grid_sizes: list[list[int]], strides: list[list[torch.Tensor]]
+    ) -> list[torch.Tensor]:
+        fixed = [[torch.tensor(self.stride, device=s[0].device)] * 2 for s in strides]
+        return [a + self.centre for a in super().grid_anchors(grid_sizes, fixed)]  # [cells · A, 4]
+
+
+def _conv5_centre(encoder: nn.Module) -> float:
+    """Continuous x of the receptive-field centre of conv5 cell 0, for an AlexNet-shaped trunk.
+
+    conv1 (11×11, stride 4, padding p) cell j is centred at ``4j - p + 5.5``; a 3/2 max-pool cell k at the
+    centre of its input cell ``2k + 1``; conv2…conv5 keep the grid. So conv5 cell m is centred at
+    ``16m + 17.5 - p``: 17.5 for CaffeNet (p = 0), 15.5 for torchvision's AlexNet (p = 2).
+    """
+    conv1 = encoder.conv_layers()[0]
+    if conv1.kernel_size != (11, 11) or conv1.stride != (4, 4):
+        raise RecipeError("detection's anchor grid assumes AlexNet's 11×11 stride-4 conv1")
+    return 17.5 - conv1.padding[0]
+
+
+def build_detector(encoder: nn.Module, ctx: EvalContext) -> nn.Module:
+    """torchvision ``FasterRCNN`` on the encoder's conv5 with RoI max pooling and an fc6/fc7 head."""
+    width = int(ctx.option("head_width", HEAD_WIDTH))
+    dropout = float(ctx.option("head_dropout", HEAD_DROPOUT))
+    box_head = nn.Sequential(  # fc6 / fc7 as in CaffeNet
+        nn.Flatten(),
+        nn.Linear(encoder.out_channels * ROI_SIZE * ROI_SIZE, width),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(width, width),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+    )
+    predictor = FastRCNNPredictor(width, NUM_CLASSES)
+    nn.init.normal_(predictor.cls_score.weight, std=0.01)
+    nn.init.normal_(predictor.bbox_pred.weight, std=0.001)
+    nn.init.zeros_(predictor.cls_score.bias)
+    nn.init.zeros_(predictor.bbox_pred.bias)
+    anchors = ConvGridAnchorGenerator(
+        ctx.option("anchor_sizes", ANCHOR_SIZES),
+        ctx.option("anchor_ratios", ANCHOR_RATIOS),
+        FEATURE_STRIDE,
+        _conv5_centre(encoder),
+    )
+    model = FasterRCNN(
+        Conv5Backbone(encoder),
+        min_size=int(ctx.option("min_size", MIN_SIZE)),
+        max_size=int(ctx.option("max_size", MAX_SIZE)),
+        image_mean=list(MEAN),  # the suite's one normalisation (data/transforms.py)
+        image_std=list(STD),
+        size_divisible=FEATURE_STRIDE,  # batch padding; torchvision's 32 would only add pixels
+        rpn_anchor_generator=anchors,
+        rpn_pre_nms_top_n_train=int(ctx.option("rpn_pre_nms_train", RPN_PRE_NMS_TRAIN)),
+        rpn_post_nms_top_n_train=int(ctx.option("rpn_post_nms_train", RPN_POST_NMS_TRAIN)),
+        rpn_pre_nms_top_n_test=int(ctx.option("rpn_pre_nms_test", RPN_PRE_NMS_TEST)),
+        rpn_post_nms_top_n_test=int(ctx.option("rpn_post_nms_test", RPN_POST_NMS_TEST)),
+        # torchvision checks the type; RoI max pooling replaces it below.
+        box_roi_pool=MultiScaleRoIAlign(["0"], ROI_SIZE, sampling_ratio=2),
+        box_head=box_head,
+        box_predictor=predictor,
+        box_score_thresh=float(ctx.option("test_score_thresh", TEST_SCORE_THRESH)),
+        box_nms_thresh=float(ctx.option("test_nms", TEST_NMS)),
+        box_detections_per_img=int(ctx.option("detections_per_image", DETECTIONS_PER_IMAGE)),
+        box_batch_size_per_image=int(ctx.option("rois_per_image", ROIS_PER_IMAGE)),
+        box_positive_fraction=float(ctx.option("fg_fraction", FG_FRACTION)),
+    )
+    roi_pool = ctx.option("roi_pool", "max")
+    if roi_pool == "max":
+        model.roi_heads.box_roi_pool = RoIMaxPool(ROI_SIZE, 1.0 / FEATURE_STRIDE)
+    elif roi_pool != "align":
+        raise RecipeError(f"roi_pool must be 'max' (Fast R-CNN RoIPool) or 'align', got {roi_pool!r}")
+    return model
+
+
+# --- Data ---
+
+
+def load_proposals(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a proposals file (format in the module docstring).
+
+    Returns:
+        image id → float32 ``(K, 4)`` boxes ``x1, y1, x2, y2`` in VOC 1-based pixel coordinates.
+
+    Raises:
+        DataError: unreadable file, or an entry that is not a finite ``(K, 4)`` array.
+        RecipeError: a suffix other than ``.npz`` / ``.pt``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"proposals file not found: {path}")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path) as f:
+                raw: Mapping[str, Any] = {k: f[k] for k in f.files}
+        elif path.suffix == ".pt":
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            raise RecipeError(f"proposals file {path}: expected a .npz or .pt file")
+    except (OSError, ValueError, RuntimeError) as e:
+        raise DataError(f"cannot read proposals file {path}: {e}") from e
+    if not isinstance(raw, Mapping):
+        raise DataError(f"proposals file {path} holds a {type(raw).__name__}, not a mapping image id → boxes")
+    proposals = {}
+    for image_id, value in raw.items():
+        boxes = np.asarray(value.numpy() if isinstance(value, torch.Tensor) else value, dtype=np.float32)
+        boxes = boxes.reshape(0, 4) if boxes.size == 0 else boxes
+        if boxes.ndim != 2 or boxes.shape[1] != 4 or not np.isfinite(boxes).all():
+            raise DataError(f"proposals file {path}: entry {image_id!r} is not a finite (K, 4) array")
+        proposals[str(image_id)] = boxes
+    return proposals
+
+
+class DetectionSample:
+    """Joint transform for :class:`~ssl_bench.data.voc.VOCDetection`: PIL image and VOC target → model input.
+
+    Returns ``(image [3, H, W] in [0, 1], target)`` with target ``{"boxes": [K, 4] torchvision coordinates,
+    "labels": [K] in 1..20 (0 is background), "image_id": str}`` plus ``"proposals": [P, 4]`` (torchvision
+    coordinates) when a proposals mapping is given. Difficult boxes are dropped (py-faster-rcnn
+    ``use_diff=False``); the detector normalises the image itself.
+    """
+
+    def __init__(self, flip: bool, proposals: Mapping[str, np.ndarray] | None = None) -> None:
+        self.flip = flip
+        self.proposals = proposals
+
+    def __call__(self, image: Image.Image, target: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+        x = to_tensor(image)  # [3, H, W]
+        keep = ~target["difficult"]
+        out: dict[str, Any] = {
+            "boxes": voc_to_torchvision(target["boxes"][keep].float()),  # [K, 4]
+            "labels": target["labels"][keep] + 1,  # [K]
+            "image_id": target["image_id"],
+        }
+        if self.proposals is not None:
+            out["proposals"] = voc_to_torchvision(torch.from_numpy(self.proposals[target["image_id"]]))
+        if self.flip and torch.rand(()) < 0.5:  # py-faster-rcnn TRAIN.USE_FLIPPED
+            x, width = x.flip(-1), x.shape[-1]
+            for key in ("boxes", "proposals"):
+                if key in out:
+                    b = out[key]
+                    out[key] = torch.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], dim=1)
+        return x, out
+
+
+def _collate(batch: list) -> tuple:
+    return tuple(zip(*batch, strict=True))
+
+
+def _forever(loader: DataLoader) -> Iterator:
+    while True:
+        yield from loader
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; a no-op elsewhere (CPU runs in fp32)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# --- Training and detection ---
+
+
+def detector_forward(
+    model: nn.Module,
+    images: list[torch.Tensor],
+    targets: list[dict[str, Any]] | None = None,
+    proposals: list[torch.Tensor] | None = None,
+) -> Any:
+    """Losses (training) or detections (eval) of the detector, from the RPN or from given proposals.
+
+    With ``proposals`` (per image, torchvision coordinates of the original image) this is Fast R-CNN:
+    the RPN is skipped and the proposals are resized with the image, then fed to the box head.
+    Detections come back in the original image's torchvision coordinates.
+    """
+    if proposals is None:
+        return model(images, targets)
+    original_sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
+    batch, targets = model.transform(images, targets)
+    proposals = [
+        resize_boxes(p, o, s) for p, o, s in zip(proposals, original_sizes, batch.image_sizes, strict=True)
+    ]
+    features = {"0": model.backbone(batch.tensors)}  # conv5: [N, 256, H/16, W/16]
+    detections, losses = model.roi_heads(features, proposals, batch.image_sizes, targets)
+    if model.training:
+        return losses
+    return model.transform.postprocess(detections, batch.image_sizes, original_sizes)
+
+
+def step_lr(base_lr: float, iteration: int, step: int, gamma: float) -> float:
+    """Caffe's ``step`` policy with one step: ``base_lr`` until ``step``, then ``base_lr · gamma``."""
+    return base_lr * (gamma if iteration >= step else 1.0)
+
+
+def _to_device(targets: Sequence[dict[str, Any]], device: torch.device) -> list[dict[str, Any]]:
+    return [{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in t.items()} for t in targets]
+
+
+def train_detector(model: nn.Module, loader: DataLoader, ctx: EvalContext, use_proposals: bool) -> float:
+    """Fine-tune the whole detector with SGD for ``iterations`` batches; returns the last loss."""
+    iterations = int(ctx.option("iterations", ITERATIONS))
+    base_lr = float(ctx.option("lr", LR))
+    step, gamma = int(ctx.option("lr_step", LR_STEP)), float(ctx.option("lr_gamma", LR_GAMMA))
+    weight_decay = float(ctx.option("weight_decay", WEIGHT_DECAY))
+    bias_factor = float(ctx.option("bias_lr_factor", BIAS_LR_FACTOR))
+    weights = [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith("bias")]
+    biases = [p for n, p in model.named_parameters() if p.requires_grad and n.endswith("bias")]
+    optimizer = torch.optim.SGD(
+        [
+            {"params": weights, "weight_decay": weight_decay, "lr_factor": 1.0},
+            {"params": biases, "weight_decay": 0.0, "lr_factor": bias_factor},
+        ],  # Caffe: lr_mult 2, decay_mult 0
+        lr=base_lr,
+        momentum=float(ctx.option("momentum", MOMENTUM)),
+    )
+    model.train()
+    loss_value = float("nan")
+    bar = tqdm(total=iterations * loader.batch_size, desc="det train", unit="img", disable=not ctx.progress)
+    batches = _forever(loader)
+    for iteration in range(iterations):
+        images, targets = next(batches)
+        lr = step_lr(base_lr, iteration, step, gamma)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group["lr_factor"]
+        images = [im.to(ctx.device, non_blocking=True) for im in images]
+        targets = _to_device(targets, ctx.device)
+        proposals = [t["proposals"] for t in targets] if use_proposals else None
+        with _autocast(ctx.device):
+            losses = detector_forward(model, images, targets, proposals)
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"detection loss is {loss.item()} at iteration {iteration}; lower the lr"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        ctx.images_processed += len(images)
+        loss_value = loss.item()
+        bar.update(len(images))
+        if iteration % 10 == 0:
+            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}")
+    bar.close()
+    return loss_value
+
+
+def detections_to_voc(
+    outputs: Sequence[Mapping[str, torch.Tensor]], image_ids: Sequence[str]
+) -> dict[str, dict]:
+    """torchvision detections (continuous coordinates, labels 1..20) → the VOC AP code's input.
+
+    Returns:
+        image id → ``{"boxes": float64 [D, 4] VOC 1-based, "labels": int64 [D] in 0..19, "scores": [D]}``.
+    """
+    detections = {}
+    for out, image_id in zip(outputs, image_ids, strict=True):
+        detections[image_id] = {
+            "boxes": torchvision_to_voc(out["boxes"].detach().double().cpu()).numpy(),
+            "labels": out["labels"].cpu().numpy().astype(np.int64) - 1,
+            "scores": out["scores"].detach().double().cpu().numpy(),
+        }
+    return detections
+
+
+@torch.no_grad()
+def detect(model: nn.Module, loader: DataLoader, ctx: EvalContext, use_proposals: bool) -> dict[str, dict]:
+    """Detections on every image of ``loader``, in VOC coordinates (see :func:`detections_to_voc`)."""
+    model.eval()
+    detections: dict[str, dict] = {}
+    for images, targets in tqdm(loader, desc="det test", unit="batch", disable=not ctx.progress):
+        images = [im.to(ctx.device, non_blocking=True) for im in images]
+        proposals = [t["proposals"].to(ctx.device) for t in targets] if use_proposals else None
+        with _autocast(ctx.device):
+            outputs = detector_forward(model, images, None, proposals)
+        detections |= detections_to_voc(outputs, [t["image_id"] for t in targets])
+        ctx.images_processed += len(images)
+    return detections
+
+
+def detection_metrics(ground_truth: Mapping[str, Mapping], detections: Mapping[str, Mapping]) -> Metrics:
+    """VOC07 11-point mAP (primary), area mAP and per-class 11-point APs (classes with positives only)."""
+    num = len(VOC_CLASSES)
+    ap11 = voc_detection_ap(ground_truth, detections, num, variant=AP_VARIANT)
+    area = voc_detection_ap(ground_truth, detections, num, variant="area")
+    metrics = {"map_voc07_11point": mean_ap(ap11), "map_area": mean_ap(area)}
+    metrics |= {
+        f"ap_{name}": float(ap) for name, ap in zip(VOC_CLASSES, ap11, strict=True) if not np.isnan(ap)
+    }
+    return metrics
+
+
+def save_detection_figure(
+    root: Path,
+    image_ids: Sequence[str],
+    ground_truth: Mapping[str, Mapping],
+    detections: Mapping[str, Mapping],
+    path: Path,
+    max_boxes: int = 3,
+) -> Path:
+    """A row of test images: ground truth in green, the ``max_boxes`` best detections in red, with scores.
+
+    The best detections are drawn whatever their score, so that a weak detector's guesses are visible too.
+    """
+    tiles = []
+    for image_id in image_ids:
+        image = load_image(root / "JPEGImages" / f"{image_id}.jpg").copy()
+        draw = ImageDraw.Draw(image)
+        # PIL rectangles take inclusive 0-based pixel corners: VOC 1-based minus one.
+        for box in ground_truth[image_id]["boxes"]:
+            draw.rectangle([float(v) - 1 for v in box], outline=(0, 255, 0), width=2)
+        det = detections.get(image_id, {"boxes": [], "labels": [], "scores": []})
+        order = np.argsort(-np.asarray(det["scores"]))[:max_boxes]
+        for i in order:
+            x1, y1, x2, y2 = (float(v) - 1 for v in det["boxes"][i])
+            draw.rectangle([x1, y1, x2, y2], outline=(255, 0, 0), width=2)
+            draw.text(
+                (x1 + 2, y1 + 1), f"{VOC_CLASSES[det['labels'][i]]} {det['scores'][i]:.2f}", fill=(255, 0, 0)
+            )
+        tiles.append(image)
+    canvas = Image.new(
+        "RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), max(t.height for t in tiles))
+    )
+    x = 0
+    for tile in tiles:
+        canvas.paste(tile, (x, 0))
+        x += tile.width + 4
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
+
+
+# --- The evaluator ---
+
+
+@register_evaluator("det")
+def evaluate_detection(ctx: EvalContext) -> Metrics:
+    """Fine-tune a Fast/Faster R-CNN on VOC ``trainval`` and report VOC07 11-point mAP on ``test``."""
+    root = Path(ctx.voc_root)
+    train_split, test_split = ctx.option("train_split", TRAIN_SPLIT), ctx.option("test_split", TEST_SPLIT)
+    proposals_path = ctx.option("proposals")
+    proposals = load_proposals(proposals_path) if proposals_path else None
+    train_set = VOCDetection(root, train_split, DetectionSample(bool(ctx.option("flip", True)), proposals))
+    test_set = VOCDetection(root, test_split, DetectionSample(False, proposals))
+    train_ids = [train_set.image_id(i) for i in range(len(train_set))]
+    test_ids = [test_set.image_id(i) for i in range(len(test_set))]
+    check_disjoint(train_ids, test_ids, f"detection {train_split} → {test_split}")
+    if proposals is not None:
+        lacking = [i for i in train_ids + test_ids if i not in proposals]
+        if lacking:
+            raise DataError(
+                f"proposals file {proposals_path} lacks {len(lacking)} image(s), e.g. {lacking[:5]}"
+            )
+
+    model = build_detector(ctx.load_encoder(), ctx).to(ctx.device)
+    if ctx.device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    workers = int(ctx.option("workers", 2))
+    common = {"num_workers": workers, "collate_fn": _collate, "pin_memory": ctx.device.type == "cuda",
+              "persistent_workers": workers > 0}  # fmt: skip
+    train_loader = DataLoader(
+        train_set,
+        batch_size=int(ctx.option("batch_size", BATCH_SIZE)),
+        shuffle=True,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(ctx.seed),
+        **common,
+    )
+    test_loader = DataLoader(test_set, batch_size=int(ctx.option("test_batch_size", 4)), **common)
+    use_proposals = proposals is not None
+
+    final_loss = train_detector(model, train_loader, ctx, use_proposals)
+    detections = detect(model, test_loader, ctx, use_proposals)
+    ground_truth = load_detection_ground_truth(root, test_split)  # every test image, difficult flags kept
+    metrics = detection_metrics(ground_truth, detections)
+    ctx.extra["primary_metric"] = "map_voc07_11point"
+    try:
+        coco = coco_style_detection_ap(ground_truth, detections, len(VOC_CLASSES))
+        metrics |= {"coco_ap": coco["coco_ap"], "coco_ap50": coco["coco_ap50"]}
+    except ImportError:
+        ctx.extra["coco_ap_note"] = "coco_ap, coco_ap50 skipped: pycocotools is not installed"
+
+    no_positives = [c for c in VOC_CLASSES if f"ap_{c}" not in metrics]
+    figure = save_detection_figure(
+        root,
+        test_ids[: int(ctx.option("figure_images", 4))],
+        ground_truth,
+        detections,
+        Path(ctx.work_dir) / "det_examples.png",
+    )
+    ctx.extra |= {
+        "ap_variants": {
+            "map_voc07_11point": "VOC2007 devkit 11-point AP, IoU > 0.5, mean over classes (the paper's)",
+            "map_area": "VOC2010+ area-under-envelope AP at IoU > 0.5, mean over classes",
+            "ap_<class>": "VOC2007 11-point AP of one class",
+            "coco_ap": "COCO protocol (pycocotools) AP@[.5:.95], difficult as crowd; not VOC",
+            "coco_ap50": "COCO protocol (pycocotools) AP@.5; not the VOC number",
+        },
+        "proposals": str(proposals_path) if use_proposals else "RPN (Faster R-CNN, trained jointly)",
+        "feature_layer": f"{FEATURE_TAP} (stride {FEATURE_STRIDE}), RoI {ctx.option('roi_pool', 'max')} pool "
+                         f"{ROI_SIZE}x{ROI_SIZE}",
+        "head_width": int(ctx.option("head_width", HEAD_WIDTH)),
+        "train_split": train_split, "test_split": test_split,
+        "num_train_images": len(train_ids), "num_test_images": len(test_ids),
+        "num_detections": int(sum(len(d["scores"]) for d in detections.values())),
+        "iterations": int(ctx.option("iterations", ITERATIONS)), "final_train_loss": final_loss,
+        "classes_without_test_positives": no_positives,
+        "box_convention": "VOC 1-based inclusive for ground truth and detections",
+        "figure": str(figure),
+    }  # fmt: skip
+    return metrics

@@ -1,0 +1,222 @@
+"""Detection evaluator: end to end through ``bench eval``, box conventions, proposals files, metric path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ssl_bench.cli import main
+from ssl_bench.data.synthvoc import generate_synthvoc
+from ssl_bench.data.voc import VOC_CLASSES, load_detection_ground_truth, read_image_set
+from ssl_bench.evaluators import detection
+from ssl_bench.evaluators.base import EvalContext
+
+# Tiny and fast: 128 px images (conv5 8×8, padded batch), a few iterations, small heads, no workers.
+TINY = [
+    "iterations=3",
+    "lr_step=2",
+    "min_size=128",
+    "max_size=128",
+    "head_width=32",
+    "workers=0",
+    "rpn_pre_nms_train=200",
+    "rpn_post_nms_train=50",
+    "rpn_pre_nms_test=100",
+    "rpn_post_nms_test=20",
+    "test_batch_size=8",
+    "test_score_thresh=0.0",
+    "figure_images=2",
+]
+
+
+@pytest.fixture(scope="module")
+def voc_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # 64 images → Main trainval 16, test 16.
+    return generate_synthvoc(
+        tmp_path_factory.mktemp("det_voc"), num_images=64, size=128, seed=0, workers=1, progress=False
+    )
+
+
+def _bench_eval(root: Path, out: Path, *extra: str) -> dict:
+    args = [
+        "eval",
+        "--task",
+        "det",
+        "--weights",
+        "random",
+        "--data",
+        str(root),
+        "--profile",
+        "smoke",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
+    for item in TINY + list(extra):
+        args += ["--set", item]
+    code = main(args)
+    (record_path,) = out.glob("*.json")
+    record = json.loads(record_path.read_text())
+    assert code == 0, record.get("traceback")
+    return record
+
+
+def test_bench_eval_det_end_to_end(voc_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+    real = detection.voc_detection_ap
+
+    def spy(ground_truth, detections, num_classes, variant="voc07_11point", **kw):  # noqa: ANN001, ANN202
+        seen.append(ground_truth)
+        return real(ground_truth, detections, num_classes, variant, **kw)
+
+    monkeypatch.setattr(detection, "voc_detection_ap", spy)
+    record = _bench_eval(voc_root, tmp_path / "runs")
+
+    metrics, extra = record["metrics"], record["extra"]
+    assert record["status"] == "ok"
+    assert 0.0 <= metrics["map_voc07_11point"] <= 1.0 and 0.0 <= metrics["map_area"] <= 1.0
+    assert extra["primary_metric"] == "map_voc07_11point"
+    assert "coco_ap" in metrics and "coco_ap50" in metrics  # pycocotools is in the test environment
+    assert extra["num_train_images"] == 16 and extra["num_test_images"] == 16
+    assert extra["num_detections"] > 0  # score threshold 0: the ranking is scored, not an empty list
+    assert Image.open(extra["figure"]).size[1] == 128
+    assert record["images_per_s"] > 0
+
+    # The ground truth the metric saw is load_detection_ground_truth's for every test image, VOC coordinates.
+    expected = load_detection_ground_truth(voc_root, "test")
+    assert seen and all(list(gt) == list(expected) for gt in seen)
+    for image_id, want in expected.items():
+        for key in ("boxes", "labels", "difficult"):
+            np.testing.assert_array_equal(seen[0][image_id][key], want[key])
+
+
+def test_proposals_file_runs_fast_rcnn(voc_root: Path, tmp_path: Path) -> None:
+    gt = {
+        **load_detection_ground_truth(voc_root, "trainval"),
+        **load_detection_ground_truth(voc_root, "test"),
+    }
+    rng = np.random.default_rng(0)
+    proposals = {}
+    for image_id, g in gt.items():
+        x1y1 = rng.uniform(1, 80, size=(30, 2))
+        random_boxes = np.concatenate([x1y1, x1y1 + rng.uniform(8, 48, size=(30, 2))], axis=1)
+        proposals[image_id] = np.concatenate([g["boxes"] + rng.normal(0, 2, g["boxes"].shape), random_boxes])
+    path = tmp_path / "proposals.npz"
+    np.savez(path, **proposals)
+
+    record = _bench_eval(voc_root, tmp_path / "runs", f"proposals={path}")
+    assert record["extra"]["proposals"] == str(path)
+    assert 0.0 <= record["metrics"]["map_voc07_11point"] <= 1.0
+
+
+def test_proposals_file_must_cover_every_image(voc_root: Path, tmp_path: Path) -> None:
+    path = tmp_path / "proposals.pt"
+    torch.save({read_image_set(voc_root, "test")[0]: torch.tensor([[1.0, 1.0, 20.0, 20.0]])}, path)
+    assert len(detection.load_proposals(path)) == 1
+    out = tmp_path / "runs"
+    assert (
+        main(
+            [
+                "eval",
+                "--task",
+                "det",
+                "--weights",
+                "random",
+                "--data",
+                str(voc_root),
+                "--out",
+                str(out),
+                "--set",
+                f"proposals={path}",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
+    (record_path,) = out.glob("*.json")
+    assert "lacks" in json.loads(record_path.read_text())["error"]
+
+
+def test_voc_torchvision_round_trip_is_exact() -> None:
+    rng = np.random.default_rng(1)
+    x1y1 = rng.integers(1, 400, size=(1000, 2))
+    voc = torch.from_numpy(np.concatenate([x1y1, x1y1 + rng.integers(0, 100, size=(1000, 2))], 1)).float()
+    tv = detection.voc_to_torchvision(voc)
+    assert torch.equal(detection.torchvision_to_voc(tv), voc)
+    # A single pixel (1, 1, 1, 1) in VOC is the unit square [0, 1] × [0, 1]: widths agree (x2 - x1 + 1).
+    assert detection.voc_to_torchvision(torch.tensor([[1.0, 1.0, 1.0, 1.0]])).tolist() == [
+        [0.0, 0.0, 1.0, 1.0]
+    ]
+    np.testing.assert_array_equal((tv[:, 2] - tv[:, 0]).numpy(), (voc[:, 2] - voc[:, 0] + 1).numpy())
+
+
+def test_flip_mirrors_voc_pixel_columns() -> None:
+    """Pixel column c (1-based) of a W-wide image lands on column W + 1 - c after a horizontal flip."""
+    width = 50
+    image = Image.new("RGB", (width, 30))
+    target = {
+        "boxes": torch.tensor([[3.0, 4.0, 10.0, 20.0], [5.0, 5.0, 6.0, 6.0]]),
+        "labels": torch.tensor([2, 7]),
+        "difficult": torch.tensor([False, True]),
+        "truncated": torch.tensor([False, False]),
+        "image_id": "x",
+    }
+    sample = detection.DetectionSample(
+        flip=True, proposals={"x": np.array([[1.0, 1.0, 50.0, 30.0]], np.float32)}
+    )
+    torch.manual_seed(0)
+    outs = [sample(image, target)[1] for _ in range(20)]
+    flipped = [o for o in outs if o["boxes"][0, 0] != 2.0]
+    assert flipped and len(flipped) < 20
+    for out in (outs[0], flipped[0]):
+        assert out["labels"].tolist() == [3]  # background is 0; the difficult box is no target
+    back = detection.torchvision_to_voc(flipped[0]["boxes"])
+    assert back.tolist() == [[width + 1 - 10, 4.0, width + 1 - 3, 20.0]]
+    assert detection.torchvision_to_voc(flipped[0]["proposals"]).tolist() == [[1.0, 1.0, 50.0, 30.0]]
+
+
+def test_perfect_detector_scores_one(voc_root: Path) -> None:
+    """Ground-truth boxes fed back as torchvision detections pass the evaluator's conversion to AP 1."""
+    gt = load_detection_ground_truth(voc_root, "test")
+    outputs = [
+        {
+            "boxes": detection.voc_to_torchvision(torch.from_numpy(g["boxes"])),
+            "labels": torch.from_numpy(g["labels"]) + 1,
+            "scores": torch.linspace(1.0, 0.5, len(g["labels"])),
+        }
+        for g in gt.values()
+    ]
+    metrics = detection.detection_metrics(gt, detection.detections_to_voc(outputs, list(gt)))
+    with_positives = {
+        VOC_CLASSES[c] for g in gt.values() for c, d in zip(g["labels"], g["difficult"], strict=True) if not d
+    }
+    assert {k[3:] for k in metrics if k.startswith("ap_")} == with_positives
+    assert all(v == pytest.approx(1.0) for v in metrics.values())  # 11-point sums to 1 ± 1 ulp
+    # Shifting every box by 0.6 of its width (IoU 0.25) loses the matches: the metric sees these boxes.
+    for out in outputs:
+        b = out["boxes"]
+        out["boxes"] = b + torch.stack([(b[:, 2] - b[:, 0]) * 0.6, torch.zeros(len(b))] * 2, dim=1)
+    shifted = detection.detection_metrics(gt, detection.detections_to_voc(outputs, list(gt)))
+    assert shifted["map_voc07_11point"] < 0.2
+
+
+def test_detector_uses_roi_max_pool_on_conv5_and_aligned_anchors() -> None:
+    ctx = EvalContext(weights="random", arch="caffenet", voc_root=Path("."), recipe={"head_width": 16})
+    model = detection.build_detector(ctx.load_encoder(), ctx)
+    assert isinstance(model.roi_heads.box_roi_pool, detection.RoIMaxPool)
+    assert model.backbone.out_channels == 256
+    feature = model.backbone(torch.zeros(1, 3, 131, 131))
+    assert feature.shape == (1, 256, 7, 7)  # conv5, no pool5: 131 → 31 → 15 → 7
+    from torchvision.models.detection.image_list import ImageList
+
+    anchors = model.rpn.anchor_generator(ImageList(torch.zeros(1, 3, 144, 144), [(131, 131)]), [feature])[0]
+    centres = (anchors[:, :2] + anchors[:, 2:]) / 2
+    assert torch.allclose(centres[0], torch.tensor([17.5, 17.5]), atol=0.5)  # cell (0, 0), CaffeNet
+    assert torch.allclose(centres[-1], torch.tensor([17.5 + 16 * 6, 17.5 + 16 * 6]), atol=0.5)
