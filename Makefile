@@ -16,10 +16,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,coco]'
 	touch $@
 
-# Pretrain a context encoder on the generated SynthVOC default (CPU, ~5 min), then show the result.
+# A user's whole first run on the generated SynthVOC default (CPU): pretrain a context encoder and the
+# random baseline, fine-tune FCN-32s segmentation on both, print the comparison table.
 demo: install
 	$(BIN)/bench pretrain --method context_encoder --profile smoke --out $(DEMO)/context_encoder
 	$(BIN)/bench show $(DEMO)/context_encoder
+	$(BIN)/bench pretrain --method random --profile smoke --out $(DEMO)/random
+	$(BIN)/bench eval --task seg --profile smoke --weights $(DEMO)/context_encoder/encoder.pt --out $(DEMO)/records
+	$(BIN)/bench eval --task seg --profile smoke --weights $(DEMO)/random/encoder.pt --out $(DEMO)/records
+	$(BIN)/bench table --results $(DEMO)/records --tasks seg
 
 test: install
 	$(BIN)/python -m pytest -q

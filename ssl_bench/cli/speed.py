@@ -1,0 +1,140 @@
+"""``bench speed``: measure pretraining / pipeline / evaluation throughput and print a table + record."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "speed", help="measure images/s of pretraining, the data pipeline and evaluation steps"
+    )
+    p.add_argument("--device", help="cpu, cuda … (default: cuda if available)")
+    p.add_argument("--image-size", type=int, default=227)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="data workers for the end-to-end run (default: the pretraining "
+        "recipe's choice for this machine)",
+    )
+    p.add_argument("--iters", type=int, default=8, help="timed steps per measurement (after warm-up)")
+    p.add_argument("--compile", action="store_true", help="also measure the step under torch.compile")
+    p.add_argument("--no-memory", action="store_true", help="skip the 2k-vs-20k-images memory measurement")
+    p.add_argument("--no-eval", action="store_true", help="skip the det/seg training-step measurements")
+    p.add_argument("--out", type=Path, help="folder for the record (default: results/runs)")
+    p.set_defaults(func=run)
+
+
+def default_workers(device_type: str) -> int:
+    """Two on a small CPU box (the model needs the cores); on a GPU box, most cores feed the GPU."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
+    return max(1, cores - 2) if device_type == "cuda" else min(2, cores)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ssl_bench.data.folder import ImageFolderIndex
+    from ssl_bench.data.synthvoc import ensure_synthvoc, synthvoc_pool
+    from ssl_bench.perf import speed
+    from ssl_bench.provenance import device_description, git_commit, package_versions
+    from ssl_bench.records import RECORDS_DIR, peak_memory_mb, utc_now, write_record
+    from ssl_bench.training.distributed import resolve_device
+    from ssl_bench.training.performance import Performance, resolve_performance
+
+    t0 = time.perf_counter()
+    device = resolve_device(args.device)
+    size, bs, iters = args.image_size, args.batch_size, args.iters
+    workers = args.workers if args.workers is not None else default_workers(device.type)
+    perf = resolve_performance({}, device)
+    m: dict[str, float] = {}
+    rows: list[tuple[str, str]] = []
+
+    def note(name: str, value: float, text: str) -> None:
+        m[name] = value
+        rows.append((name, text))
+        print(f"  {name:<24} {text}", flush=True)
+
+    print(f"bench speed on {device_description(device)}: {size} px, batch {bs}, suite settings {perf}")
+    dtype = torch.bfloat16 if perf.amp else torch.float32
+    peak = speed.matmul_peak(device, dtype)
+    note("matmul_peak_gflops", peak / 1e9, f"{peak / 1e9:.0f} GFLOP/s (2048² matmul, {str(dtype)[6:]})")
+    fp32_peak = speed.matmul_peak(device, torch.float32) if perf.amp else peak
+    note("matmul_peak_fp32_gflops", fp32_peak / 1e9, f"{fp32_peak / 1e9:.0f} GFLOP/s (fp32)")
+    flops = speed.flops_per_image(perf, size, device)
+    note("gflop_per_image", flops / 1e9, f"{flops / 1e9:.2f} GFLOP per image (forward + backward)")
+
+    eager = speed.eager_reference(size, bs, device, iters)
+    note("eager_img_s", eager, f"{eager:.1f} img/s  eager fp32 reference step")
+    model = speed.model_only(perf, size, bs, device, iters)
+    note("model_img_s", model, f"{model:.1f} img/s  suite step, in-memory batch")
+    note("speedup_vs_eager", model / eager, f"{model / eager:.2f}×  suite step over eager fp32")
+    achieved = model * flops
+    note(
+        "flop_fraction_of_peak",
+        achieved / peak,
+        f"{achieved / peak:.2f}  of the {str(dtype)[6:]} matmul peak ({achieved / 1e9:.0f} GFLOP/s)",
+    )
+    if args.compile:
+        compiled = speed.model_only(
+            Performance(perf.amp, perf.channels_last, True, perf.fused_adam), size, bs, device, iters
+        )
+        note("compiled_img_s", compiled, f"{compiled:.1f} img/s  with torch.compile")
+
+    index = ImageFolderIndex(synthvoc_pool(ensure_synthvoc()), labels="none")
+    for w in sorted({1, workers}):
+        rate = speed.pipeline_only(index, size, bs, w, device, batches=max(4, 60 // bs))
+        note(f"pipeline_img_s_{w}w", rate, f"{rate:.1f} img/s  data pipeline alone, {w} worker(s)")
+    m["pipeline_img_s_per_worker"] = m["pipeline_img_s_1w"]
+    e2e = speed.end_to_end(perf, index, size, bs, workers, device, steps=iters * 2)
+    note("e2e_img_s", e2e, f"{e2e:.1f} img/s  pipeline ({workers} workers) + suite step")
+    note("e2e_over_model", e2e / model, f"{e2e / model:.2f}  end-to-end / model-only")
+
+    if not args.no_eval:
+        from ssl_bench.perf.eval_steps import eval_step_throughputs
+
+        for task, rate in eval_step_throughputs(device, iters).items():
+            note(f"{task}_train_img_s", rate, f"{rate:.1f} img/s  {task} training step (smoke settings)")
+
+    if not args.no_memory:
+        small = speed.pipeline_memory(index, 2000, size, bs, workers, batches=20)
+        large = speed.pipeline_memory(index, 20000, size, bs, workers, batches=20)
+        note("rss_2k_images_mb", small, f"{small:.0f} MB  pipeline RSS, 2,000-image folder")
+        note("rss_20k_images_mb", large, f"{large:.0f} MB  pipeline RSS, 20,000-image folder")
+        note("rss_growth_20k_over_2k", large / small, f"{large / small:.3f}×")
+    note(
+        "peak_mem_mb", peak_memory_mb(device), f"{peak_memory_mb(device):.0f} MB  peak memory of this process"
+    )
+
+    record: dict[str, Any] = {
+        "task": "speed",
+        "status": "ok",
+        "metrics": m,
+        "seed": 0,
+        "weights": "none",
+        "pretrain": {"method": "context_encoder"},
+        "extra": {
+            "image_size": size,
+            "batch_size": bs,
+            "workers": workers,
+            "performance": perf.__dict__,
+            "threads": torch.get_num_threads(),
+        },
+        "device": device_description(device),
+        "git_commit": git_commit(),
+        "versions": package_versions(),
+        "started_at": utc_now(),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "peak_mem_mb": m["peak_mem_mb"],
+        "images_per_s": m["e2e_img_s"],
+    }
+    path = write_record(record, args.out or RECORDS_DIR)
+    record["record_path"] = str(path)
+    print(json.dumps(record, default=str))
+    return 0

@@ -1,0 +1,222 @@
+"""``bench speed``: images/s of the pretraining step, the data pipeline and both together, in one run.
+
+Everything that is compared is measured in the same process, back to back: CPU timings drift between
+runs, ratios measured side by side do not. Each throughput is the median over timed steps after warm-up.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
+
+from ssl_bench.data.folder import ImageFolderIndex
+from ssl_bench.data.pretrain import EpochSampler, PretrainDataset, collate
+from ssl_bench.methods import create_method
+from ssl_bench.perf.eager_reference import build_reference, reference_step
+from ssl_bench.training.loop import to_device
+from ssl_bench.training.performance import Performance, maybe_compile
+
+
+def median_seconds(step: Callable[[], Any], warmup: int, iters: int, sync: Callable[[], None]) -> float:
+    for _ in range(warmup):
+        step()
+    sync()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def device_sync(device: torch.device) -> Callable[[], None]:
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, iters: int = 5) -> float:
+    """Achieved FLOP/s of an n×n matmul in ``dtype``: the machine's practical peak for that dtype."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    seconds = median_seconds(lambda: a @ b, warmup=2, iters=iters, sync=device_sync(device))
+    return 2 * n**3 / seconds
+
+
+def synthetic_batch(
+    batch_size: int, image_size: int, device: torch.device, channels_last: bool, mask: str = "random_region"
+) -> dict[str, torch.Tensor]:
+    """An in-memory batch of images and masks: the model-only measurements read no files."""
+    from ssl_bench.methods.masks import make_mask
+
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "image": torch.randn(batch_size, 3, image_size, image_size, generator=g),
+        "mask": torch.stack([make_mask(mask, image_size, g) for _ in range(batch_size)]),
+    }
+    return to_device(batch, device, channels_last)
+
+
+def build_suite_step(
+    perf: Performance, image_size: int, device: torch.device, lr: float = 3e-4
+) -> tuple[torch.nn.Module, Callable[[dict[str, torch.Tensor]], torch.Tensor]]:
+    """The context-encoder step exactly as ``bench pretrain`` runs it with these settings."""
+    method = create_method("context_encoder", image_size=image_size).to(device)
+    if perf.channels_last:
+        method.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(
+        method.parameters(), lr=lr, betas=(0.5, 0.999), fused=perf.fused_adam or None
+    )
+    model = maybe_compile(method, perf.compile)
+
+    def step(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with perf.autocast(device):
+            loss = model(batch)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return method, step
+
+
+def flops_per_image(perf: Performance, image_size: int, device: torch.device) -> float:
+    """Forward + backward FLOPs of one training step per image, counted by torch.utils.flop_counter."""
+    method, _ = build_suite_step(Performance(False, False, False, False), image_size, device)
+    batch = synthetic_batch(2, image_size, device, False)
+    with FlopCounterMode(display=False) as counter:
+        method(batch)["loss"].backward()
+    return counter.get_total_flops() / 2
+
+
+def model_only(
+    perf: Performance, image_size: int, batch_size: int, device: torch.device, iters: int
+) -> float:
+    _, step = build_suite_step(perf, image_size, device)
+    batch = synthetic_batch(batch_size, image_size, device, perf.channels_last)
+    seconds = median_seconds(
+        lambda: step(batch), warmup=3 if perf.compile else 2, iters=iters, sync=device_sync(device)
+    )
+    return batch_size / seconds
+
+
+def eager_reference(image_size: int, batch_size: int, device: torch.device, iters: int) -> float:
+    model, optimizer = build_reference(image_size)
+    model.to(device)
+    batch = synthetic_batch(batch_size, image_size, device, False)
+    seconds = median_seconds(
+        lambda: reference_step(model, optimizer, batch), warmup=2, iters=iters, sync=device_sync(device)
+    )
+    return batch_size / seconds
+
+
+def make_loader(
+    index: ImageFolderIndex, image_size: int, batch_size: int, workers: int, device: torch.device
+) -> tuple[DataLoader, EpochSampler]:
+    dataset = PretrainDataset(index, image_size, "random_region", seed=0)
+    sampler = EpochSampler(len(dataset), batch_size)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        generator=torch.Generator(),
+    )
+    return loader, sampler
+
+
+def _batches(loader: DataLoader, sampler: EpochSampler):
+    epoch = 0
+    while True:
+        sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def pipeline_only(
+    index: ImageFolderIndex,
+    image_size: int,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+    batches: int,
+) -> float:
+    """Read, decode, crop, flip and mask; no model. Images/s once the workers are warm."""
+    loader, sampler = make_loader(index, image_size, batch_size, workers, device)
+    it = _batches(loader, sampler)
+    next(it)  # start the workers
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * batch_size / (time.perf_counter() - t0)
+
+
+def end_to_end(
+    perf: Performance,
+    index: ImageFolderIndex,
+    image_size: int,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+    steps: int,
+) -> float:
+    """The data pipeline feeding the suite's step, as in ``bench pretrain``: images/s."""
+    _, step = build_suite_step(perf, image_size, device)
+    loader, sampler = make_loader(index, image_size, batch_size, workers, device)
+    it = _batches(loader, sampler)
+    sync = device_sync(device)
+    for _ in range(2):  # warm-up: workers started, kernels chosen
+        step(to_device(next(it), device, perf.channels_last))
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step(to_device(next(it), device, perf.channels_last))
+    sync()
+    return steps * batch_size / (time.perf_counter() - t0)
+
+
+def rss_mb(pids: list[int]) -> float:
+    """Resident memory of these processes, summed (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def pipeline_memory(
+    source: ImageFolderIndex, copies: int, image_size: int, batch_size: int, workers: int, batches: int
+) -> float:
+    """RSS (main + workers) after streaming ``batches`` batches from a folder of ``copies`` images.
+
+    The folder is made of hard links to the source images, so 20k images cost no disk space.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(copies):
+            src = source.path(i % len(source))
+            os.link(src, Path(tmp) / f"{i:06d}{src.suffix}")
+        index = ImageFolderIndex(tmp, labels="none")
+        loader, sampler = make_loader(index, image_size, batch_size, workers, torch.device("cpu"))
+        it = _batches(loader, sampler)
+        for _ in range(batches):
+            next(it)
+        workers_alive = getattr(loader._iterator, "_workers", [])  # persistent workers' processes
+        used = rss_mb([os.getpid()] + [w.pid for w in workers_alive])
+        del it, loader
+    return used
