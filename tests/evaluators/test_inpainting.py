@@ -115,8 +115,9 @@ def test_nn_inpainting_pastes_the_nearest_hole_and_keeps_the_context() -> None:
 
 
 def _eval(args: list[str], out: Path, capsys: pytest.CaptureFixture[str]) -> dict:
-    code = main(["eval", "--task", "inpaint", "--no-progress", "--out", str(out), "--set", "workers=0",
-                 *args])
+    code = main(
+        ["eval", "--task", "inpaint", "--no-progress", "--out", str(out), "--set", "workers=0", *args]
+    )
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0, record.get("error")
     return record
@@ -126,9 +127,26 @@ def _eval(args: list[str], out: Path, capsys: pytest.CaptureFixture[str]) -> dic
 def context_encoder_run(synth_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 10-step context-encoder run on the tiny SynthVOC pool (SSL_BENCH_CACHE points at synth_cache)."""
     out = tmp_path_factory.mktemp("ce_run")
-    code = main(["pretrain", "--method", "context_encoder", "--steps", "10", "--image-size", "99",
-                 "--batch-size", "4", "--workers", "0", "--out", str(out), "--no-progress",
-                 "--set", f"data.synth_images={TINY_SYNTH_IMAGES}"])
+    code = main(
+        [
+            "pretrain",
+            "--method",
+            "context_encoder",
+            "--steps",
+            "10",
+            "--image-size",
+            "99",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--set",
+            f"data.synth_images={TINY_SYNTH_IMAGES}",
+        ]
+    )
     assert code == 0
     return out
 
@@ -136,8 +154,11 @@ def context_encoder_run(synth_cache: Path, tmp_path_factory: pytest.TempPathFact
 def test_bench_eval_inpaint_with_a_context_encoder_run(
     context_encoder_run: Path, synth_voc_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    record = _eval(["--weights", str(context_encoder_run / "encoder.pt"), "--data", str(synth_voc_root)],
-                   tmp_path / "records", capsys)
+    record = _eval(
+        ["--weights", str(context_encoder_run / "encoder.pt"), "--data", str(synth_voc_root)],
+        tmp_path / "records",
+        capsys,
+    )
     metrics, extra = record["metrics"], record["extra"]
     assert set(metrics) == {f"{p}{m}" for p in ("", "nn_", "fill_") for m in ("l1_pct", "l2_pct", "psnr_db")}
     assert all(math.isfinite(v) for v in metrics.values())
@@ -162,8 +183,20 @@ def test_bench_eval_inpaint_refuses_an_encoder_that_is_not_the_checkpoints(
     state = torch.load(run / "encoder.pt", weights_only=True)
     state["conv1.bias"] = state["conv1.bias"] + 1
     torch.save(state, run / "encoder.pt")
-    code = main(["eval", "--task", "inpaint", "--no-progress", "--out", str(tmp_path / "records"),
-                 "--weights", str(run / "encoder.pt"), "--data", str(synth_voc_root)])
+    code = main(
+        [
+            "eval",
+            "--task",
+            "inpaint",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "records"),
+            "--weights",
+            str(run / "encoder.pt"),
+            "--data",
+            str(synth_voc_root),
+        ]
+    )
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code != 0 and "differs from the encoder" in record["error"]
 
@@ -172,8 +205,11 @@ def test_bench_eval_inpaint_random_weights_report_the_baselines_only(
     synth_voc_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """With no decoder: NN and mean fill only; the fill numbers equal a direct numpy computation."""
-    record = _eval(["--weights", "random", "--data", str(synth_voc_root), "--set", "image_size=227"],
-                   tmp_path / "records", capsys)
+    record = _eval(
+        ["--weights", "random", "--data", str(synth_voc_root), "--set", "image_size=227"],
+        tmp_path / "records",
+        capsys,
+    )
     metrics, extra = record["metrics"], record["extra"]
     assert set(metrics) == {f"{p}{m}" for p in ("nn_", "fill_") for m in ("l1_pct", "l2_pct", "psnr_db")}
     assert extra["model"] == "none (no decoder)"
@@ -184,8 +220,15 @@ def test_bench_eval_inpaint_random_weights_report_the_baselines_only(
     # SynthVOC images are 227×227, so at 227 px the centre crop is the whole image.
     def load(split: str) -> np.ndarray:
         ids = read_image_set(synth_voc_root, split)
-        return np.stack([np.asarray(Image.open(synth_voc_root / "JPEGImages" / f"{i}.jpg").convert("RGB"))
-                         for i in ids]).astype(np.float64) / 255  # [N, 227, 227, 3]
+        return (
+            np.stack(
+                [
+                    np.asarray(Image.open(synth_voc_root / "JPEGImages" / f"{i}.jpg").convert("RGB"))
+                    for i in ids
+                ]
+            ).astype(np.float64)
+            / 255
+        )  # [N, 227, 227, 3]
 
     mean = np.round(load("trainval").mean(axis=(0, 1, 2)) * 255) / 255  # the database's mean pixel, 8-bit
     hole = load("test")[:, 56:170, 56:170, :]  # centre 114×114 of 227
@@ -201,8 +244,20 @@ def test_bench_eval_inpaint_random_weights_report_the_baselines_only(
 def test_bench_eval_inpaint_pool5_features_from_the_named_encoder(
     synth_voc_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    record = _eval(["--weights", "random", "--data", str(synth_voc_root), "--set", "image_size=99",
-                    "--set", "nn_feature=pool5"], tmp_path / "records", capsys)
+    record = _eval(
+        [
+            "--weights",
+            "random",
+            "--data",
+            str(synth_voc_root),
+            "--set",
+            "image_size=99",
+            "--set",
+            "nn_feature=pool5",
+        ],
+        tmp_path / "records",
+        capsys,
+    )
     assert record["extra"]["nn_feature"].startswith("pool5")
     assert record["extra"]["model"] == "none (no decoder)"
     assert record["images_per_s"] is not None

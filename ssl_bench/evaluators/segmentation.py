@@ -1,0 +1,495 @@
+"""Semantic segmentation transfer: FCN-32s on the AlexNet trunk, scored by mean IU (PAPER.md §3, §5).
+
+Protocol (PAPER.md §3: "FCN-32s with the AlexNet trunk; the same lab's follow-up used VOC2011+SBD train,
+seg11valid (736 images) test, lr 1e-4→1e-5→1e-6, 50k iterations each"). The network is Long et al.'s
+``voc-fcn-alexnet`` (shelhamer/fcn.berkeleyvision.org ``voc-fcn-alexnet/net.py`` and ``solver.prototxt``):
+
+- trunk conv1…pool5 (the encoder under test, fine-tuned), then fc6 as a 6×6 convolution with 4096 outputs and
+  fc7 as a 1×1 convolution with 4096 outputs, each with ReLU and dropout 0.5, a 1×1 score layer with
+  21 outputs (20 classes + background), and a stride-32 transposed convolution (kernel 63) initialised to
+  bilinear interpolation and kept fixed, as FCN-32s' ``upscore`` (``lr_mult: 0``);
+- the input is padded by 100 px on every side (FCN's ``conv1 pad: 100``) so that even small images give a
+  score map, and the upsampled map is cropped back to the image at the offset where score cell ``n`` sits
+  over its receptive-field centre (FCN's ``crop`` layer; offset 18 for CaffeNet, as in FCN);
+- per-pixel softmax cross-entropy that ignores the 255 boundary pixels; SGD, momentum 0.9, weight decay
+  5e-4, lr 1e-4 "for normalized softmax" (FCN's AlexNet solver) with 20 images per update (its
+  ``iter_size: 20``), dropped ×0.1 after 50k and 100k of 150k iterations (the follow-up's schedule);
+- train on ``Segmentation/train`` (+ SBD ``train`` when a recipe names ``sbd_root``), test on
+  ``Segmentation/val`` whole images at full size, batch 1;
+- scores from one confusion matrix over the whole test set (``SegmentationConfusion``, FCN ``score.py``):
+  mean IU (primary), pixel accuracy, mean accuracy, frequency-weighted IU and each class's IU,
+  background included.
+
+NOTE: fc6 and fc7 start from He-normal weights, not from an ImageNet classifier as in FCN: every encoder
+under test (``encoder.pt``) is conv1…pool5 only, so the fc layers are new for every row alike. The score
+layer starts at zero, as in FCN ("random init yielded neither better performance nor faster convergence").
+NOTE: the loss is the mean over non-ignored pixels of the whole batch (FCN's solver comment assumes a
+normalised loss although its ``net.py`` writes ``normalize: False``); with 20 images per batch this is the
+``iter_size: 20`` average up to per-image pixel-count weighting.
+NOTE: training uses fixed-size random crops with horizontal flips instead of FCN's whole images at batch 1,
+so that images batch together; crops pad smaller images with the mean pixel and the label 255 (ignored).
+At the paper's ``crop_size: 500`` every VOC image (longest side 500) fits whole, so only flips and the
+image's placement vary.
+NOTE: the paper's seg11valid (VOC2011 val minus SBD train, 736 images) is replaced by the test split the
+VOC root names (VOC2012 ``val`` on real data); SBD images of the test split are dropped from training instead.
+NOTE: pooling uses PyTorch's floor rounding (Caffe rounds up), so the bottom/right padding grows by up to
+one stride where needed to keep the output covering the whole image; the alignment is unchanged.
+NOTE: the upsampling is depthwise (each class upsampled on its own), which is what FCN's bilinear
+``upscore`` weights are (zero off the diagonal); ``learn_upsampling: true`` lets it train.
+NOTE: biases get the same learning rate and weight decay as weights (Caffe's FCN uses lr ×2, no decay).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+from torch import nn
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+from tqdm import tqdm
+
+from ssl_bench.data.folder import load_image
+from ssl_bench.data.transforms import denormalize, normalize, to_tensor
+from ssl_bench.data.voc import VOC_CLASSES, VOC_PALETTE, VOCSegmentation, read_image_set
+from ssl_bench.errors import DataError, RecipeError
+from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
+from ssl_bench.metrics import SegmentationConfusion
+
+# --- protocol constants (paper profile; recipes may override each under the lower-case key) ------------
+NUM_CLASSES = 21  # 20 VOC classes + background
+IGNORE_INDEX = 255  # VOC object boundaries / void
+CLASS_NAMES = ("background", *VOC_CLASSES)
+TRAIN_SPLIT = "train"  # Segmentation/train
+TEST_SPLIT = "val"  # Segmentation/val
+FC_WIDTH = 4096  # fc6 / fc7 outputs (FCN voc-fcn-alexnet)
+FC6_KERNEL = 6  # fc6 as a 6×6 convolution over pool5
+DROPOUT = 0.5
+INPUT_PAD = 100  # FCN conv1 pad 100
+UPSAMPLE_STRIDE = 32  # FCN-32s
+UPSAMPLE_KERNEL = 63  # FCN voc-fcn-alexnet upscore
+LEARN_UPSAMPLING = False  # FCN-32s keeps the bilinear upscore fixed (lr_mult 0)
+ITERATIONS = 150_000  # 3 × 50k (PAPER.md §3 follow-up)
+LR = 1e-4  # FCN AlexNet solver, "lr for normalized softmax"
+LR_STEPS = (50_000, 100_000)  # ×0.1 at each: 1e-4 → 1e-5 → 1e-6
+LR_GAMMA = 0.1
+MOMENTUM = 0.9
+WEIGHT_DECAY = 5e-4
+BATCH_SIZE = 20  # FCN iter_size 20 at batch 1
+CROP_SIZE = 500  # VOC's longest side: every image fits whole
+HFLIP = True
+WORKERS = 4
+NUM_FIGURE_IMAGES = 4
+
+# (kernel, stride, padding) of each layer from the input up to pool5, per encoder architecture; fc6 follows.
+# They fix where each score cell sits over the input, hence the crop offset.
+TRUNK_GEOMETRY: dict[str, tuple[tuple[int, int, int], ...]] = {
+    # conv1, pool1, conv2, pool2, conv3, conv4, conv5, pool5
+    "caffenet": ((11, 4, 0), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1), (3, 2, 0)),
+    "caffenet_bn": ((11, 4, 0), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1), (3, 2, 0)),
+    "torchvision_alexnet": ((11, 4, 2), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1), (3, 2, 0)),
+}
+
+
+# --- network ------------------------------------------------------------------------------------------------
+
+
+def first_cell_centre(layers: tuple[tuple[int, int, int], ...]) -> float:
+    """Input coordinate of the receptive-field centre of output cell 0 of a stack of (kernel, stride, pad)."""
+    centre, jump = 0.0, 1
+    for kernel, stride, pad in layers:
+        centre += jump * ((kernel - 1) / 2 - pad)
+        jump *= stride
+    return centre
+
+
+def output_size(size: int, layers: tuple[tuple[int, int, int], ...]) -> int:
+    """Side of the output of a stack of (kernel, stride, pad) layers with floor rounding (PyTorch's)."""
+    for kernel, stride, pad in layers:
+        size = (size + 2 * pad - kernel) // stride + 1
+    return size
+
+
+def bilinear_kernel(size: int) -> torch.Tensor:
+    """[size, size] bilinear interpolation weights for upsampling by ``(size + 1) // 2`` (FCN ``upsample_filt``)."""
+    factor = (size + 1) // 2
+    centre = factor - 1 if size % 2 == 1 else factor - 0.5
+    ramp = 1 - (torch.arange(size, dtype=torch.float64) - centre).abs() / factor
+    return torch.outer(ramp, ramp).float()
+
+
+class FCN32s(nn.Module):
+    """FCN-32s: encoder → fc6 (6×6 conv) → fc7 (1×1) → score (1×1) → ×32 bilinear upsampling, cropped to the input.
+
+    Args:
+        encoder: conv1…pool5 trunk; ``encoder(x)`` returns pool5 ``[N, C, h, w]`` with ``C = encoder.out_channels``.
+        arch: the encoder's architecture name (a key of ``TRUNK_GEOMETRY``), for the alignment.
+        num_classes, fc_width, dropout, pad, learn_upsampling: see the module constants.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        arch: str,
+        num_classes: int = NUM_CLASSES,
+        fc_width: int = FC_WIDTH,
+        dropout: float = DROPOUT,
+        pad: int = INPUT_PAD,
+        learn_upsampling: bool = LEARN_UPSAMPLING,
+    ) -> None:
+        super().__init__()
+        if arch not in TRUNK_GEOMETRY:
+            raise RecipeError(f"seg: no FCN alignment for encoder '{arch}'; supported: {', '.join(TRUNK_GEOMETRY)}")
+        self.encoder = encoder
+        self.fc6 = nn.Conv2d(encoder.out_channels, fc_width, FC6_KERNEL)
+        self.fc7 = nn.Conv2d(fc_width, fc_width, 1)
+        self.score = nn.Conv2d(fc_width, num_classes, 1)
+        self.dropout = nn.Dropout(dropout)
+        # groups=num_classes: each class map is upsampled on its own (FCN's weights are diagonal).
+        self.upscore = nn.ConvTranspose2d(num_classes, num_classes, UPSAMPLE_KERNEL, stride=UPSAMPLE_STRIDE,
+                                          groups=num_classes, bias=False)
+        for layer in (self.fc6, self.fc7):
+            nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
+        with torch.no_grad():
+            self.upscore.weight.copy_(bilinear_kernel(UPSAMPLE_KERNEL).expand_as(self.upscore.weight))
+        self.upscore.weight.requires_grad_(learn_upsampling)
+
+        # Score cell n is centred over padded-input pixel 32n + centre; the upsampling kernel puts it at
+        # upsampled pixel 32n + (kernel-1)/2. Image pixel x is padded pixel x + pad, hence the offset.
+        self.layers = (*TRUNK_GEOMETRY[arch], (FC6_KERNEL, 1, 0))
+        centre = first_cell_centre(self.layers)
+        offset = pad + (UPSAMPLE_KERNEL - 1) / 2 - centre
+        if offset < 0 or offset != int(offset):
+            raise ValueError(f"pad {pad} gives crop offset {offset}; it must be a whole number >= 0")
+        self.pad, self.offset = pad, int(offset)
+
+    @torch.no_grad()
+    def data_dependent_init_(self, x: torch.Tensor) -> None:
+        """Rescale the new fc6 and fc7 so their pre-activations have zero mean and unit variance per channel on ``x``.
+
+        Krähenbühl et al.'s within-layer data-dependent initialisation (PAPER.md §2) applied to the two new
+        layers: pool5 activations differ by orders of magnitude between encoders (≈1e-3 for the Gaussian
+        std-0.01 trunk, ≈1e-1 for a trained one), and without it the new head's speed of learning would
+        depend on that scale rather than on what the features say.
+
+        x: [N, 3, H, W] normalised training images.
+        """
+        was_training = self.training
+        self.eval()
+        x = F.pad(x, (self.pad, self.far_pad(x.shape[-1]), self.pad, self.far_pad(x.shape[-2])))
+        f = self.encoder(x)  # pool5: [N, 256, h5, w5]
+        for layer in (self.fc6, self.fc7):
+            f = layer(f)  # [N, width, h5-5, w5-5]
+            mean, std = f.mean(dim=(0, 2, 3)), f.std(dim=(0, 2, 3)).clamp(min=1e-8)
+            layer.weight.div_(std.view(-1, 1, 1, 1))
+            layer.bias.sub_(mean).div_(std)
+            f = F.relu((f - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1))
+        self.train(was_training)
+
+    def far_pad(self, size: int) -> int:
+        """Bottom/right padding for an image side ``size``: ``pad``, plus what floor-rounded pooling loses."""
+        extra = 0
+        while True:
+            cells = output_size(size + 2 * self.pad + extra, self.layers)
+            if cells >= 1 and UPSAMPLE_STRIDE * (cells - 1) + UPSAMPLE_KERNEL >= self.offset + size:
+                return self.pad + extra
+            extra += 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N, 3, H, W] normalised → class scores [N, num_classes, H, W]."""
+        h, w = x.shape[-2:]
+        # Zero padding is the mean pixel after normalisation, as FCN's zero pad after mean subtraction.
+        x = F.pad(x, (self.pad, self.far_pad(w), self.pad, self.far_pad(h)))  # [N, 3, H+2·100+e, W+2·100+e]
+        f = self.encoder(x)  # pool5: [N, 256, h5, w5]
+        f = self.dropout(F.relu(self.fc6(f)))  # [N, 4096, h5-5, w5-5]
+        f = self.dropout(F.relu(self.fc7(f)))  # [N, 4096, h5-5, w5-5]
+        scores = self.score(f)  # [N, 21, h5-5, w5-5]
+        up = self.upscore(scores)  # [N, 21, 32·(h5-6)+63, 32·(w5-6)+63]
+        return up[:, :, self.offset : self.offset + h, self.offset : self.offset + w]  # [N, 21, H, W]
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Softmax cross-entropy averaged over the non-ignored pixels of the batch (0 when there are none).
+
+    logits: [N, C, H, W]; target: [N, H, W] int64 with classes or ``ignore_index``.
+    """
+    total = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="sum")
+    return total / (target != ignore_index).sum().clamp(min=1)
+
+
+def step_lr(base_lr: float, iteration: int, steps: tuple[int, ...], gamma: float) -> float:
+    """Step schedule: ``base_lr · gamma^k`` with k the number of ``steps`` already passed."""
+    return base_lr * gamma ** sum(iteration >= s for s in steps)
+
+
+# --- data ---------------------------------------------------------------------------------------------------
+
+
+class TrainTransform:
+    """Image + mask → (normalised [3, S, S], int64 [S, S]): random flip, then a random S×S crop.
+
+    Images smaller than S are padded bottom/right with the mean pixel (0 after normalisation) and label 255.
+    """
+
+    def __init__(self, crop_size: int, hflip: bool = True) -> None:
+        self.crop_size, self.hflip = crop_size, hflip
+
+    def __call__(self, image: Image.Image, mask: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+        x = normalize(to_tensor(image))  # [3, H, W]
+        y = torch.from_numpy(np.array(mask, dtype=np.int64))  # [H, W]
+        if self.hflip and torch.rand(()) < 0.5:
+            x, y = x.flip(-1), y.flip(-1)
+        s = self.crop_size
+        h, w = y.shape
+        x = F.pad(x, (0, max(s - w, 0), 0, max(s - h, 0)))
+        y = F.pad(y, (0, max(s - w, 0), 0, max(s - h, 0)), value=IGNORE_INDEX)
+        top = int(torch.randint(y.shape[0] - s + 1, ()))
+        left = int(torch.randint(y.shape[1] - s + 1, ()))
+        return x[:, top : top + s, left : left + s], y[top : top + s, left : left + s]
+
+
+def test_transform(image: Image.Image, mask: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whole image at its own size: (normalised [3, H, W], int64 [H, W])."""
+    return normalize(to_tensor(image)), torch.from_numpy(np.array(mask, dtype=np.int64))
+
+
+class SBDSegmentation(Dataset):
+    """Semantic Boundaries Dataset (Hariharan et al. 2011) class masks: ``img/<id>.jpg``, ``cls/<id>.mat``.
+
+    Args:
+        root: the SBD ``dataset`` folder (holding ``img``, ``cls``, ``train.txt``).
+        ids: the image ids to serve.
+        transform: joint transform, as for ``VOCSegmentation``.
+    """
+
+    def __init__(self, root: str | Path, ids: list[str], transform: Any) -> None:
+        self.root, self.ids, self.transform = Path(root), list(ids), transform
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
+        from scipy.io import loadmat
+
+        image_id = self.ids[i]
+        path = self.root / "cls" / f"{image_id}.mat"
+        try:
+            mask = loadmat(path, squeeze_me=True, struct_as_record=False)["GTcls"].Segmentation
+        except (OSError, KeyError, AttributeError, ValueError) as e:
+            raise DataError(f"cannot read SBD mask {path}: {e}") from e
+        image = load_image(self.root / "img" / f"{image_id}.jpg")
+        return self.transform(image, Image.fromarray(np.asarray(mask, dtype=np.uint8)))
+
+
+def segmentation_training_set(ctx: EvalContext, transform: TrainTransform, test_ids: list[str]) -> tuple[Dataset, list[str]]:
+    """VOC ``Segmentation/<train_split>``, plus SBD ``train`` when the recipe names an existing ``sbd_root``.
+
+    SBD images that VOC's own split already holds keep VOC's masks (they mark boundaries 255); SBD images
+    of the test split are dropped, so the test set stays unseen (FCN's seg11valid removes them from the
+    test side instead; here the test split is fixed).
+    """
+    train_split = ctx.option("train_split", TRAIN_SPLIT)
+    voc = VOCSegmentation(ctx.voc_root, train_split, transform=transform)
+    voc_ids = [voc.image_id(i) for i in range(len(voc))]
+    sbd_root = ctx.option("sbd_root")
+    ctx.extra["sbd_images"] = 0
+    if not sbd_root or not Path(sbd_root).is_dir():
+        if sbd_root:
+            ctx.extra["sbd_note"] = f"sbd_root {sbd_root} not found; trained on VOC only"
+        return voc, voc_ids
+    sbd_ids = read_sbd_ids(Path(sbd_root) / "train.txt")
+    known = set(voc_ids)
+    dropped = set(sbd_ids) & set(test_ids)
+    extra_ids = [i for i in sbd_ids if i not in known and i not in dropped]
+    ctx.extra |= {"sbd_images": len(extra_ids), "sbd_dropped_test_overlap": len(dropped), "sbd_root": str(sbd_root)}
+    return ConcatDataset([voc, SBDSegmentation(sbd_root, extra_ids, transform)]), voc_ids + extra_ids
+
+
+def read_sbd_ids(path: Path) -> list[str]:
+    try:
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except OSError as e:
+        raise DataError(f"cannot read SBD image list {path}: {e}") from e
+
+
+def _endless(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    while True:
+        yield from loader
+
+
+# --- training and testing -----------------------------------------------------------------------------------
+
+
+def _train(model: FCN32s, loader: DataLoader, ctx: EvalContext, amp: bool, channels_last: bool) -> None:
+    """SGD with momentum and a step schedule; every layer (trunk included) is fine-tuned."""
+    iterations = int(ctx.option("iterations", ITERATIONS))
+    base_lr = float(ctx.option("lr", LR))
+    steps = tuple(int(s) for s in ctx.option("lr_steps", LR_STEPS))
+    gamma = float(ctx.option("lr_gamma", LR_GAMMA))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=base_lr, momentum=float(ctx.option("momentum", MOMENTUM)),
+                                weight_decay=float(ctx.option("weight_decay", WEIGHT_DECAY)))
+    model.train()
+    bar = tqdm(total=iterations, desc="seg train", unit="it", disable=not ctx.progress, dynamic_ncols=True)
+    seen, t0, loss = 0, time.perf_counter(), torch.zeros(())
+    for it, (x, y) in zip(range(iterations), _endless(loader)):
+        for group in optimizer.param_groups:
+            group["lr"] = step_lr(base_lr, it, steps, gamma)
+        x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(x)  # [B, 21, S, S]
+        loss = segmentation_loss(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        seen += x.shape[0]
+        ctx.images_processed += x.shape[0]
+        bar.update()
+        if it % 10 == 0 or it == iterations - 1:
+            rate = seen / max(time.perf_counter() - t0, 1e-9)
+            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}",
+                            img_s=f"{rate:.1f}")
+    bar.close()
+    if not math.isfinite(loss.item()):
+        raise FloatingPointError(f"seg: the training loss diverged ({loss.item()}); lower the recipe's lr")
+
+
+def _colour(mask: np.ndarray) -> Image.Image:
+    image = Image.fromarray(mask.astype(np.uint8), mode="P")
+    image.putpalette(VOC_PALETTE)
+    return image
+
+
+@torch.no_grad()
+def _test(
+    model: FCN32s, dataset: Dataset, ids: list[str], ctx: EvalContext, amp: bool, channels_last: bool, out_dir: Path
+) -> tuple[SegmentationConfusion, list[tuple[torch.Tensor, np.ndarray, np.ndarray]]]:
+    """Whole test images at full size, batch 1; predictions written as VOC palette PNGs ``out_dir/<id>.png``."""
+    loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=int(ctx.option("workers", WORKERS)),
+                        pin_memory=ctx.device.type == "cuda")
+    confusion = SegmentationConfusion(NUM_CLASSES, ignore_index=IGNORE_INDEX)
+    shown: list[tuple[torch.Tensor, np.ndarray, np.ndarray]] = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    for i, (x, y) in enumerate(tqdm(loader, desc="seg test", unit="img", disable=not ctx.progress,
+                                    dynamic_ncols=True)):
+        x = x.to(ctx.device, non_blocking=True)  # [1, 3, H, W]
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(x)  # [1, 21, H, W]
+        pred = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()  # [H, W]
+        target = y[0].numpy()
+        confusion.update(pred, target)
+        _colour(pred).save(out_dir / f"{ids[i]}.png")
+        ctx.images_processed += 1
+        if len(shown) < int(ctx.option("figure_images", NUM_FIGURE_IMAGES)):
+            shown.append((x[0].float().cpu(), target, pred))
+    return confusion, shown
+
+
+def save_figure(shown: list[tuple[torch.Tensor, np.ndarray, np.ndarray]], path: Path) -> Path:
+    """Grid of image / ground truth / prediction rows (VOC palette; void 255 drawn in its cream colour)."""
+    header, gap = 14, 2
+    cells = [[Image.fromarray((denormalize(x).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)),
+              _colour(gt).convert("RGB"), _colour(pred).convert("RGB")] for x, gt, pred in shown]
+    width = max(sum(c.width for c in row) + gap * 2 for row in cells)
+    height = header + sum(max(c.height for c in row) + gap for row in cells)
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    col_w = cells[0][0].width + gap
+    for j, title in enumerate(("image", "ground truth", "prediction")):
+        draw.text((j * col_w + 2, 1), title, fill="black")
+    y = header
+    for row in cells:
+        x = 0
+        for cell in row:
+            canvas.paste(cell, (x, y))
+            x += cell.width + gap
+        y += max(c.height for c in row) + gap
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
+
+
+def _run_name(ctx: EvalContext) -> str:
+    """Work subfolder per (weights, arch, seed), so runs of different encoders do not overwrite each other."""
+    label = "random" if ctx.weights == "random" else f"{Path(ctx.weights).parent.name}-{Path(ctx.weights).stem}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{label}-{ctx.arch}-seed{ctx.seed}")
+
+
+@register_evaluator("seg")
+def evaluate_segmentation(ctx: EvalContext) -> Metrics:
+    """Fine-tune FCN-32s on the encoder and return mean IU and friends on the test split.
+
+    Recipe keys (defaults are the module constants): ``iterations``, ``lr``, ``lr_steps``, ``lr_gamma``,
+    ``momentum``, ``weight_decay``, ``batch_size``, ``crop_size``, ``hflip``, ``fc_width``, ``dropout``,
+    ``input_pad``, ``learn_upsampling``, ``train_split``, ``test_split``, ``sbd_root``, ``workers``,
+    ``figure_images``, ``amp`` (bf16 autocast, CUDA only).
+
+    Returns:
+        ``miou`` (primary), ``pixel_acc``, ``mean_acc``, ``fwiou`` and ``iou_<class>`` for the 21 classes
+        (``iou_background`` included; NaN for a class absent from both ground truth and predictions).
+    """
+    torch.manual_seed(ctx.seed)
+    cuda = ctx.device.type == "cuda"
+    amp = cuda and bool(ctx.option("amp", True))
+    channels_last = cuda
+
+    test_split = ctx.option("test_split", TEST_SPLIT)
+    test_set: Dataset = VOCSegmentation(ctx.voc_root, test_split, transform=test_transform)
+    test_ids = read_image_set(ctx.voc_root, test_split, "Segmentation")
+    limit = ctx.option("max_test_images")
+    if limit is not None and int(limit) < len(test_ids):
+        # NOTE: a smoke-budget subset: the first ``max_test_images`` ids of the split, in list order.
+        test_set = Subset(test_set, range(int(limit)))
+    transform = TrainTransform(int(ctx.option("crop_size", CROP_SIZE)), bool(ctx.option("hflip", HFLIP)))
+    train_set, train_ids = segmentation_training_set(ctx, transform, test_ids)
+    check_disjoint(train_ids, test_ids, "seg")
+
+    model = FCN32s(ctx.load_encoder(), ctx.arch, fc_width=int(ctx.option("fc_width", FC_WIDTH)),
+                   dropout=float(ctx.option("dropout", DROPOUT)), pad=int(ctx.option("input_pad", INPUT_PAD)),
+                   learn_upsampling=bool(ctx.option("learn_upsampling", LEARN_UPSAMPLING)))
+    model.to(ctx.device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+
+    workers = int(ctx.option("workers", WORKERS))
+    loader = DataLoader(train_set, batch_size=int(ctx.option("batch_size", BATCH_SIZE)), shuffle=True,
+                        drop_last=len(train_set) >= int(ctx.option("batch_size", BATCH_SIZE)),
+                        num_workers=workers, persistent_workers=workers > 0, pin_memory=cuda,
+                        generator=torch.Generator().manual_seed(ctx.seed))
+    _train(model, loader, ctx, amp, channels_last)
+
+    run_dir = Path(ctx.work_dir) / _run_name(ctx)
+    confusion, shown = _test(model, test_set, test_ids[: len(test_set)], ctx, amp, channels_last, run_dir / "predictions")
+    scores = confusion.compute()
+    figure = save_figure(shown, run_dir / "qualitative.png") if shown else None
+    np.save(run_dir / "confusion.npy", confusion.matrix)
+
+    ctx.extra |= {
+        "primary_metric": "miou",
+        "metric": "mean IU over 21 classes (background included) from one confusion matrix over the test set, "
+                  "255 ignored (FCN score.py)",
+        "train_split": f"Segmentation/{ctx.option('train_split', TRAIN_SPLIT)}", "train_images": len(train_set),
+        "test_split": f"Segmentation/{test_split}", "test_images": len(test_set),
+        "model": f"FCN-32s, fc width {model.fc7.out_channels}, input pad {model.pad}, crop offset {model.offset}, "
+                 f"{'learned' if model.upscore.weight.requires_grad else 'fixed'} bilinear ×32 upsampling",
+        "predictions_dir": str(run_dir / "predictions"), "confusion": str(run_dir / "confusion.npy"),
+        "figure": str(figure) if figure else None,
+    }
+    metrics: Metrics = {key: float(scores[key]) for key in ("miou", "pixel_acc", "mean_acc", "fwiou")}
+    metrics |= {f"iou_{name}": float(v) for name, v in zip(CLASS_NAMES, scores["iou"])}
+    return metrics
