@@ -29,8 +29,9 @@ def endless_batches(loader: DataLoader, sampler: EpochSampler, start_step: int) 
     while True:
         sampler.set_epoch(epoch, skip)
         for batch in loader:
-            if "image" in batch:  # a batch whose every image was unreadable (--skip-bad-images) is dropped
-                yield batch
+            if isinstance(batch, dict) and "image" not in batch and batch.get("skipped"):
+                continue  # every image of this batch was unreadable (--skip-bad-images): nothing to train on
+            yield batch
         epoch, skip = epoch + 1, 0
 
 

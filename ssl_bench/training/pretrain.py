@@ -74,14 +74,13 @@ def resolve_data_root(data: dict[str, Any], info: DistInfo) -> Path:
     return synthvoc_pool(ensure_synthvoc(**kwargs))
 
 
-def estimate_fill(index: ImageFolderIndex, image_size: int, n: int) -> list[float]:
+def estimate_fill(index: ImageFolderIndex, image_size: int, n: int, skip_bad: bool = False) -> list[float]:
     """The dataset mean pixel in normalised units, from ``n`` evenly spaced centre crops (the hole's fill)."""
-    ds = PretrainDataset(index, image_size, augment=False)
+    ds = PretrainDataset(index, image_size, augment=False, skip_bad=skip_bad)
     picks = torch.linspace(0, len(index) - 1, min(n, len(index))).round().long().unique().tolist()
-    total = torch.zeros(3, dtype=torch.float64)
-    for i in picks:
-        total += ds[i]["image"].double().mean(dim=(1, 2))
-    return [round(float(v), 6) for v in total / len(picks)]
+    images = [item["image"] for item in map(ds.__getitem__, picks) if item is not None]
+    total = torch.stack([im.double().mean(dim=(1, 2)) for im in images]).mean(0)
+    return [round(float(v), 6) for v in total]
 
 
 def build_method(config: dict[str, Any], index: ImageFolderIndex | None) -> PretrainMethod:
@@ -151,7 +150,9 @@ def _run(config: dict[str, Any], out: Path, resume: bool, info: DistInfo, progre
         data["resolved_root"] = str(root)
         data["num_images"] = len(index)
         if config.get("model", {}).get("fill") == "dataset_mean":
-            config["model"]["fill"] = estimate_fill(index, data["image_size"], data.get("stats_images", 256))
+            config["model"]["fill"] = estimate_fill(
+                index, data["image_size"], data.get("stats_images", 256), data.get("skip_bad", False)
+            )
     method = build_method(config, index)
     config.setdefault("provenance", {}).update(
         {
@@ -280,6 +281,7 @@ def _sample_batch(
         method.mask_options,
         seed=config["seed"] + 1,
         augment=False,
+        skip_bad=config["data"].get("skip_bad", False),
     )
     picks = torch.linspace(0, len(index) - 1, n).round().long().tolist()
     return to_device(collate([ds[i] for i in picks]), info.device, False)
