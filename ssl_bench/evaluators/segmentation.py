@@ -20,9 +20,13 @@ seg11valid (736 images) test, lr 1e-4→1e-5→1e-6, 50k iterations each"). The 
   mean IU (primary), pixel accuracy, mean accuracy, frequency-weighted IU and each class's IU,
   background included.
 
-NOTE: fc6 and fc7 start from He-normal weights, not from an ImageNet classifier as in FCN: every encoder
-under test (``encoder.pt``) is conv1…pool5 only, so the fc layers are new for every row alike. The score
-layer starts at zero, as in FCN ("random init yielded neither better performance nor faster convergence").
+NOTE: fc6 and fc7 are new layers, not an ImageNet classifier as in FCN: every encoder under test
+(``encoder.pt``) is conv1…pool5 only, so they are new for every row alike. They start from He-normal
+weights rescaled on 16 training images to zero-mean, unit-variance pre-activations per channel (Krähenbühl
+et al.'s within-layer data-dependent init, PAPER.md §2; ``head_init: he`` skips it): pool5 activations differ
+by ~100× between encoders (≈1e-3 for the Gaussian std-0.01 trunk), and the head's speed of learning should
+not depend on that scale. The score layer starts at zero, as in FCN ("random init yielded neither better
+performance nor faster convergence").
 NOTE: the loss is the mean over non-ignored pixels of the whole batch (FCN's solver comment assumes a
 normalised loss although its ``net.py`` writes ``normalize: False``); with 20 images per batch this is the
 ``iter_size: 20`` average up to per-image pixel-count weighting.
@@ -34,8 +38,13 @@ NOTE: the paper's seg11valid (VOC2011 val minus SBD train, 736 images) is replac
 VOC root names (VOC2012 ``val`` on real data); SBD images of the test split are dropped from training instead.
 NOTE: pooling uses PyTorch's floor rounding (Caffe rounds up), so the bottom/right padding grows by up to
 one stride where needed to keep the output covering the whole image; the alignment is unchanged.
-NOTE: the upsampling is depthwise (each class upsampled on its own), which is what FCN's bilinear
-``upscore`` weights are (zero off the diagonal); ``learn_upsampling: true`` lets it train.
+NOTE: the fixed bilinear ``upscore`` (each class upsampled on its own: FCN's weights are zero off the
+diagonal) and its crop are computed as two matrix products, ``A_h @ scores @ A_w.T``, exactly the
+transposed convolution since the bilinear kernel is separable; PyTorch's CPU transposed convolution with a
+63×63 kernel is about 50× slower. A learned upsampling is not offered (FCN-32s keeps it fixed).
+NOTE: gradients are clipped to norm 10, as in Krähenbühl's ``voc-classification`` fine-tuning (PAPER.md §3;
+FCN does not clip): the data-dependent init scales the new head to the trunk's activations, so a Gaussian
+std-0.01 trunk receives ~100× larger gradients than a trained one, and unclipped SGD diverges on it.
 NOTE: biases get the same learning rate and weight decay as weights (Caffe's FCN uses lr ×2, no decay).
 """
 
@@ -75,26 +84,28 @@ DROPOUT = 0.5
 INPUT_PAD = 100  # FCN conv1 pad 100
 UPSAMPLE_STRIDE = 32  # FCN-32s
 UPSAMPLE_KERNEL = 63  # FCN voc-fcn-alexnet upscore
-LEARN_UPSAMPLING = False  # FCN-32s keeps the bilinear upscore fixed (lr_mult 0)
 ITERATIONS = 150_000  # 3 × 50k (PAPER.md §3 follow-up)
 LR = 1e-4  # FCN AlexNet solver, "lr for normalized softmax"
 LR_STEPS = (50_000, 100_000)  # ×0.1 at each: 1e-4 → 1e-5 → 1e-6
 LR_GAMMA = 0.1
 MOMENTUM = 0.9
 WEIGHT_DECAY = 5e-4
+CLIP_GRAD_NORM = 10.0  # Krähenbühl's voc-classification fine-tuning (FCN does not clip: see NOTE)
 BATCH_SIZE = 20  # FCN iter_size 20 at batch 1
 CROP_SIZE = 500  # VOC's longest side: every image fits whole
 HFLIP = True
 WORKERS = 4
+HEAD_INIT = "data"  # "data": fc6/fc7 rescaled on training images (FCN32s.data_dependent_init_); or "he"
+HEAD_INIT_IMAGES = 16  # training images the data-dependent init looks at
 NUM_FIGURE_IMAGES = 4
 
 # (kernel, stride, padding) of each layer from the input up to pool5, per encoder architecture; fc6 follows.
 # They fix where each score cell sits over the input, hence the crop offset.
+_CONV2_TO_POOL5 = ((3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1), (3, 2, 0))  # pool1…pool5
 TRUNK_GEOMETRY: dict[str, tuple[tuple[int, int, int], ...]] = {
-    # conv1, pool1, conv2, pool2, conv3, conv4, conv5, pool5
-    "caffenet": ((11, 4, 0), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1), (3, 2, 0)),
-    "caffenet_bn": ((11, 4, 0), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1), (3, 2, 0)),
-    "torchvision_alexnet": ((11, 4, 2), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1), (3, 2, 0)),
+    "caffenet": ((11, 4, 0), *_CONV2_TO_POOL5),  # conv1 11×11 stride 4, no padding
+    "caffenet_bn": ((11, 4, 0), *_CONV2_TO_POOL5),
+    "torchvision_alexnet": ((11, 4, 2), *_CONV2_TO_POOL5),  # conv1 padded by 2
 }
 
 
@@ -118,20 +129,33 @@ def output_size(size: int, layers: tuple[tuple[int, int, int], ...]) -> int:
 
 
 def bilinear_kernel(size: int) -> torch.Tensor:
-    """[size, size] bilinear interpolation weights for upsampling by ``(size + 1) // 2`` (FCN ``upsample_filt``)."""
+    """[size, size] bilinear weights for upsampling by ``(size + 1) // 2`` (FCN ``upsample_filt``)."""
     factor = (size + 1) // 2
     centre = factor - 1 if size % 2 == 1 else factor - 0.5
     ramp = 1 - (torch.arange(size, dtype=torch.float64) - centre).abs() / factor
     return torch.outer(ramp, ramp).float()
 
 
+def bilinear_upsampling_matrix(cells: int, size: int, offset: int) -> torch.Tensor:
+    """[size, cells] 1-D weights of FCN-32s' bilinear ``upscore``, rows ``offset … offset + size - 1`` only.
+
+    The transposed convolution (kernel 63, stride 32) puts ``ramp(y - 32n)`` of cell n at upsampled pixel y,
+    with ``ramp`` the 1-D bilinear kernel; the 2-D kernel is the outer product of two ramps, so
+    ``A_h @ scores @ A_w.T`` is the cropped transposed convolution exactly.
+    """
+    factor = UPSAMPLE_STRIDE
+    y = torch.arange(offset, offset + size, dtype=torch.float64).view(-1, 1)  # upsampled pixel
+    centres = factor * torch.arange(cells, dtype=torch.float64).view(1, -1) + (UPSAMPLE_KERNEL - 1) / 2
+    return (1 - (y - centres).abs() / factor).clamp(min=0).float()  # [size, cells]
+
+
 class FCN32s(nn.Module):
-    """FCN-32s: encoder → fc6 (6×6 conv) → fc7 (1×1) → score (1×1) → ×32 bilinear upsampling, cropped to the input.
+    """FCN-32s: encoder → fc6 (6×6 conv) → fc7 (1×1) → score (1×1) → ×32 bilinear upsampling → crop.
 
     Args:
-        encoder: conv1…pool5 trunk; ``encoder(x)`` returns pool5 ``[N, C, h, w]`` with ``C = encoder.out_channels``.
+        encoder: conv1…pool5 trunk; ``encoder(x)`` returns pool5 ``[N, encoder.out_channels, h, w]``.
         arch: the encoder's architecture name (a key of ``TRUNK_GEOMETRY``), for the alignment.
-        num_classes, fc_width, dropout, pad, learn_upsampling: see the module constants.
+        num_classes, fc_width, dropout, pad: see the module constants.
     """
 
     def __init__(
@@ -142,27 +166,21 @@ class FCN32s(nn.Module):
         fc_width: int = FC_WIDTH,
         dropout: float = DROPOUT,
         pad: int = INPUT_PAD,
-        learn_upsampling: bool = LEARN_UPSAMPLING,
     ) -> None:
         super().__init__()
         if arch not in TRUNK_GEOMETRY:
-            raise RecipeError(f"seg: no FCN alignment for encoder '{arch}'; supported: {', '.join(TRUNK_GEOMETRY)}")
+            supported = ", ".join(TRUNK_GEOMETRY)
+            raise RecipeError(f"seg: no FCN alignment for encoder '{arch}'; supported: {supported}")
         self.encoder = encoder
         self.fc6 = nn.Conv2d(encoder.out_channels, fc_width, FC6_KERNEL)
         self.fc7 = nn.Conv2d(fc_width, fc_width, 1)
         self.score = nn.Conv2d(fc_width, num_classes, 1)
         self.dropout = nn.Dropout(dropout)
-        # groups=num_classes: each class map is upsampled on its own (FCN's weights are diagonal).
-        self.upscore = nn.ConvTranspose2d(num_classes, num_classes, UPSAMPLE_KERNEL, stride=UPSAMPLE_STRIDE,
-                                          groups=num_classes, bias=False)
         for layer in (self.fc6, self.fc7):
             nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
             nn.init.zeros_(layer.bias)
         nn.init.zeros_(self.score.weight)
         nn.init.zeros_(self.score.bias)
-        with torch.no_grad():
-            self.upscore.weight.copy_(bilinear_kernel(UPSAMPLE_KERNEL).expand_as(self.upscore.weight))
-        self.upscore.weight.requires_grad_(learn_upsampling)
 
         # Score cell n is centred over padded-input pixel 32n + centre; the upsampling kernel puts it at
         # upsampled pixel 32n + (kernel-1)/2. Image pixel x is padded pixel x + pad, hence the offset.
@@ -173,14 +191,18 @@ class FCN32s(nn.Module):
             raise ValueError(f"pad {pad} gives crop offset {offset}; it must be a whole number >= 0")
         self.pad, self.offset = pad, int(offset)
 
+    def upsample(self, scores: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """FCN-32s ``upscore`` + ``crop``: scores [N, C, h, w] → [N, C, height, width], fixed bilinear ×32."""
+        a_h = bilinear_upsampling_matrix(scores.shape[-2], height, self.offset).to(scores)  # [H, h]
+        a_w = bilinear_upsampling_matrix(scores.shape[-1], width, self.offset).to(scores)  # [W, w]
+        return a_h @ scores @ a_w.T  # [N, C, H, W]
+
     @torch.no_grad()
     def data_dependent_init_(self, x: torch.Tensor) -> None:
-        """Rescale the new fc6 and fc7 so their pre-activations have zero mean and unit variance per channel on ``x``.
+        """Rescale the new fc6 and fc7 to zero-mean, unit-variance pre-activations per channel on ``x``.
 
         Krähenbühl et al.'s within-layer data-dependent initialisation (PAPER.md §2) applied to the two new
-        layers: pool5 activations differ by orders of magnitude between encoders (≈1e-3 for the Gaussian
-        std-0.01 trunk, ≈1e-1 for a trained one), and without it the new head's speed of learning would
-        depend on that scale rather than on what the features say.
+        layers, so that how fast the head learns does not depend on the encoder's activation scale.
 
         x: [N, 3, H, W] normalised training images.
         """
@@ -214,11 +236,12 @@ class FCN32s(nn.Module):
         f = self.dropout(F.relu(self.fc6(f)))  # [N, 4096, h5-5, w5-5]
         f = self.dropout(F.relu(self.fc7(f)))  # [N, 4096, h5-5, w5-5]
         scores = self.score(f)  # [N, 21, h5-5, w5-5]
-        up = self.upscore(scores)  # [N, 21, 32·(h5-6)+63, 32·(w5-6)+63]
-        return up[:, :, self.offset : self.offset + h, self.offset : self.offset + w]  # [N, 21, H, W]
+        return self.upsample(scores, h, w)  # [N, 21, H, W]
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def segmentation_loss(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX
+) -> torch.Tensor:
     """Softmax cross-entropy averaged over the non-ignored pixels of the batch (0 when there are none).
 
     logits: [N, C, H, W]; target: [N, H, W] int64 with classes or ``ignore_index``.
@@ -291,7 +314,9 @@ class SBDSegmentation(Dataset):
         return self.transform(image, Image.fromarray(np.asarray(mask, dtype=np.uint8)))
 
 
-def segmentation_training_set(ctx: EvalContext, transform: TrainTransform, test_ids: list[str]) -> tuple[Dataset, list[str]]:
+def segmentation_training_set(
+    ctx: EvalContext, transform: TrainTransform, test_ids: list[str]
+) -> tuple[Dataset, list[str]]:
     """VOC ``Segmentation/<train_split>``, plus SBD ``train`` when the recipe names an existing ``sbd_root``.
 
     SBD images that VOC's own split already holds keep VOC's masks (they mark boundaries 255); SBD images
@@ -311,7 +336,8 @@ def segmentation_training_set(ctx: EvalContext, transform: TrainTransform, test_
     known = set(voc_ids)
     dropped = set(sbd_ids) & set(test_ids)
     extra_ids = [i for i in sbd_ids if i not in known and i not in dropped]
-    ctx.extra |= {"sbd_images": len(extra_ids), "sbd_dropped_test_overlap": len(dropped), "sbd_root": str(sbd_root)}
+    ctx.extra |= {"sbd_images": len(extra_ids), "sbd_dropped_test_overlap": len(dropped),
+                  "sbd_root": str(sbd_root)}
     return ConcatDataset([voc, SBDSegmentation(sbd_root, extra_ids, transform)]), voc_ids + extra_ids
 
 
@@ -336,13 +362,14 @@ def _train(model: FCN32s, loader: DataLoader, ctx: EvalContext, amp: bool, chann
     base_lr = float(ctx.option("lr", LR))
     steps = tuple(int(s) for s in ctx.option("lr_steps", LR_STEPS))
     gamma = float(ctx.option("lr_gamma", LR_GAMMA))
+    clip = float(ctx.option("clip_grad_norm", CLIP_GRAD_NORM) or 0)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=base_lr, momentum=float(ctx.option("momentum", MOMENTUM)),
                                 weight_decay=float(ctx.option("weight_decay", WEIGHT_DECAY)))
     model.train()
     bar = tqdm(total=iterations, desc="seg train", unit="it", disable=not ctx.progress, dynamic_ncols=True)
     seen, t0, loss = 0, time.perf_counter(), torch.zeros(())
-    for it, (x, y) in zip(range(iterations), _endless(loader)):
+    for it, (x, y) in zip(range(iterations), _endless(loader), strict=False):  # endless: stops at iterations
         for group in optimizer.param_groups:
             group["lr"] = step_lr(base_lr, it, steps, gamma)
         x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
@@ -353,6 +380,8 @@ def _train(model: FCN32s, loader: DataLoader, ctx: EvalContext, amp: bool, chann
         loss = segmentation_loss(logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(params, clip)
         optimizer.step()
         seen += x.shape[0]
         ctx.images_processed += x.shape[0]
@@ -374,9 +403,15 @@ def _colour(mask: np.ndarray) -> Image.Image:
 
 @torch.no_grad()
 def _test(
-    model: FCN32s, dataset: Dataset, ids: list[str], ctx: EvalContext, amp: bool, channels_last: bool, out_dir: Path
+    model: FCN32s,
+    dataset: Dataset,
+    ids: list[str],
+    ctx: EvalContext,
+    amp: bool,
+    channels_last: bool,
+    out_dir: Path,
 ) -> tuple[SegmentationConfusion, list[tuple[torch.Tensor, np.ndarray, np.ndarray]]]:
-    """Whole test images at full size, batch 1; predictions written as VOC palette PNGs ``out_dir/<id>.png``."""
+    """Whole test images at full size, batch 1; predictions saved as VOC palette PNGs ``out_dir/<id>.png``."""
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=int(ctx.option("workers", WORKERS)),
                         pin_memory=ctx.device.type == "cuda")
     confusion = SegmentationConfusion(NUM_CLASSES, ignore_index=IGNORE_INDEX)
@@ -426,7 +461,8 @@ def save_figure(shown: list[tuple[torch.Tensor, np.ndarray, np.ndarray]], path: 
 
 def _run_name(ctx: EvalContext) -> str:
     """Work subfolder per (weights, arch, seed), so runs of different encoders do not overwrite each other."""
-    label = "random" if ctx.weights == "random" else f"{Path(ctx.weights).parent.name}-{Path(ctx.weights).stem}"
+    weights = Path(ctx.weights)
+    label = "random" if ctx.weights == "random" else f"{weights.parent.name}-{weights.stem}"
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{label}-{ctx.arch}-seed{ctx.seed}")
 
 
@@ -435,9 +471,10 @@ def evaluate_segmentation(ctx: EvalContext) -> Metrics:
     """Fine-tune FCN-32s on the encoder and return mean IU and friends on the test split.
 
     Recipe keys (defaults are the module constants): ``iterations``, ``lr``, ``lr_steps``, ``lr_gamma``,
-    ``momentum``, ``weight_decay``, ``batch_size``, ``crop_size``, ``hflip``, ``fc_width``, ``dropout``,
-    ``input_pad``, ``learn_upsampling``, ``train_split``, ``test_split``, ``sbd_root``, ``workers``,
-    ``figure_images``, ``amp`` (bf16 autocast, CUDA only).
+    ``momentum``, ``weight_decay``, ``clip_grad_norm`` (0: off), ``batch_size``, ``crop_size``, ``hflip``,
+    ``fc_width``, ``dropout``, ``input_pad``, ``head_init``, ``head_init_images``, ``train_split``,
+    ``test_split``, ``max_test_images``, ``sbd_root``, ``workers``, ``figure_images``, ``amp`` (bf16 autocast,
+    CUDA only).
 
     Returns:
         ``miou`` (primary), ``pixel_acc``, ``mean_acc``, ``fwiou`` and ``iou_<class>`` for the 21 classes
@@ -460,9 +497,14 @@ def evaluate_segmentation(ctx: EvalContext) -> Metrics:
     check_disjoint(train_ids, test_ids, "seg")
 
     model = FCN32s(ctx.load_encoder(), ctx.arch, fc_width=int(ctx.option("fc_width", FC_WIDTH)),
-                   dropout=float(ctx.option("dropout", DROPOUT)), pad=int(ctx.option("input_pad", INPUT_PAD)),
-                   learn_upsampling=bool(ctx.option("learn_upsampling", LEARN_UPSAMPLING)))
+                   dropout=float(ctx.option("dropout", DROPOUT)), pad=int(ctx.option("input_pad", INPUT_PAD)))
     model.to(ctx.device)
+    head_init = ctx.option("head_init", HEAD_INIT)
+    if head_init == "data":
+        count = min(int(ctx.option("head_init_images", HEAD_INIT_IMAGES)), len(train_set))
+        model.data_dependent_init_(torch.stack([train_set[i][0] for i in range(count)]).to(ctx.device))
+    elif head_init != "he":
+        raise RecipeError(f"seg: head_init must be 'data' or 'he', got {head_init!r}")
     if channels_last:
         model.to(memory_format=torch.channels_last)
 
@@ -474,22 +516,25 @@ def evaluate_segmentation(ctx: EvalContext) -> Metrics:
     _train(model, loader, ctx, amp, channels_last)
 
     run_dir = Path(ctx.work_dir) / _run_name(ctx)
-    confusion, shown = _test(model, test_set, test_ids[: len(test_set)], ctx, amp, channels_last, run_dir / "predictions")
+    predictions = run_dir / "predictions"
+    confusion, shown = _test(model, test_set, test_ids[: len(test_set)], ctx, amp, channels_last, predictions)
     scores = confusion.compute()
     figure = save_figure(shown, run_dir / "qualitative.png") if shown else None
     np.save(run_dir / "confusion.npy", confusion.matrix)
 
     ctx.extra |= {
         "primary_metric": "miou",
-        "metric": "mean IU over 21 classes (background included) from one confusion matrix over the test set, "
-                  "255 ignored (FCN score.py)",
-        "train_split": f"Segmentation/{ctx.option('train_split', TRAIN_SPLIT)}", "train_images": len(train_set),
-        "test_split": f"Segmentation/{test_split}", "test_images": len(test_set),
-        "model": f"FCN-32s, fc width {model.fc7.out_channels}, input pad {model.pad}, crop offset {model.offset}, "
-                 f"{'learned' if model.upscore.weight.requires_grad else 'fixed'} bilinear ×32 upsampling",
-        "predictions_dir": str(run_dir / "predictions"), "confusion": str(run_dir / "confusion.npy"),
+        "metric": "mean IU over 21 classes (background included) from one confusion matrix over the "
+                  "test set, 255 ignored (FCN score.py)",
+        "train_split": f"Segmentation/{ctx.option('train_split', TRAIN_SPLIT)}",
+        "train_images": len(train_set),
+        "test_split": f"Segmentation/{test_split}",
+        "test_images": len(test_set),
+        "model": f"FCN-32s, fc width {model.fc7.out_channels}, input pad {model.pad}, "
+                 f"crop offset {model.offset}, fixed bilinear ×32 upsampling",
+        "predictions_dir": str(predictions), "confusion": str(run_dir / "confusion.npy"),
         "figure": str(figure) if figure else None,
     }
     metrics: Metrics = {key: float(scores[key]) for key in ("miou", "pixel_acc", "mean_acc", "fwiou")}
-    metrics |= {f"iou_{name}": float(v) for name, v in zip(CLASS_NAMES, scores["iou"])}
+    metrics |= {f"iou_{name}": float(v) for name, v in zip(CLASS_NAMES, scores["iou"], strict=True)}
     return metrics

@@ -1,4 +1,4 @@
-"""The segmentation evaluator: FCN-32s geometry, its bilinear upsampling, the loss, and `bench eval --task seg`."""
+"""The segmentation evaluator: FCN-32s geometry, bilinear upsampling, the loss, `bench eval --task seg`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from ssl_bench.evaluators.segmentation import (
     FCN32s,
     TrainTransform,
     bilinear_kernel,
+    bilinear_upsampling_matrix,
     segmentation_loss,
     segmentation_training_set,
     step_lr,
@@ -52,7 +53,7 @@ def test_fcn_crop_offset_matches_fcn() -> None:
 
 
 def test_score_cell_sits_over_its_receptive_field_centre() -> None:
-    """Score cell n's receptive field is centred where the crop puts cell n's bilinear peak (32n + 31 - offset)."""
+    """Score cell n's receptive field is centred where the crop puts its bilinear peak (32n + 31 - offset)."""
     torch.manual_seed(0)
     model = FCN32s(create_encoder("caffenet"), "caffenet", fc_width=4).eval()
     with torch.no_grad():  # positive weights, zero biases: an impulse reaches every cell whose field holds it
@@ -72,8 +73,8 @@ def test_score_cell_sits_over_its_receptive_field_centre() -> None:
         with torch.no_grad():
             return bool(model.fc6(model.encoder(padded))[0, 0, :, cell].abs().max() > 0)
 
-    assert [reaches_cell(x) for x in (centre - half - 1, centre - half, centre + half, centre + half + 1)] == [
-        False, True, True, False]  # fmt: skip
+    edges = (centre - half - 1, centre - half, centre + half, centre + half + 1)
+    assert [reaches_cell(x) for x in edges] == [False, True, True, False]
 
 
 def test_unknown_arch_fails_loudly() -> None:
@@ -82,27 +83,52 @@ def test_unknown_arch_fails_loudly() -> None:
 
 
 def test_bilinear_upsampling_is_exact_on_constant_and_linear_maps() -> None:
-    model = FCN32s(create_encoder("caffenet"), "caffenet", fc_width=8)
-    assert torch.equal(bilinear_kernel(63)[31], bilinear_kernel(63)[:, 31])
-    assert bilinear_kernel(63).max() == 1.0
     n = 5
+    extent = 32 * (n - 1) + 63  # the transposed convolution's full output
+    a = bilinear_upsampling_matrix(n, extent, offset=0)  # [extent, n]
     rows = torch.arange(n, dtype=torch.float32).view(n, 1).expand(n, n)
     cols = torch.arange(n, dtype=torch.float32).view(1, n).expand(n, n)
     maps = torch.stack([torch.full((n, n), 3.0), 2.0 * rows - 1.0, 0.5 * cols + 0.25 * rows])  # [3, n, n]
-    scores = torch.zeros(1, 21, n, n)
-    scores[0, :3] = maps
-    with torch.no_grad():
-        up = model.upscore(scores)[0]  # [21, 32(n-1)+63, …]
-    assert up.shape[-1] == 32 * (n - 1) + 63
+    up = a @ maps @ a.T  # [3, extent, extent]
     # Between the first and last cell centres (upsampled pixels 31 … 31 + 32(n-1)) interpolation is exact.
-    t = (torch.arange(31, 31 + 32 * (n - 1) + 1, dtype=torch.float32) - 31) / 32  # cell coordinates
+    t = torch.arange(0, 32 * (n - 1) + 1, dtype=torch.float32) / 32  # cell coordinates
     inner = up[:, 31 : 31 + 32 * (n - 1) + 1, 31 : 31 + 32 * (n - 1) + 1]
     r, c = t.view(-1, 1), t.view(1, -1)
     torch.testing.assert_close(inner[0], torch.full_like(inner[0], 3.0))
     torch.testing.assert_close(inner[1], (2.0 * r - 1.0).expand_as(inner[1]))
     torch.testing.assert_close(inner[2], 0.5 * c + 0.25 * r)
-    assert inner[3:].abs().max() == 0  # classes are upsampled independently
-    assert not model.upscore.weight.requires_grad  # FCN-32s keeps it fixed
+
+
+def test_upsampling_equals_fcn_transposed_convolution_and_crop() -> None:
+    """FCN-32s: depthwise ConvTranspose2d(kernel 63, stride 32), bilinear weights, then crop at the offset."""
+    torch.manual_seed(0)
+    model = FCN32s(create_encoder("caffenet"), "caffenet", fc_width=8)
+    scores = torch.randn(2, 21, 4, 6)
+    weight = bilinear_kernel(63).expand(21, 1, 63, 63)
+    full = F.conv_transpose2d(scores, weight, stride=32, groups=21)  # [2, 21, 159, 223]
+    h, w = 120, 190
+    reference = full[:, :, model.offset : model.offset + h, model.offset : model.offset + w]
+    torch.testing.assert_close(model.upsample(scores, h, w), reference)
+    assert not any("upscore" in name for name, _ in model.named_parameters())  # fixed, as in FCN-32s
+
+
+def test_data_dependent_init_gives_unit_variance_head_on_a_gaussian_trunk() -> None:
+    """The std-0.01 Gaussian trunk's pool5 is ~1e-3; the rescaled fc6/fc7 still start at unit scale."""
+    from ssl_bench.encoders import load_encoder
+
+    torch.manual_seed(0)
+    model = FCN32s(load_encoder("random", "caffenet"), "caffenet", fc_width=16)
+    x = torch.randn(4, 3, 99, 99)
+    model.data_dependent_init_(x)
+    assert model.training  # the train/eval mode is restored
+    model.eval()
+    with torch.no_grad():
+        padded = F.pad(x, (model.pad, model.far_pad(99), model.pad, model.far_pad(99)))
+        fc6 = model.fc6(model.encoder(padded))  # [4, 16, h, w]
+        fc7 = model.fc7(F.relu(fc6))
+    for pre in (fc6, fc7):
+        torch.testing.assert_close(pre.mean(dim=(0, 2, 3)), torch.zeros(16), atol=1e-4, rtol=0)
+        torch.testing.assert_close(pre.std(dim=(0, 2, 3)), torch.ones(16), atol=1e-3, rtol=0)
 
 
 def test_loss_ignores_255_pixels() -> None:
