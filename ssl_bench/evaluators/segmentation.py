@@ -50,6 +50,7 @@ NOTE: biases get the same learning rate and weight decay as weights (Caffe's FCN
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
@@ -369,7 +370,7 @@ def _train(model: FCN32s, loader: DataLoader, ctx: EvalContext, amp: bool, chann
     model.train()
     bar = tqdm(total=iterations, desc="seg train", unit="it", disable=not ctx.progress, dynamic_ncols=True)
     seen, t0, loss = 0, time.perf_counter(), torch.zeros(())
-    for it, (x, y) in zip(range(iterations), _endless(loader), strict=False):  # endless: stops at iterations
+    for it, (x, y) in enumerate(itertools.islice(_endless(loader), iterations)):
         for group in optimizer.param_groups:
             group["lr"] = step_lr(base_lr, it, steps, gamma)
         x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)

@@ -6,6 +6,7 @@ so a run can always continue with ``--resume``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
@@ -78,7 +79,7 @@ def train_loop(
     t_last, seen, completed = time.perf_counter(), 0, start_step
     model.train()
     try:
-        for step, batch in zip(range(start_step + 1, steps + 1), batches, strict=False):
+        for step, batch in enumerate(itertools.islice(batches, steps - start_step), start=start_step + 1):
             batch = to_device(batch, device, perf.channels_last)
             with perf.autocast(device):
                 loss = model(batch)["loss"]
