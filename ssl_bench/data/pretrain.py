@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ssl_bench.data.folder import ImageFolderIndex, collate_skip_none, load_image
-from ssl_bench.data.transforms import normalize, to_tensor
+from ssl_bench.data.transforms import to_uint8_tensor
 from ssl_bench.errors import DataError
 from ssl_bench.methods.masks import make_mask
 
@@ -73,17 +73,19 @@ class PretrainDataset(Dataset):
         short = round(size * RESIZE_RATIO) if self.augment else size
         scale = short / min(w, h)
         rw, rh = max(size, round(w * scale)), max(size, round(h * scale))
-        image = image.resize((rw, rh), resample=2)  # bilinear
         if self.augment:
             x0 = int(torch.randint(0, rw - size + 1, (1,), generator=g))
             y0 = int(torch.randint(0, rh - size + 1, (1,), generator=g))
         else:
             x0, y0 = (rw - size) // 2, (rh - size) // 2
-        image = image.crop((x0, y0, x0 + size, y0 + size))
-        x = to_tensor(image)  # [3, size, size]
+        # Resize-then-crop in one call: PIL maps output pixels to source coordinates the same way for a
+        # box of the source, so only the crop's pixels are interpolated.
+        sx, sy = w / rw, h / rh
+        box = (x0 * sx, y0 * sy, (x0 + size) * sx, (y0 + size) * sy)
+        image = image.resize((size, size), resample=2, box=box)  # bilinear
         if self.augment and bool(torch.rand((), generator=g) < 0.5):
-            x = x.flip(-1)
-        return normalize(x)
+            image = image.transpose(0)  # FLIP_LEFT_RIGHT
+        return to_uint8_tensor(image)  # [3, size, size] uint8, normalised per batch (training.loop.to_device)
 
     def __getitem__(self, key: tuple[int, int] | int) -> dict[str, Any] | None:
         epoch, i = key if isinstance(key, tuple) else (0, key)

@@ -13,6 +13,7 @@ State-dict layout of ``CaffeNetEncoder`` (this is the layout of every ``encoder.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # Taps in forward order; ``forward(x, taps=...)`` returns any subset of them.
@@ -39,6 +40,41 @@ def pool5_size(image_size: int) -> int:
     return s
 
 
+class ChannelLRN(nn.Module):
+    """Cross-channel local response norm, the same function as ``nn.LocalResponseNorm``, computed faster.
+
+    ``y_c = x_c / (k + alpha/size · Σ_{c' in window(c)} x_c'²) ** beta`` with the window of ``nn.LocalResponseNorm``
+    (``size // 2`` channels before c, ``(size - 1) // 2`` after, clipped at the ends). torch's version pads and
+    runs a 3-D average pool, which on a CPU costs about as much as all five convolutions of the step together
+    (measured by ``torch.profiler``); here the window sum is a 1×1 convolution by a banded 0/1 matrix, which
+    oneDNN/cuDNN run as one small GEMM in any memory format and dtype. No parameters: state dicts are unchanged.
+    """
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        self._band: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
+
+    def band(self, channels: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """[C, C, 1, 1] weight: alpha/size where output channel c reads input channel c'."""
+        key = (channels, dtype, device)
+        if key not in self._band:
+            c = torch.arange(channels)
+            offset = c[None, :] - c[:, None]  # [out, in]: c' - c
+            inside = (offset >= -(self.size // 2)) & (offset <= (self.size - 1) // 2)
+            weight = inside.to(torch.float64) * (self.alpha / self.size)
+            self._band[key] = weight.to(dtype=dtype, device=device)[:, :, None, None]
+        return self._band[key]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N, C, H, W] → [N, C, H, W]."""
+        weight = self.band(x.shape[1], x.dtype, x.device)
+        return x * (F.conv2d(x * x, weight) + self.k).pow(-self.beta)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
 class CaffeNetEncoder(nn.Module):
     """AlexNet conv1…pool5 in the CaffeNet shape: 96/256/384/384/256 channels, groups 2 on conv2/4/5, LRN.
 
@@ -61,7 +97,7 @@ class CaffeNetEncoder(nn.Module):
             if batch_norm:
                 self.add_module(f"bn{i}", nn.BatchNorm2d(cout))
         # LRN constants from Krizhevsky et al. 2012 / CaffeNet: size 5, alpha 1e-4, beta 0.75, k=1.
-        self.lrn = nn.Identity() if batch_norm else nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+        self.lrn = nn.Identity() if batch_norm else ChannelLRN(5, alpha=1e-4, beta=0.75, k=1.0)
         self.pool = nn.MaxPool2d(3, stride=2)
         self.relu = nn.ReLU(inplace=True)
 

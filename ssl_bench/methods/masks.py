@@ -80,8 +80,8 @@ def _smooth_noise_crops(
     # The pixel→cell mapping is the big pattern's: u = (x + 0.5) / scale - 0.5 (recompute_scale_factor=False).
     rows, cols = _bicubic_matrix(cells_h, scale), _bicubic_matrix(cells_w, scale)  # [~ch*scale, ch], [.., cw]
     offsets = margin + torch.randint(0, phase, (n, 2), generator=generator)  # [n, 2] (y, x)
-    a_h = torch.stack([rows[oy : oy + h] for oy in offsets[:, 0].tolist()])  # [n, h, ch]
-    a_w = torch.stack([cols[ox : ox + w] for ox in offsets[:, 1].tolist()])  # [n, w, cw]
+    a_h = rows[offsets[:, :1] + torch.arange(h)]  # [n, h, ch]: rows oy … oy+h-1 of each crop
+    a_w = cols[offsets[:, 1:] + torch.arange(w)]  # [n, w, cw]
     return a_h @ noise @ a_w.transpose(1, 2)  # [n, h, w]
 
 
@@ -143,7 +143,7 @@ def random_region_mask(
     while tried < max_tries:
         n = min(_REGION_CANDIDATES_PER_DRAW, max_tries - tried)
         candidates = _smooth_noise_crops(n, h, w, scale, generator) < density  # [n, H, W]
-        frac = candidates.flatten(1).float().mean(1)  # [n]
+        frac = candidates.flatten(1).count_nonzero(1) / (h * w)  # [n] float
         passed = ((frac > low) & (frac < high)).nonzero()
         if len(passed):
             return candidates[passed[0, 0]].unsqueeze(0)  # [1, H, W]

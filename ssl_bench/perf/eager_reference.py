@@ -1,7 +1,8 @@
 """The baseline every speed-up is measured against: a plain eager fp32 context-encoder training step.
 
-Contiguous (NCHW) tensors, no autocast, no compilation, the for-loop Adam: what a first hand-written
-PyTorch script would do. Kept deliberately naive; do not optimise this file.
+Contiguous (NCHW) tensors, no autocast, no compilation, the for-loop Adam and torch's own
+``nn.LocalResponseNorm`` (the suite's encoder uses the faster, equivalent ``ChannelLRN``): what a first
+hand-written PyTorch script would do. Kept deliberately naive; do not optimise this file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from ssl_bench.methods import create_method
 
 def build_reference(image_size: int = 227, lr: float = 3e-4) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     model = create_method("context_encoder", image_size=image_size)
+    model.encoder.lrn = torch.nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)  # same constants
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999), foreach=False, fused=False)
     return model, optimizer
 

@@ -177,14 +177,14 @@ def end_to_end(
     loader, sampler = make_loader(index, image_size, batch_size, workers, device)
     it = _batches(loader, sampler)
     sync = device_sync(device)
-    for _ in range(2):  # warm-up: workers started, kernels chosen
-        step(to_device(next(it), device, perf.channels_last))
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step(to_device(next(it), device, perf.channels_last))
-    sync()
-    return steps * batch_size / (time.perf_counter() - t0)
+    # Timed like ``model_only`` (median step), but a step now includes waiting for its batch.
+    seconds = median_seconds(
+        lambda: step(to_device(next(it), device, perf.channels_last)),
+        warmup=3 if perf.compile else 2,
+        iters=steps,
+        sync=sync,
+    )
+    return batch_size / seconds
 
 
 def rss_mb(pids: list[int]) -> float:

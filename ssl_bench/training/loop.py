@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ssl_bench.data.pretrain import EpochSampler
+from ssl_bench.data.transforms import normalize_uint8
 from ssl_bench.training.distributed import DistInfo
 from ssl_bench.training.performance import Performance
 
@@ -37,12 +38,15 @@ def endless_batches(loader: DataLoader, sampler: EpochSampler, start_step: int) 
 
 
 def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
+    """Move a batch to ``device``; uint8 images (the pretraining pipeline's) are normalised there."""
     out = {}
     for k, v in batch.items():
         if isinstance(v, torch.Tensor):
             v = v.to(device, non_blocking=True)
-            if channels_last and k == "image":
-                v = v.contiguous(memory_format=torch.channels_last)
+            if k == "image":
+                v = v.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+                if v.dtype == torch.uint8:
+                    v = normalize_uint8(v)  # keeps the memory format
         out[k] = v
     return out
 

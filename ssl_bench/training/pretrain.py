@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from ssl_bench.atomic import atomic_write_text
 from ssl_bench.data.folder import ImageFolderIndex
 from ssl_bench.data.pretrain import EpochSampler, PretrainDataset, collate
+from ssl_bench.data.transforms import normalize_uint8
 from ssl_bench.errors import RecipeError
 from ssl_bench.methods import PretrainMethod, create_method, method_class
 from ssl_bench.provenance import git_commit, package_versions
@@ -79,7 +80,7 @@ def estimate_fill(index: ImageFolderIndex, image_size: int, n: int, skip_bad: bo
     ds = PretrainDataset(index, image_size, augment=False, skip_bad=skip_bad)
     picks = torch.linspace(0, len(index) - 1, min(n, len(index))).round().long().unique().tolist()
     images = [item["image"] for item in map(ds.__getitem__, picks) if item is not None]
-    total = torch.stack([im.double().mean(dim=(1, 2)) for im in images]).mean(0)
+    total = torch.stack([normalize_uint8(im).double().mean(dim=(1, 2)) for im in images]).mean(0)
     return [round(float(v), 6) for v in total]
 
 

@@ -19,7 +19,8 @@ def test_caffenet_conv_shapes_and_groups():
     enc = create_encoder("caffenet")
     assert [tuple(c.weight.shape) for c in enc.conv_layers()] == CAFFENET_SHAPES
     assert [c.groups for c in enc.conv_layers()] == [1, 2, 1, 2, 2]
-    assert isinstance(enc.lrn, torch.nn.LocalResponseNorm)
+    lrn = enc.lrn  # Krizhevsky et al.'s constants (the function itself: the ChannelLRN test below)
+    assert (lrn.size, lrn.alpha, lrn.beta, lrn.k) == (5, 1e-4, 0.75, 1.0)
 
 
 def test_taps_return_named_maps_with_expected_shapes():
@@ -99,3 +100,18 @@ def test_random_weights_are_gaussian():
     enc = load_encoder("random")
     w = enc.conv3.weight
     assert abs(w.std().item() - 0.01) < 1e-3 and enc.conv3.bias.abs().max() == 0
+
+
+@pytest.mark.parametrize("size", [2, 3, 4, 5])
+def test_channel_lrn_computes_torchs_local_response_norm(size):
+    """The fast LRN is the same function as nn.LocalResponseNorm (window, edges, constants), with gradients."""
+    from ssl_bench.encoders.alexnet import ChannelLRN
+
+    g = torch.Generator().manual_seed(size)
+    x = (torch.randn(3, 96, 9, 9, generator=g, dtype=torch.float64) * 20).requires_grad_()
+    ref, fast = torch.nn.LocalResponseNorm(size, 1e-2, 0.75, 2.0), ChannelLRN(size, 1e-2, 0.75, 2.0)
+    torch.testing.assert_close(fast(x), ref(x), rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(fast, (x[:1, :8, :3, :3].detach().requires_grad_(),))
+    xl = x.detach().float().contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(fast(xl), ref(xl), rtol=1e-5, atol=1e-6)
+    assert list(fast.state_dict()) == []  # nothing new in encoder.pt

@@ -9,7 +9,7 @@ import torch
 
 from ssl_bench.cli import main
 from ssl_bench.perf import speed
-from ssl_bench.training.performance import Performance, resolve_performance
+from ssl_bench.training.performance import Performance, cpu_has_native_bf16, resolve_performance
 
 REQUIRED = {"model_img_s", "e2e_img_s", "e2e_over_model", "eager_img_s", "speedup_vs_eager",
             "flop_fraction_of_peak", "peak_mem_mb"}
@@ -38,6 +38,9 @@ def test_performance_settings_are_validated():
     from ssl_bench.errors import RecipeError
 
     assert resolve_performance({"amp": False, "channels_last": False}, torch.device("cpu")).amp is False
+    cpu_default = resolve_performance({}, torch.device("cpu")).amp
+    assert cpu_default is cpu_has_native_bf16()  # bf16 by default only where the CPU computes it natively
+    assert resolve_performance({}, torch.device("cuda")).amp is True
     with pytest.raises(RecipeError, match="train.amp"):
         resolve_performance({"amp": "yes"}, torch.device("cpu"))
 
