@@ -18,7 +18,8 @@ from ssl_bench.recipes import PROFILES, config_hash, find_recipe, load_yaml, mer
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate encoder weights on a transfer task (cls, seg, det, …)",
-                       description="Evaluate an encoder. With no --data, uses the generated SynthVOC default.")
+                       description="Evaluate an encoder. With no --data, uses the generated SynthVOC "
+                                   "default.")
     p.add_argument("--task", required=True, help="cls, cls-linear, knn, det, seg, inpaint (or a plug-in's)")
     p.add_argument("--weights", required=True, help="an encoder.pt, or 'random'")
     p.add_argument("--arch", default="caffenet", help="encoder the weights load into (default caffenet)")

@@ -20,7 +20,7 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def to_uint8_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL RGB → uint8 tensor [3, H, W] with channels-last strides (a view of the HWC pixels, no copy pass)."""
+    """PIL RGB → uint8 tensor [3, H, W] with channels-last strides (a view of the HWC pixels)."""
     return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
 
 

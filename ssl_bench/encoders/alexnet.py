@@ -43,11 +43,13 @@ def pool5_size(image_size: int) -> int:
 class ChannelLRN(nn.Module):
     """Cross-channel local response norm, the same function as ``nn.LocalResponseNorm``, computed faster.
 
-    ``y_c = x_c / (k + alpha/size · Σ_{c' in window(c)} x_c'²) ** beta`` with the window of ``nn.LocalResponseNorm``
-    (``size // 2`` channels before c, ``(size - 1) // 2`` after, clipped at the ends). torch's version pads and
+    ``y_c = x_c / (k + alpha/size · Σ_{c' in window(c)} x_c'²) ** beta`` with the window of
+    ``nn.LocalResponseNorm`` (``size // 2`` channels before c, ``(size - 1) // 2`` after, clipped at the
+    ends). torch's version pads and
     runs a 3-D average pool, which on a CPU costs about as much as all five convolutions of the step together
     (measured by ``torch.profiler``); here the window sum is a 1×1 convolution by a banded 0/1 matrix, which
-    oneDNN/cuDNN run as one small GEMM in any memory format and dtype. No parameters: state dicts are unchanged.
+    oneDNN/cuDNN run as one small GEMM in any memory format and dtype. No parameters: state dicts are
+    unchanged.
     """
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:

@@ -50,7 +50,8 @@ def det_step_throughput(device: torch.device, iters: int) -> float:
     n = recipe["batch_size"]
     g = torch.Generator().manual_seed(0)
     images = [torch.rand(3, 227, 227, generator=g).to(device) for _ in range(n)]
-    targets = [{"boxes": torch.tensor([[20.0, 30.0, 120.0, 140.0], [100.0, 60.0, 200.0, 200.0]], device=device),
+    boxes = [[20.0, 30.0, 120.0, 140.0], [100.0, 60.0, 200.0, 200.0]]
+    targets = [{"boxes": torch.tensor(boxes, device=device),
                 "labels": torch.tensor([3, 15], device=device)} for _ in range(n)]
 
     def step() -> None:

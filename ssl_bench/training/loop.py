@@ -44,7 +44,8 @@ def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) 
         if isinstance(v, torch.Tensor):
             v = v.to(device, non_blocking=True)
             if k == "image":
-                v = v.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+                layout = torch.channels_last if channels_last else torch.contiguous_format
+                v = v.contiguous(memory_format=layout)
                 if v.dtype == torch.uint8:
                     v = normalize_uint8(v)  # keeps the memory format
         out[k] = v

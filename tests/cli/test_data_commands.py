@@ -8,7 +8,8 @@ from ssl_bench.cli import main
 
 def _synth(tmp_path: Path, capsys) -> str:
     """``bench data synth`` of a small SynthVOC; returns the VOC root it printed."""
-    args = ["data", "synth", "--out", str(tmp_path / "sv"), "--images", "40", "--size", "96", "--workers", "1"]
+    args = ["data", "synth", "--out", str(tmp_path / "sv"), "--images", "40", "--size", "96",
+            "--workers", "1"]
     assert main(args) == 0
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])["voc_root"]
 

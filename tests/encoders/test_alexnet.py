@@ -104,7 +104,7 @@ def test_random_weights_are_gaussian():
 
 @pytest.mark.parametrize("size", [2, 3, 4, 5])
 def test_channel_lrn_computes_torchs_local_response_norm(size):
-    """The fast LRN is the same function as nn.LocalResponseNorm (window, edges, constants), with gradients."""
+    """The fast LRN computes nn.LocalResponseNorm (window, edges, constants), gradients included."""
     from ssl_bench.encoders.alexnet import ChannelLRN
 
     g = torch.Generator().manual_seed(size)
