@@ -68,7 +68,7 @@ from tqdm import tqdm
 from ssl_bench.atomic import atomic_open
 from ssl_bench.data.folder import ImageFolderIndex
 from ssl_bench.data.pretrain import PretrainDataset, collate
-from ssl_bench.data.transforms import denormalize
+from ssl_bench.data.transforms import denormalize, normalize_uint8
 from ssl_bench.data.voc import read_image_set
 from ssl_bench.encoders import load_state_dict_strict
 from ssl_bench.errors import CheckpointError, DataError, RecipeError
@@ -283,7 +283,7 @@ def _evenly_spaced(n: int, cap: int | None) -> list[int]:
 
 
 def _centre_crops(index: ImageFolderIndex, positions: list[int], image_size: int) -> Dataset:
-    """Items {"image" normalised [3,S,S], "mask" centre hole [1,S,S], "index"} for the listed images."""
+    """Items {"image" uint8 [3,S,S], "mask" centre hole [1,S,S], "index"} for the listed images."""
     dataset = PretrainDataset(index, image_size, "center", {"area": HOLE_AREA}, augment=False)
     return Subset(dataset, positions)
 
@@ -330,6 +330,8 @@ def _batches(dataset: Dataset, ctx: EvalContext, desc: str) -> Iterator[tuple[to
     with tqdm(total=len(dataset), desc=desc, unit="img", disable=not ctx.progress) as bar:
         for batch in loader:
             images = batch["image"].to(ctx.device).contiguous(memory_format=memory_format)
+            if images.dtype == torch.uint8:  # the pretraining pipeline ships pixels, normalised per batch
+                images = normalize_uint8(images)
             yield images, batch["mask"].to(ctx.device)
             bar.update(len(batch["index"]))
 
