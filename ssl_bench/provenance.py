@@ -12,11 +12,15 @@ from pathlib import Path
 import torch
 
 _PACKAGES = ("ssl_bench", "torch", "torchvision", "timm", "numpy", "scikit-learn", "faiss-cpu", "pandas")
+# What a record's numbers depend on, relative to the repository root (the "+dirty" check).
+_SOURCE_PATHS = ("ssl_bench", "pretrain", "eval", "pyproject.toml", "constraints.txt")
 
 
 @lru_cache(maxsize=1)
 def git_commit() -> str:
-    """Commit of the source tree (with ``+dirty`` when it has uncommitted changes), or ``unknown``."""
+    """Commit of the source tree (with ``+dirty`` when its code or recipes have uncommitted changes), or
+    ``unknown``. Only what determines a result counts: result files being rewritten (``results/``, run
+    folders) do not make a run dirty."""
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(
@@ -27,7 +31,7 @@ def git_commit() -> str:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", *_SOURCE_PATHS],
             capture_output=True,
             text=True,
             timeout=10,
