@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := runs/demo
 
-.PHONY: install demo test test-all lint clean
+.PHONY: install demo test lint clean
 
 install: $(STAMP)
 

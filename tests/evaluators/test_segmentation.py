@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -273,6 +272,6 @@ def test_sbd_train_images_are_added_without_test_images(voc_root: Path, tmp_path
     assert all_ids == train_ids and missing.extra["sbd_images"] == 0
 
 
-@pytest.mark.skipif(not os.environ.get("SSL_BENCH_SLOW"), reason="set SSL_BENCH_SLOW=1: full smoke recipe")
 def test_smoke_recipe_runs_on_default_synthvoc(tmp_path: Path) -> None:
+    """The whole smoke recipe on the default SynthVOC, as `make demo` runs it (~1 min; +1 min to generate)."""
     assert _bench_eval(["--task", "seg", "--weights", "random", "--out", str(tmp_path), "--no-progress"]) == 0
