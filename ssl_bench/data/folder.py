@@ -58,6 +58,19 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise DataError(f"cannot read image {path}: {e}") from e
 
 
+def load_image_uint8(path: str | os.PathLike) -> torch.Tensor:
+    """Read an image fully into memory as a uint8 RGB tensor ``[3, H, W]`` (the pretraining pipeline's input).
+
+    Decoded by PIL, as ``load_image`` (torchvision's own decoders are deprecated since 0.29 in favour of
+    TorchCodec, which the suite does not depend on).
+
+    Raises:
+        DataError: the file is missing, not an image, truncated or otherwise unreadable.
+    """
+    array = np.asarray(load_image(path), dtype=np.uint8)  # [H, W, 3]
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
 def _list_images(root: Path) -> list[str]:
     """Relative paths (``/``-separated) of all image files under ``root``, sorted."""
     found: list[str] = []

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torchvision.transforms.v2.functional as TF
 from torch.utils.data import Dataset, Sampler
 
-from ssl_bench.data.folder import ImageFolderIndex, collate_skip_none, load_image
-from ssl_bench.data.transforms import to_uint8_tensor
+from ssl_bench.data.folder import ImageFolderIndex, collate_skip_none, load_image_uint8
 from ssl_bench.errors import DataError
 from ssl_bench.methods.masks import make_mask
 
@@ -67,9 +67,10 @@ class PretrainDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def _crop(self, image: Any, g: torch.Generator) -> torch.Tensor:
+    def _crop(self, image: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """uint8 [3, H, W] → uint8 [3, size, size]: shorter side resized, random (or centre) crop, flip."""
         size = self.image_size
-        w, h = image.size
+        h, w = image.shape[-2:]
         short = round(size * RESIZE_RATIO) if self.augment else size
         scale = short / min(w, h)
         rw, rh = max(size, round(w * scale)), max(size, round(h * scale))
@@ -78,20 +79,19 @@ class PretrainDataset(Dataset):
             y0 = int(torch.randint(0, rh - size + 1, (1,), generator=g))
         else:
             x0, y0 = (rw - size) // 2, (rh - size) // 2
-        # Resize-then-crop in one call: PIL maps output pixels to source coordinates the same way for a
-        # box of the source, so only the crop's pixels are interpolated.
-        sx, sy = w / rw, h / rh
-        box = (x0 * sx, y0 * sy, (x0 + size) * sx, (y0 + size) * sy)
-        image = image.resize((size, size), resample=2, box=box)  # bilinear
+        # torchvision's uint8 bilinear kernel (antialiased like PIL's): 0.12 ms at 227 px against PIL's
+        # 0.37 ms for the crop alone on one core, so resizing the whole image and slicing is still cheaper.
+        image = TF.resize(image, [rh, rw], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        image = image[:, y0 : y0 + size, x0 : x0 + size]
         if self.augment and bool(torch.rand((), generator=g) < 0.5):
-            image = image.transpose(0)  # FLIP_LEFT_RIGHT
-        return to_uint8_tensor(image)  # [3, size, size] uint8, normalised per batch (training.loop.to_device)
+            image = image.flip(-1)
+        return image.contiguous()  # [3, size, size] uint8, normalised per batch (training.loop.to_device)
 
     def __getitem__(self, key: tuple[int, int] | int) -> dict[str, Any] | None:
         epoch, i = key if isinstance(key, tuple) else (0, key)
         g = sample_generator(self.seed, epoch, i)
         try:
-            image = load_image(self.index.path(i))
+            image = load_image_uint8(self.index.path(i))
         except DataError:
             if self.skip_bad:
                 return None

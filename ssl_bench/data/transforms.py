@@ -19,11 +19,6 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
 
 
-def to_uint8_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL RGB → uint8 tensor [3, H, W] with channels-last strides (a view of the HWC pixels)."""
-    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
-
-
 def normalize_uint8(x: torch.Tensor) -> torch.Tensor:
     """uint8 [.., 3, H, W] → normalised float32, keeping the memory format (one pass on the batch).
 

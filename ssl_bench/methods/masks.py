@@ -32,6 +32,11 @@ REGION_SCALE = 10000 / 600  # ≈ 16.7 px per noise cell
 # usually enough.
 _REGION_CANDIDATES_PER_DRAW = 4
 
+# Coverage preview (random_region_mask): every 4th row and column; a candidate is computed in full when
+# its previewed coverage lies within 0.03 of the accepted range (measured preview error: see tests).
+PREVIEW_STRIDE = 4
+PREVIEW_MARGIN = 0.03
+
 MaskFn = Callable[..., torch.Tensor]
 
 
@@ -60,14 +65,16 @@ def _bicubic_matrix(cells: int, scale: float) -> torch.Tensor:
     return up[:, 0, :, 0].T.contiguous()  # [out, cells]
 
 
-def _smooth_noise_crops(
+def _smooth_noise_factors(
     n: int, h: int, w: int, scale: float, generator: torch.Generator | None
-) -> torch.Tensor:
-    """n independent h×w crops of bicubically upscaled uniform noise (one noise cell = ``scale`` px).
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Factors of n independent h×w crops of bicubically upscaled uniform noise (one cell = ``scale`` px).
+
+    Crop k is ``a_h[k] @ noise[k] @ a_w[k].T``, distributed like a random crop of the public code's
+    10000×10000 pattern away from its border.
 
     Returns:
-        Float tensor [n, h, w], each crop distributed like a random crop of the public code's
-        10000×10000 pattern away from its border.
+        ``a_h`` [n, h, ch], ``noise`` [n, ch, cw], ``a_w`` [n, w, cw].
     """
     # A crop of the big pattern only sees the noise cells under it plus the bicubic support (one cell
     # before, two after). Draw just those cells, with enough margin that no cropped pixel touches the
@@ -82,6 +89,14 @@ def _smooth_noise_crops(
     offsets = margin + torch.randint(0, phase, (n, 2), generator=generator)  # [n, 2] (y, x)
     a_h = rows[offsets[:, :1] + torch.arange(h)]  # [n, h, ch]: rows oy … oy+h-1 of each crop
     a_w = cols[offsets[:, 1:] + torch.arange(w)]  # [n, w, cw]
+    return a_h, noise, a_w
+
+
+def _smooth_noise_crops(
+    n: int, h: int, w: int, scale: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """n independent h×w crops of bicubically upscaled uniform noise: float tensor [n, h, w]."""
+    a_h, noise, a_w = _smooth_noise_factors(n, h, w, scale, generator)
     return a_h @ noise @ a_w.transpose(1, 2)  # [n, h, w]
 
 
@@ -114,7 +129,7 @@ def random_region_mask(
     boundary length within 2%); only the share of candidates that pass differs (22% vs 10%).
     NOTE: if no candidate passes within ``max_tries`` (probability ~4e-6 per mask with the defaults at
     227 px) the candidate whose masked fraction is closest to ``coverage`` is returned, where the
-    public code would loop until one passes.
+    public code would loop until one passes (closest by its preview, for candidates only previewed).
     The paper itself used deformed PASCAL segmentation shapes (PAPER.md §1.2); this is the public code.
 
     Args:
@@ -138,21 +153,30 @@ def random_region_mask(
     if scale < 1.0 or max_tries < 1:
         raise ValueError(f"need scale >= 1 and max_tries >= 1, got scale={scale}, max_tries={max_tries}")
 
-    best, best_gap = None, math.inf
+    # Each candidate's coverage is first estimated on every PREVIEW_STRIDE-th row and column (1/16 of
+    # the work); only candidates whose estimate lies within PREVIEW_MARGIN of the range are computed in
+    # full and tested exactly. The field is smooth over ~17 px, so the estimate errs by far less than the
+    # margin (tests), and the accepted masks are exactly those of testing every candidate in full.
+    best, best_gap = None, math.inf  # the closest candidate so far, as (factors, index)
     tried = 0
     while tried < max_tries:
         n = min(_REGION_CANDIDATES_PER_DRAW, max_tries - tried)
-        candidates = _smooth_noise_crops(n, h, w, scale, generator) < density  # [n, H, W]
-        frac = candidates.flatten(1).count_nonzero(1) / (h * w)  # [n] float
-        passed = ((frac > low) & (frac < high)).nonzero()
-        if len(passed):
-            return candidates[passed[0, 0]].unsqueeze(0)  # [1, H, W]
-        gap = torch.maximum(low - frac, frac - high)  # [n], > 0 for all: distance to the range
-        i = int(gap.argmin())
-        if gap[i] < best_gap:
-            best, best_gap = candidates[i], float(gap[i])
+        a_h, noise, a_w = _smooth_noise_factors(n, h, w, scale, generator)
+        preview = a_h[:, ::PREVIEW_STRIDE] @ noise @ a_w[:, ::PREVIEW_STRIDE].transpose(1, 2)  # [n, h/4, w/4]
+        estimate = (preview < density).flatten(1).float().mean(1).tolist()  # n floats
+        for i in range(n):
+            gap = max(low - estimate[i], estimate[i] - high)
+            if gap < PREVIEW_MARGIN:
+                candidate = (a_h[i] @ noise[i] @ a_w[i].T) < density  # [H, W]
+                frac = int(candidate.count_nonzero()) / (h * w)
+                if low < frac < high:
+                    return candidate.unsqueeze(0)  # [1, H, W]
+                gap = max(low - frac, frac - high)
+            if gap < best_gap:
+                best, best_gap = (a_h[i], noise[i], a_w[i]), gap
         tried += n
-    return best.unsqueeze(0)  # [1, H, W]
+    a, m, b = best
+    return ((a @ m @ b.T) < density).unsqueeze(0)  # [1, H, W]
 
 
 def random_block_mask(

@@ -189,20 +189,40 @@ def end_to_end(
     workers: int,
     device: torch.device,
     steps: int,
-) -> float:
-    """The data pipeline feeding the suite's step, as in ``bench pretrain``: images/s."""
+    block: int = 4,
+) -> tuple[float, float]:
+    """The data pipeline feeding the suite's step, as in ``bench pretrain``, against the same step fed an
+    in-memory batch: ``(e2e images/s, e2e / model-only)``.
+
+    The two are timed in alternating blocks of ``block`` steps on one model (``steps`` steps each in
+    all), and each is the median step: a slow spell of a shared machine then hits both alike instead of
+    whichever ran second. With ``workers`` > 0 the workers may refill their prefetch queue during a
+    model-only block, so the ratio is an upper bound there; with 0 (the CPU default) every pipeline
+    millisecond falls inside the end-to-end step that needs it.
+    """
     _, step = build_suite_step(perf, image_size, device)
+    batch = synthetic_batch(batch_size, image_size, device, perf.channels_last)
     loader, sampler = make_loader(index, image_size, batch_size, workers, device)
     it = _batches(loader, sampler)
     sync = device_sync(device)
-    # Timed like ``model_only`` (median step), but a step now includes waiting for its batch.
-    seconds = median_seconds(
-        lambda: step(to_device(next(it), device, perf.channels_last)),
-        warmup=3 if perf.compile else 2,
-        iters=steps,
-        sync=sync,
-    )
-    return batch_size / seconds
+    model_times: list[float] = []
+    e2e_times: list[float] = []
+    for _ in range(3 if perf.compile else 2):  # warm-up, both paths
+        step(batch)
+        step(to_device(next(it), device, perf.channels_last))
+    sync()
+    for _ in range(max(1, steps // block)):
+        for fn, times in (
+            (lambda: step(batch), model_times),
+            (lambda: step(to_device(next(it), device, perf.channels_last)), e2e_times),
+        ):
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                sync()
+                times.append(time.perf_counter() - t0)
+    e2e = statistics.median(e2e_times)
+    return batch_size / e2e, statistics.median(model_times) / e2e
 
 
 def rss_mb(pids: list[int]) -> float:

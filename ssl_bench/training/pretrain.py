@@ -33,7 +33,7 @@ from ssl_bench.recipes import check_keys
 from ssl_bench.training.checkpoint import load_checkpoint, restore_rng, save_checkpoint, save_encoder
 from ssl_bench.training.distributed import DistInfo, barrier, cleanup_distributed, init_distributed
 from ssl_bench.training.loop import endless_batches, to_device, train_loop
-from ssl_bench.training.performance import maybe_compile, resolve_performance
+from ssl_bench.training.performance import maybe_compile, resolve_performance, resolve_workers
 from ssl_bench.training.samples import write_sample_grid
 
 DATA_KEYS = {"source", "image_size", "synth_images", "skip_bad", "stats_images"}
@@ -255,7 +255,7 @@ def _loader(
     sampler = EpochSampler(
         len(dataset), train["batch_size"], seed=config["seed"], rank=info.rank, world_size=info.world_size
     )
-    workers = train.get("workers", 2)
+    workers = resolve_workers(train.get("workers"), info.device)
     loader = DataLoader(
         dataset,
         batch_size=train["batch_size"],

@@ -11,7 +11,13 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from ssl_bench.data.folder import ImageFolderDataset, ImageFolderIndex, collate_skip_none, load_image
+from ssl_bench.data.folder import (
+    ImageFolderDataset,
+    ImageFolderIndex,
+    collate_skip_none,
+    load_image,
+    load_image_uint8,
+)
 from ssl_bench.errors import DataError
 
 
@@ -116,3 +122,27 @@ def test_corrupt_image_raises_or_is_skipped_and_counted(tmp_path: Path) -> None:
     assert [b["skipped"] for b in batches] == [1, 0]
     assert batches[0]["index"].tolist() == [0, 1] and batches[0]["image"].shape == (2, 12, 12, 3)
     assert collate_skip_none([None, None]) == {"skipped": 2}
+
+
+@pytest.mark.parametrize("name", ["a.jpg", "a.png", "a.bmp", "a.webp", "grey.png", "cmyk.jpg"])
+def test_load_image_uint8_matches_pil_for_every_format(tmp_path: Path, name: str) -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    img = Image.fromarray(rgb)
+    if name.startswith(("grey", "cmyk")):
+        img = img.convert("L" if name.startswith("grey") else "CMYK")
+    img.save(tmp_path / name)
+    tensor = load_image_uint8(tmp_path / name)
+    expected = np.asarray(load_image(tmp_path / name))
+    assert tensor.dtype == torch.uint8 and tensor.shape == (3, 20, 30)
+    tolerance = 2 if name.endswith(".jpg") else 0
+    assert np.abs(tensor.permute(1, 2, 0).numpy().astype(int) - expected.astype(int)).max() <= tolerance
+
+
+def test_load_image_uint8_names_a_truncated_or_missing_file(tmp_path: Path) -> None:
+    bad = image(tmp_path / "bad.jpg", size=64)
+    bad.write_bytes(bad.read_bytes()[:200])
+    for path in (bad, tmp_path / "missing.png", tmp_path / "notes.jpg"):
+        if path.name == "notes.jpg":
+            path.write_text("not an image")
+        with pytest.raises(DataError, match=str(path)):
+            load_image_uint8(path)

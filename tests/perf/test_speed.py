@@ -9,7 +9,12 @@ import torch
 
 from ssl_bench.cli import main
 from ssl_bench.perf import speed
-from ssl_bench.training.performance import Performance, cpu_has_native_bf16, resolve_performance
+from ssl_bench.training.performance import (
+    Performance,
+    cpu_has_native_bf16,
+    resolve_performance,
+    resolve_workers,
+)
 
 REQUIRED = {"model_img_s", "e2e_img_s", "e2e_over_model", "eager_img_s", "speedup_vs_eager",
             "flop_fraction_of_peak", "peak_mem_mb"}
@@ -43,6 +48,24 @@ def test_performance_settings_are_validated():
     assert resolve_performance({}, torch.device("cuda")).amp is True
     with pytest.raises(RecipeError, match="train.amp"):
         resolve_performance({"amp": "yes"}, torch.device("cpu"))
+
+
+def test_worker_count_is_zero_on_a_cpu_and_most_cores_per_gpu_process(monkeypatch):
+    from ssl_bench.errors import RecipeError
+
+    assert resolve_workers("auto", torch.device("cpu")) == 0
+    assert resolve_workers(None, torch.device("cpu")) == 0
+    assert resolve_workers(3, torch.device("cpu")) == 3
+    monkeypatch.setattr("ssl_bench.training.performance.available_cores", lambda: 16)
+    assert resolve_workers("auto", torch.device("cuda")) == 15
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # four torchrun processes share the node's cores
+    assert resolve_workers("auto", torch.device("cuda")) == 3
+    monkeypatch.setattr("ssl_bench.training.performance.available_cores", lambda: 64)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert resolve_workers("auto", torch.device("cuda")) == 16
+    for bad in (-1, 1.5, "two", True):
+        with pytest.raises(RecipeError, match="train.workers"):
+            resolve_workers(bad, torch.device("cpu"))
 
 
 def _loss_curve(perf: Performance, steps: int = 6) -> list[float]:
