@@ -17,6 +17,10 @@ Trained on Main ``trainval``, tested on Main ``test`` (refused if they overlap).
 
 NOTE: fc6/fc7 are initialised with CaffeNet's fillers (N(0, 0.005), bias 0.1); the paper does not say how its
 new fc6/fc7 were initialised (**unverified**); fc8 follows voc-classification (N(0, 0.01), bias 0).
+``head_init: data`` (the smoke recipe) rescales fc6/fc7 instead, on a few training images, to zero-mean,
+unit-variance pre-activations (Krähenbühl et al.'s within-layer init, PAPER.md §2, as the ``seg`` head):
+pool5 activations of different trunks differ in scale by orders of magnitude, and with the fillers a trunk
+whose pool5 is small feeds fc8 an almost constant vector that a short schedule cannot move.
 NOTE: the scale factor is drawn uniformly in [min_scale, max_scale] and applied to the image as stored
 (optionally after resizing its shorter side to ``resize``); where the scaled image is smaller than the crop,
 the crop is padded with the mean pixel (0 after normalisation). The Caffe data layer's exact sampling of the
@@ -61,6 +65,8 @@ BATCH_SIZE = 16
 BASE_LR = 1e-3
 BIAS_LR_MULT = 2.0  # Caffe convention, lr_mult 1 for weights and 2 for biases
 HEAD_LR_MULT = 1.0  # lr multiplier of the new fc6/fc7/fc8 (see the NOTE above)
+HEAD_INIT = "filler"  # "filler": CaffeNet's N(0, 0.005) / 0.1; "data": rescaled on training images (NOTE)
+HEAD_INIT_IMAGES = 32
 MOMENTUM = 0.9
 WEIGHT_DECAY = 1e-6
 LR_STEP = 10_000
@@ -79,6 +85,7 @@ PRIMARY_AP = "sklearn"
 # Test crops draw from per-sample generators of "epochs" far beyond any training epoch, so a test crop
 # never repeats a training draw of the same image.
 _TEST_EPOCH_OFFSET = 1_000_000
+_HEAD_INIT_EPOCH = 2_000_000  # the crops that set a data-dependent head init
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -233,6 +240,23 @@ class FineTuneClassifier(nn.Module):
         nn.init.normal_(fc8.weight, 0.0, FC8_STD)
         nn.init.zeros_(fc8.bias)
 
+    @torch.no_grad()
+    def data_dependent_init_(self, x: torch.Tensor) -> None:
+        """Rescale fc6 and fc7 to zero-mean, unit-variance pre-activations per unit on images ``x``.
+
+        x: [N, 3, H, W] normalised training crops.
+        """
+        was_training = self.training
+        self.eval()
+        f = self.encoder(x).flatten(1)  # [N, feature_dim]
+        for fc in (self.head[0], self.head[3]):
+            f = fc(f)  # [N, width]
+            mean, std = f.mean(0), f.std(0).clamp(min=1e-8)
+            fc.weight.div_(std.view(-1, 1))
+            fc.bias.sub_(mean).div_(std)
+            f = F.relu((f - mean) / std)
+        self.train(was_training)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, 3, H, W] → fc8 scores [N, num_classes]."""
         features = self.encoder(x)  # [N, 256, 6, 6] for CaffeNet at 227 px
@@ -349,7 +373,8 @@ def evaluate_classification(ctx: EvalContext) -> Metrics:
     Recipe keys (defaults = the protocol constants above): ``iterations``, ``batch_size``, ``lr``,
     ``bias_lr_mult``, ``head_lr_mult``, ``momentum``, ``weight_decay``, ``lr_step``, ``lr_gamma``,
     ``grad_clip``, ``min_scale``, ``max_scale``, ``crop_size``, ``resize``, ``test_crops``, ``fc_width``,
-    ``dropout``, ``train_split``, ``test_split``, ``workers``, ``test_batch_size``.
+    ``dropout``, ``head_init``, ``head_init_images``, ``train_split``, ``test_split``, ``workers``,
+    ``test_batch_size``.
     """
     o = ctx.option
     iterations, batch_size = int(o("iterations", ITERATIONS)), int(o("batch_size", BATCH_SIZE))
@@ -387,6 +412,14 @@ def evaluate_classification(ctx: EvalContext) -> Metrics:
     )
 
     train_set = AugmentedVOCClassification(train_voc, crop, min_scale, max_scale, resize, ctx.seed)
+    head_init = o("head_init", HEAD_INIT)
+    if head_init == "data":
+        count = min(int(o("head_init_images", HEAD_INIT_IMAGES)), len(train_set))
+        # Crops from an epoch no training or test batch uses: the training stream stays as it was.
+        images = torch.stack([train_set[(_HEAD_INIT_EPOCH, i)]["image"] for i in range(count)])
+        model.data_dependent_init_(images.to(ctx.device))
+    elif head_init != "filler":
+        raise RecipeError(f"cls: head_init must be 'filler' or 'data', got {head_init!r}")
     sampler = EpochSampler(len(train_set), batch_size, seed=ctx.seed)
     loader = DataLoader(
         train_set,

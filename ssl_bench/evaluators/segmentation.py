@@ -45,6 +45,8 @@ transposed convolution since the bilinear kernel is separable; PyTorch's CPU tra
 NOTE: gradients are clipped to norm 10, as in Krähenbühl's ``voc-classification`` fine-tuning (PAPER.md §3;
 FCN does not clip): the data-dependent init scales the new head to the trunk's activations, so a Gaussian
 std-0.01 trunk receives ~100× larger gradients than a trained one, and unclipped SGD diverges on it.
+NOTE: ``head_lr_mult`` (default 1, FCN's single lr) multiplies the lr of the new fc6/fc7/score layers; the
+smoke recipe raises it so that the new head moves within its few iterations (as the ``cls`` smoke recipe).
 NOTE: biases get the same learning rate and weight decay as weights (Caffe's FCN uses lr ×2, no decay).
 """
 
@@ -91,6 +93,7 @@ LR_STEPS = (50_000, 100_000)  # ×0.1 at each: 1e-4 → 1e-5 → 1e-6
 LR_GAMMA = 0.1
 MOMENTUM = 0.9
 WEIGHT_DECAY = 5e-4
+HEAD_LR_MULT = 1.0  # lr multiplier of the new fc6/fc7/score layers (FCN: 1; see the NOTE above)
 CLIP_GRAD_NORM = 10.0  # Krähenbühl's voc-classification fine-tuning (FCN does not clip: see NOTE)
 BATCH_SIZE = 20  # FCN iter_size 20 at batch 1
 CROP_SIZE = 500  # VOC's longest side: every image fits whole
@@ -365,14 +368,20 @@ def _train(model: FCN32s, loader: DataLoader, ctx: EvalContext, amp: bool, chann
     gamma = float(ctx.option("lr_gamma", LR_GAMMA))
     clip = float(ctx.option("clip_grad_norm", CLIP_GRAD_NORM) or 0)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=base_lr, momentum=float(ctx.option("momentum", MOMENTUM)),
+    head = {id(p) for layer in (model.fc6, model.fc7, model.score) for p in layer.parameters()}
+    head_mult = float(ctx.option("head_lr_mult", HEAD_LR_MULT))
+    groups = [
+        {"params": [p for p in params if id(p) not in head], "lr_mult": 1.0},
+        {"params": [p for p in params if id(p) in head], "lr_mult": head_mult},
+    ]
+    optimizer = torch.optim.SGD(groups, lr=base_lr, momentum=float(ctx.option("momentum", MOMENTUM)),
                                 weight_decay=float(ctx.option("weight_decay", WEIGHT_DECAY)))
     model.train()
     bar = tqdm(total=iterations, desc="seg train", unit="it", disable=not ctx.progress, dynamic_ncols=True)
     seen, t0, loss = 0, time.perf_counter(), torch.zeros(())
     for it, (x, y) in enumerate(itertools.islice(_endless(loader), iterations)):
         for group in optimizer.param_groups:
-            group["lr"] = step_lr(base_lr, it, steps, gamma)
+            group["lr"] = step_lr(base_lr, it, steps, gamma) * group["lr_mult"]
         x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -471,9 +480,9 @@ def _run_name(ctx: EvalContext) -> str:
 def evaluate_segmentation(ctx: EvalContext) -> Metrics:
     """Fine-tune FCN-32s on the encoder and return mean IU and friends on the test split.
 
-    Recipe keys (defaults are the module constants): ``iterations``, ``lr``, ``lr_steps``, ``lr_gamma``,
-    ``momentum``, ``weight_decay``, ``clip_grad_norm`` (0: off), ``batch_size``, ``crop_size``, ``hflip``,
-    ``fc_width``, ``dropout``, ``input_pad``, ``head_init``, ``head_init_images``, ``train_split``,
+    Recipe keys (defaults are the module constants): ``iterations``, ``lr``, ``head_lr_mult``, ``lr_steps``,
+    ``lr_gamma``, ``momentum``, ``weight_decay``, ``clip_grad_norm`` (0: off), ``batch_size``, ``crop_size``,
+    ``hflip``, ``fc_width``, ``dropout``, ``input_pad``, ``head_init``, ``head_init_images``, ``train_split``,
     ``test_split``, ``max_test_images``, ``sbd_root``, ``workers``, ``figure_images``, ``amp`` (bf16 autocast,
     CUDA only).
 
