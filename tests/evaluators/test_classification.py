@@ -136,6 +136,20 @@ def test_metrics_carry_every_variant_and_skip_classes_without_positives(tmp_path
 # ---------------------------------------------------------------------------------------- end to end
 
 
+def test_data_dependent_head_init_gives_unit_variance_fc6_and_fc7() -> None:
+    torch.manual_seed(0)
+    model = FineTuneClassifier(create_encoder("caffenet"), 256 * 2 * 2, 20, width=64, dropout=0.5)
+    x = torch.randn(24, 3, 99, 99)
+    model.data_dependent_init_(x)
+    assert model.training  # the mode it was in
+    with torch.no_grad():
+        f = model.encoder(x).flatten(1)
+        for fc in (model.head[0], model.head[3]):
+            f = fc(f)  # [24, 64] pre-activations
+            assert f.mean(0).abs().max() < 1e-4 and (f.std(0) - 1).abs().max() < 1e-3
+            f = torch.relu(f)
+
+
 def test_cls_end_to_end_on_synthvoc(synth_voc_root: Path, tmp_path: Path) -> None:
     # one DataLoader worker: the training batches cross a process boundary, as in the real recipes
     code, record = run_eval("cls", "random", synth_voc_root, tmp_path, [*TINY_CLS, "workers=1"])
@@ -159,3 +173,9 @@ def test_cls_refuses_overlapping_train_and_test(synth_voc_root: Path, tmp_path: 
     code, record = run_eval("cls", "random", synth_voc_root, tmp_path, [*TINY_CLS, "test_split=val"])
     assert code == 2 and record["status"] == "error"
     assert "also in the training list" in record["error"]
+
+
+def test_cls_names_a_bad_head_init(synth_voc_root: Path, tmp_path: Path) -> None:
+    code, record = run_eval("cls", "random", synth_voc_root, tmp_path, [*TINY_CLS, "head_init=magic"])
+    assert code != 0 and record["status"] == "error"
+    assert "head_init must be 'filler' or 'data'" in record["error"]
