@@ -92,14 +92,6 @@ def _smooth_noise_factors(
     return a_h, noise, a_w
 
 
-def _smooth_noise_crops(
-    n: int, h: int, w: int, scale: float, generator: torch.Generator | None
-) -> torch.Tensor:
-    """n independent h×w crops of bicubically upscaled uniform noise: float tensor [n, h, w]."""
-    a_h, noise, a_w = _smooth_noise_factors(n, h, w, scale, generator)
-    return a_h @ noise @ a_w.transpose(1, 2)  # [n, h, w]
-
-
 def random_region_mask(
     size: int | Sequence[int],
     generator: torch.Generator | None = None,
