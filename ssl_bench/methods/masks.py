@@ -299,7 +299,10 @@ def make_mask(
     Raises:
         ValueError: on an unknown kind or an option that kind does not take.
     """
-    allowed = mask_options(kind)
+    if kind not in MASK_GENERATORS:
+        mask_options(kind)  # raises, naming the valid kinds
+    # Options are checked only when given: inspecting the signature costs ~0.1 ms, a fifth of a mask.
+    allowed = mask_options(kind) if options else ()
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(
