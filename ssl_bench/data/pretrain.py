@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ssl_bench.data.folder import ImageFolderIndex, collate_skip_none, load_image_uint8
 from ssl_bench.errors import DataError
@@ -139,3 +139,22 @@ class EpochSampler(Sampler):
 
 # Stack samples; drop the Nones that ``skip_bad`` produces and count them under "skipped".
 collate = collate_skip_none
+
+PREFETCH_FACTOR = 4  # batches each worker process keeps ready
+
+
+def make_loader(
+    dataset: PretrainDataset, sampler: EpochSampler, workers: int, pin_memory: bool
+) -> DataLoader:
+    """The pretraining DataLoader: whole batches from ``sampler``, ``workers`` persistent processes."""
+    return DataLoader(
+        dataset,
+        batch_size=sampler.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+        prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
+        generator=torch.Generator(),  # its own: the global RNG stays untouched
+    )

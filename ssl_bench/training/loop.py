@@ -6,6 +6,7 @@ so a run can always continue with ``--resume``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import sys
@@ -19,6 +20,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ssl_bench.data.prefetch import ThreadPrefetcher
 from ssl_bench.data.pretrain import EpochSampler
 from ssl_bench.data.transforms import normalize_uint8
 from ssl_bench.training.distributed import DistInfo
@@ -35,6 +37,26 @@ def endless_batches(loader: DataLoader, sampler: EpochSampler, start_step: int) 
                 continue  # every image of this batch was unreadable (--skip-bad-images): nothing to train on
             yield batch
         epoch, skip = epoch + 1, 0
+
+
+def training_batches(
+    loader: DataLoader,
+    sampler: EpochSampler,
+    start_step: int,
+    device: torch.device,
+    channels_last: bool,
+    thread: bool,
+) -> Iterator[dict[str, Any]]:
+    """``endless_batches``, loaded ``ThreadPrefetcher.depth`` batches ahead in a thread when ``thread``.
+
+    On a CPU the thread also moves and normalises each batch (``to_device``; the loop's own call is then a
+    no-op). Close the result when done (``contextlib.closing``): it stops the thread.
+    """
+    batches = endless_batches(loader, sampler, start_step)
+    if not thread:
+        return batches
+    on_cpu = functools.partial(to_device, device=device, channels_last=channels_last)
+    return ThreadPrefetcher(batches, transform=on_cpu if device.type == "cpu" else None)
 
 
 def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:

@@ -9,6 +9,8 @@ Recipe keys under ``train:`` (each ``auto`` by default):
     fused_adam     the fused Adam kernel: on (CUDA and CPU both have one)
     workers        data-loading processes (``resolve_workers``): none when the model trains on the CPU,
                    most of the cores when it trains on a GPU
+    loader_thread  load the next batches in a background thread of the training process
+                   (``data.prefetch.ThreadPrefetcher``): on when ``workers`` is 0
 """
 
 from __future__ import annotations
@@ -72,6 +74,11 @@ def maybe_compile(module: torch.nn.Module, enabled: bool) -> torch.nn.Module:
 
     torch._dynamo.config.suppress_errors = True
     return torch.compile(module)
+
+
+def resolve_loader_thread(value: Any, workers: int) -> bool:
+    """``train.loader_thread``: auto is on exactly when there are no worker processes to load ahead."""
+    return _choice(value, workers == 0, "loader_thread")
 
 
 def available_cores() -> int:

@@ -11,6 +11,7 @@ Output folder::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -24,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from ssl_bench.atomic import atomic_write_text
 from ssl_bench.data.folder import ImageFolderIndex
-from ssl_bench.data.pretrain import EpochSampler, PretrainDataset, collate
+from ssl_bench.data.pretrain import EpochSampler, PretrainDataset, collate, make_loader
 from ssl_bench.data.transforms import normalize_uint8
 from ssl_bench.errors import RecipeError
 from ssl_bench.methods import PretrainMethod, create_method, method_class
@@ -32,8 +33,13 @@ from ssl_bench.provenance import git_commit, package_versions
 from ssl_bench.recipes import check_keys
 from ssl_bench.training.checkpoint import load_checkpoint, restore_rng, save_checkpoint, save_encoder
 from ssl_bench.training.distributed import DistInfo, barrier, cleanup_distributed, init_distributed
-from ssl_bench.training.loop import endless_batches, to_device, train_loop
-from ssl_bench.training.performance import maybe_compile, resolve_performance, resolve_workers
+from ssl_bench.training.loop import endless_batches, to_device, train_loop, training_batches
+from ssl_bench.training.performance import (
+    maybe_compile,
+    resolve_loader_thread,
+    resolve_performance,
+    resolve_workers,
+)
 from ssl_bench.training.samples import write_sample_grid
 
 DATA_KEYS = {"source", "image_size", "synth_images", "skip_bad", "stats_images"}
@@ -52,6 +58,7 @@ TRAIN_KEYS = {
     "channels_last",
     "compile",
     "fused_adam",
+    "loader_thread",
     "sample_images",
 }
 SAMPLE_IMAGES = 8
@@ -213,22 +220,26 @@ def _run(config: dict[str, Any], out: Path, resume: bool, info: DistInfo, progre
         return write_sample_grid(method, sample_batch, out / "samples" / f"step_{step:06d}.png")
 
     steps = train["steps"]
-    train_loop(
-        model,
-        optimizer,
-        endless_batches(loader, sampler, start_step),
-        start_step=start_step,
-        steps=steps,
-        info=info,
-        out=out,
-        perf=perf,
-        log_every=train.get("log_every", 10),
-        on_checkpoint=on_checkpoint,
-        checkpoint_every=train.get("checkpoint_every", 0),
-        on_sample=on_sample,
-        sample_every=train.get("sample_every", 0),
-        progress=progress,
-    )
+    thread = resolve_loader_thread(train.get("loader_thread"), loader.num_workers)
+    with contextlib.closing(
+        training_batches(loader, sampler, start_step, info.device, perf.channels_last, thread)
+    ) as batches:
+        train_loop(
+            model,
+            optimizer,
+            batches,
+            start_step=start_step,
+            steps=steps,
+            info=info,
+            out=out,
+            perf=perf,
+            log_every=train.get("log_every", 10),
+            on_checkpoint=on_checkpoint,
+            checkpoint_every=train.get("checkpoint_every", 0),
+            on_sample=on_sample,
+            sample_every=train.get("sample_every", 0),
+            progress=progress,
+        )
     if info.is_main:
         if start_step < steps and (not train.get("checkpoint_every") or steps % train["checkpoint_every"]):
             save_checkpoint(ckpt_path, steps, method, optimizer, config)
@@ -256,17 +267,7 @@ def _loader(
         len(dataset), train["batch_size"], seed=config["seed"], rank=info.rank, world_size=info.world_size
     )
     workers = resolve_workers(train.get("workers"), info.device)
-    loader = DataLoader(
-        dataset,
-        batch_size=train["batch_size"],
-        sampler=sampler,
-        num_workers=workers,
-        collate_fn=collate,
-        pin_memory=info.device.type == "cuda",
-        persistent_workers=workers > 0,
-        prefetch_factor=4 if workers > 0 else None,
-        generator=torch.Generator(),
-    )  # own generator: the global RNG stays untouched
+    loader = make_loader(dataset, sampler, workers, pin_memory=info.device.type == "cuda")
     return loader, sampler
 
 

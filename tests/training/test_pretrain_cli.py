@@ -67,6 +67,16 @@ def test_context_encoder_run_folder_has_metrics_and_samples(synth_cache, tmp_pat
     assert grid.size[1] > 3 * 99  # three rows: masked input / output / original
 
 
+def test_the_loader_thread_trains_exactly_what_serial_loading_trains(synth_cache, tmp_path):
+    runs = {}
+    for thread in ("true", "false"):
+        out = tmp_path / thread
+        args = ["--out", str(out), *FAST, "--set", f"train.loader_thread={thread}"]
+        assert main(["pretrain", "--steps", "6", *args]) == 0
+        runs[thread] = torch.load(out / "encoder.pt", weights_only=True)
+    assert all(torch.equal(runs["true"][k], runs["false"][k]) for k in runs["true"])
+
+
 def _bench(*args: str) -> list[str]:
     return [sys.executable, "-m", "ssl_bench", *args]
 
@@ -172,7 +182,8 @@ def test_two_process_ddp_equals_one_process_on_the_combined_batch(synth_cache, t
     assert (a["enc.conv1.weight"] - initial).abs().max() > 1e-4
 
 
-def test_corrupt_jpeg_stops_with_the_file_named_and_skip_flag_counts_it(tmp_path, capsys):
+@pytest.mark.parametrize("workers", ["0", "1"])  # the loader thread, a worker process
+def test_corrupt_jpeg_stops_with_the_file_named_and_skip_flag_counts_it(workers, tmp_path, capsys):
     from PIL import Image
 
     folder = tmp_path / "images"
@@ -191,7 +202,7 @@ def test_corrupt_jpeg_stops_with_the_file_named_and_skip_flag_counts_it(tmp_path
         "--batch-size",
         "4",
         "--workers",
-        "1",
+        workers,
         "--no-progress",
         "--set",
         "model.fill=[0,0,0]",
