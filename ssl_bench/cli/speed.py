@@ -63,11 +63,15 @@ def run(args: argparse.Namespace) -> int:
     flops = speed.flops_per_image(perf, size, device)
     note("gflop_per_image", flops / 1e9, f"{flops / 1e9:.2f} GFLOP per image (forward + backward)")
 
-    eager = speed.eager_reference(size, bs, device, iters)
+    index = ImageFolderIndex(synthvoc_pool(ensure_synthvoc()), labels="none")
+    rates = speed.side_by_side(perf, index, size, bs, workers, device, steps=iters * 4)
+    eager, model, e2e = rates["eager"], rates["model"], rates["e2e"]
+    feeding = f"{workers} workers" if workers else "loader thread"
     note("eager_img_s", eager, f"{eager:.1f} img/s  eager fp32 reference step")
-    model = speed.model_only(perf, size, bs, device, iters)
     note("model_img_s", model, f"{model:.1f} img/s  suite step, in-memory batch")
+    note("e2e_img_s", e2e, f"{e2e:.1f} img/s  data pipeline ({feeding}) + suite step")
     note("speedup_vs_eager", model / eager, f"{model / eager:.2f}×  suite step over eager fp32")
+    note("e2e_over_model", e2e / model, f"{e2e / model:.2f}  end-to-end / model-only")
     achieved = model * flops
     note(
         "flop_fraction_of_peak",
@@ -80,14 +84,10 @@ def run(args: argparse.Namespace) -> int:
         )
         note("compiled_img_s", compiled, f"{compiled:.1f} img/s  with torch.compile")
 
-    index = ImageFolderIndex(synthvoc_pool(ensure_synthvoc()), labels="none")
     for w in sorted({1, workers}):
         rate = speed.pipeline_only(index, size, bs, w, device, batches=max(4, 60 // bs))
         note(f"pipeline_img_s_{w}w", rate, f"{rate:.1f} img/s  data pipeline alone, {w} worker(s)")
     m["pipeline_img_s_per_worker"] = m["pipeline_img_s_1w"]
-    e2e, ratio = speed.end_to_end(perf, index, size, bs, workers, device, steps=iters * 3)
-    note("e2e_img_s", e2e, f"{e2e:.1f} img/s  pipeline ({workers} workers) + suite step")
-    note("e2e_over_model", ratio, f"{ratio:.2f}  end-to-end / model-only, timed in alternating blocks")
 
     if not args.no_eval:
         from ssl_bench.perf.eval_steps import eval_step_throughputs

@@ -6,6 +6,7 @@ runs, ratios measured side by side do not. Each throughput is the median over ti
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import tempfile
@@ -18,12 +19,14 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
+from ssl_bench.data import pretrain as pretrain_data
 from ssl_bench.data.folder import ImageFolderIndex
-from ssl_bench.data.pretrain import EpochSampler, PretrainDataset, collate
+from ssl_bench.data.prefetch import ThreadPrefetcher
+from ssl_bench.data.pretrain import PREFETCH_FACTOR, EpochSampler, PretrainDataset
 from ssl_bench.methods import create_method
 from ssl_bench.perf.eager_reference import build_reference, reference_step
-from ssl_bench.training.loop import to_device
-from ssl_bench.training.performance import Performance, maybe_compile
+from ssl_bench.training.loop import endless_batches, to_device, training_batches
+from ssl_bench.training.performance import Performance, maybe_compile, resolve_loader_thread
 
 
 def median_seconds(step: Callable[[], Any], warmup: int, iters: int, sync: Callable[[], None]) -> float:
@@ -126,41 +129,52 @@ def model_only(
     return batch_size / seconds
 
 
-def eager_reference(image_size: int, batch_size: int, device: torch.device, iters: int) -> float:
-    model, optimizer = build_reference(image_size)
-    model.to(device)
-    batch = synthetic_batch(batch_size, image_size, device, False)
-    seconds = median_seconds(
-        lambda: reference_step(model, optimizer, batch), warmup=2, iters=iters, sync=device_sync(device)
-    )
-    return batch_size / seconds
+def alternating_blocks(
+    paths: dict[str, tuple[Callable[[], Any], int]],
+    steps: int,
+    block: int,
+    sync: Callable[[], None],
+    warmup: int = 2,
+) -> dict[str, float]:
+    """Seconds per step of each path, timed in turn in blocks of ``block`` steps: the interquartile mean.
+
+    ``paths`` maps a name to ``(step, lead)``: ``lead`` untimed steps open each of its blocks. A slow
+    spell of a shared machine then hits every path alike, instead of whichever happened to run during it
+    (measured on the 2-core development box: the same code timed one path after the other gave
+    end-to-end / model-only anywhere from 0.82 to 1.01; single steps there vary by ±15%, so the mean of
+    the middle half of the steps, robust like the median but steadier).
+    """
+    for step, _ in paths.values():
+        for _ in range(warmup):
+            step()
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(max(1, steps // block)):
+        for name, (step, lead) in paths.items():
+            for _ in range(lead):
+                step()
+            sync()
+            for _ in range(block):
+                t0 = time.perf_counter()
+                step()
+                sync()
+                times[name].append(time.perf_counter() - t0)
+    return {name: interquartile_mean(t) for name, t in times.items()}
+
+
+def interquartile_mean(values: list[float]) -> float:
+    ordered = sorted(values)
+    quarter = len(ordered) // 4
+    return statistics.fmean(ordered[quarter : len(ordered) - quarter])
 
 
 def make_loader(
     index: ImageFolderIndex, image_size: int, batch_size: int, workers: int, device: torch.device
 ) -> tuple[DataLoader, EpochSampler]:
+    """The context encoder's pretraining loader, as ``bench pretrain`` builds it."""
     dataset = PretrainDataset(index, image_size, "random_region", seed=0)
     sampler = EpochSampler(len(dataset), batch_size)
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        collate_fn=collate,
-        pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0,
-        prefetch_factor=4 if workers > 0 else None,
-        generator=torch.Generator(),
-    )
-    return loader, sampler
-
-
-def _batches(loader: DataLoader, sampler: EpochSampler):
-    epoch = 0
-    while True:
-        sampler.set_epoch(epoch)
-        yield from loader
-        epoch += 1
+    return pretrain_data.make_loader(dataset, sampler, workers, device.type == "cuda"), sampler
 
 
 def pipeline_only(
@@ -173,7 +187,7 @@ def pipeline_only(
 ) -> float:
     """Read, decode, crop, flip and mask; no model. Images/s once the workers are warm."""
     loader, sampler = make_loader(index, image_size, batch_size, workers, device)
-    it = _batches(loader, sampler)
+    it = endless_batches(loader, sampler, 0)
     next(it)  # start the workers
     t0 = time.perf_counter()
     for _ in range(batches):
@@ -181,7 +195,7 @@ def pipeline_only(
     return batches * batch_size / (time.perf_counter() - t0)
 
 
-def end_to_end(
+def side_by_side(
     perf: Performance,
     index: ImageFolderIndex,
     image_size: int,
@@ -189,40 +203,39 @@ def end_to_end(
     workers: int,
     device: torch.device,
     steps: int,
-    block: int = 4,
-) -> tuple[float, float]:
-    """The data pipeline feeding the suite's step, as in ``bench pretrain``, against the same step fed an
-    in-memory batch: ``(e2e images/s, e2e / model-only)``.
+    block: int = 2,
+) -> dict[str, float]:
+    """Images/s of the eager fp32 reference, the suite's step on an in-memory batch (``model``) and the
+    suite's step fed by the data pipeline as ``bench pretrain`` feeds it (``e2e``), timed in alternating
+    blocks in one process (``alternating_blocks``), so both ratios compare like with like.
 
-    The two are timed in alternating blocks of ``block`` steps on one model (``steps`` steps each in
-    all), and each is the median step: a slow spell of a shared machine then hits both alike instead of
-    whichever ran second. With ``workers`` > 0 the workers may refill their prefetch queue during a
-    model-only block, so the ratio is an upper bound there; with 0 (the CPU default) every pipeline
-    millisecond falls inside the end-to-end step that needs it.
+    The pipeline loads ahead (worker processes, or the loader thread when ``workers`` is 0) and refills
+    its queue while the other paths run; each end-to-end block therefore first drains what it holds
+    (untimed) and only then times ``block`` steps that wait for batches loaded at the rate it sustains.
     """
+    reference, reference_optimizer = build_reference(image_size)
+    reference.to(device)
+    reference_batch = synthetic_batch(batch_size, image_size, device, False)
     _, step = build_suite_step(perf, image_size, device)
     batch = synthetic_batch(batch_size, image_size, device, perf.channels_last)
     loader, sampler = make_loader(index, image_size, batch_size, workers, device)
-    it = _batches(loader, sampler)
-    sync = device_sync(device)
-    model_times: list[float] = []
-    e2e_times: list[float] = []
-    for _ in range(3 if perf.compile else 2):  # warm-up, both paths
-        step(batch)
-        step(to_device(next(it), device, perf.channels_last))
-    sync()
-    for _ in range(max(1, steps // block)):
-        for fn, times in (
-            (lambda: step(batch), model_times),
-            (lambda: step(to_device(next(it), device, perf.channels_last)), e2e_times),
-        ):
-            for _ in range(block):
-                t0 = time.perf_counter()
-                fn()
-                sync()
-                times.append(time.perf_counter() - t0)
-    e2e = statistics.median(e2e_times)
-    return batch_size / e2e, statistics.median(model_times) / e2e
+    thread = resolve_loader_thread(None, workers)
+    queued = ThreadPrefetcher.DEPTH + 1 if thread else workers * PREFETCH_FACTOR  # +1: the one in hand
+    with contextlib.closing(
+        training_batches(loader, sampler, 0, device, perf.channels_last, thread)
+    ) as batches:
+        seconds = alternating_blocks(
+            {
+                "eager": (lambda: reference_step(reference, reference_optimizer, reference_batch), 0),
+                "model": (lambda: step(batch), 0),
+                "e2e": (lambda: step(to_device(next(batches), device, perf.channels_last)), queued),
+            },
+            steps,
+            block,
+            device_sync(device),
+            warmup=3 if perf.compile else 2,
+        )
+    return {name: batch_size / s for name, s in seconds.items()}
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -251,7 +264,7 @@ def pipeline_memory(
             os.link(src, Path(tmp) / f"{i:06d}{src.suffix}")
         index = ImageFolderIndex(tmp, labels="none")
         loader, sampler = make_loader(index, image_size, batch_size, workers, torch.device("cpu"))
-        it = _batches(loader, sampler)
+        it = endless_batches(loader, sampler, 0)
         for _ in range(batches):
             next(it)
         workers_alive = getattr(loader._iterator, "_workers", [])  # persistent workers' processes
