@@ -20,9 +20,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--workers",
         type=int,
         help="data workers for the end-to-end run (default: what bench pretrain picks on this device: "
-        "0 on a CPU, most cores on a GPU)",
+        "0 on a CPU, loading in a thread of the training process; most cores on a GPU)",
     )
-    p.add_argument("--iters", type=int, default=8, help="timed steps per measurement (after warm-up)")
+    p.add_argument(
+        "--iters",
+        type=int,
+        default=8,
+        help="timed steps per measurement, after warm-up (4× as many for the side-by-side eager / suite / "
+        "end-to-end timing, whose ratios the record compares)",
+    )
     p.add_argument("--compile", action="store_true", help="also measure the step under torch.compile")
     p.add_argument("--no-memory", action="store_true", help="skip the 2k-vs-20k-images memory measurement")
     p.add_argument("--no-eval", action="store_true", help="skip the det/seg training-step measurements")

@@ -4,8 +4,9 @@ When the model trains on the CPU, the DataLoader runs in the training process (`
 gives 0 workers there; ``training.performance.resolve_workers`` says why). Loading serially between
 steps then costs the whole pipeline time on top of every step. A thread overlaps it: PIL's decoder and
 torch's kernels release the GIL, so the loader thread fills the gaps the training threads leave (Python
-dispatch, barriers, memory-bound kernels). Measured on the 2-core development box in alternating blocks
-in one run: end to end / model-only 0.78–0.86 loading serially, 0.93–0.96 with this thread.
+dispatch, barriers, memory-bound kernels). Measured on the 2-core development box, the three timed in
+alternating blocks in one run: end to end / model-only 0.81 loading serially between steps, 0.89 with two
+worker processes, 0.91 with this thread (and 0.85 vs 0.94, serially vs the thread, in another run).
 
 Why not torch's DataLoader: its workers are processes only. torchdata's ``nodes.Prefetcher`` does the
 same, but the suite does not otherwise need torchdata.

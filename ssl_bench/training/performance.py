@@ -90,12 +90,11 @@ def resolve_workers(value: Any, device: torch.device) -> int:
     """DataLoader worker processes for ``train.workers`` (an int, or ``auto``/None).
 
     ``auto`` on a GPU: the cores shared by the processes of this node (``LOCAL_WORLD_SIZE`` under
-    torchrun), one kept for each training process, at most 16 per process. On a CPU: 0, the batch is
-    loaded in the training process. The model already keeps every core busy there, so loading costs the
-    pipeline's own CPU time once (~1.3 ms per 227-px image, ~7% of a 2-core step at batch 16), whereas
-    worker processes preempt the training threads, and a preempted OpenMP thread stalls its partner at
-    the next barrier: measured on the 2-core development box, end to end / model-only was 0.92 with 0
-    workers against 0.80 with 2 (README, Performance).
+    torchrun), one kept for each training process, at most 16 per process. On a CPU: 0, the batches are
+    loaded by a thread of the training process (``train.loader_thread``). The model already keeps every
+    core busy there; worker processes preempt the training threads, and a preempted OpenMP thread stalls
+    its partner at the next barrier. Measured on the 2-core development box in one run: end to end /
+    model-only 0.91 with the thread, 0.89 with 2 workers, 0.81 loading serially (README, Performance).
     """
     if value not in (None, "auto"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
