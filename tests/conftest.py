@@ -11,6 +11,18 @@ import pytest
 TINY_SYNTH_IMAGES = 64
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` are skipped, and say so, where torch sees no CUDA device (CI, laptops)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def synth_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SynthVOC cache folder holding a tiny dataset; SSL_BENCH_CACHE points at it for the session."""

@@ -64,16 +64,16 @@ def resolve_performance(train: dict[str, Any], device: torch.device) -> Performa
     )
 
 
-def maybe_compile(module: torch.nn.Module, enabled: bool) -> torch.nn.Module:
+def maybe_compile(module: torch.nn.Module, enabled: bool, backend: Any = "inductor") -> torch.nn.Module:
     """``torch.compile`` when asked. Compilation happens lazily at the first call; with dynamo's
-    ``suppress_errors`` a graph that fails to compile runs eagerly (with a logged warning) instead of
-    stopping the run."""
+    ``suppress_errors`` a graph that fails to compile (no C++ compiler, an unsupported op) runs eagerly,
+    with a logged warning, instead of stopping the run."""
     if not enabled:
         return module
     import torch._dynamo
 
     torch._dynamo.config.suppress_errors = True
-    return torch.compile(module)
+    return torch.compile(module, backend=backend)
 
 
 def resolve_loader_thread(value: Any, workers: int) -> bool:

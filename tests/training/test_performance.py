@@ -1,0 +1,73 @@
+"""The speed switches compute what the plain step computes: torch.compile (and its fallback) on the CPU, and
+the GPU paths where a CUDA device is present (skipped elsewhere, never faked)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+from ssl_bench.perf import speed
+from ssl_bench.training.performance import Performance, maybe_compile
+
+EAGER_FP32 = Performance(amp=False, channels_last=False, compile=False, fused_adam=True)
+
+
+def _losses(perf: Performance, device: str = "cpu", steps: int = 3) -> list[float]:
+    torch.manual_seed(0)
+    _, step = speed.build_suite_step(perf, 99, torch.device(device), lr=1e-3)
+    batch = speed.synthetic_batch(4, 99, torch.device(device), perf.channels_last)
+    return [step(batch).item() for _ in range(steps)]
+
+
+NO_CXX = shutil.which("c++") is None and shutil.which("g++") is None
+
+
+@pytest.mark.skipif(NO_CXX, reason="inductor needs a C++ compiler")
+def test_compiled_step_trains_like_the_eager_step():
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = _losses(Performance(amp=False, channels_last=False, compile=True, fused_adam=True))
+    assert counters["frames"]["ok"] >= 1, "the step must really have been compiled, not fallen back"
+    assert compiled == pytest.approx(_losses(EAGER_FP32), rel=1e-4)
+
+
+def test_a_graph_that_fails_to_compile_runs_eagerly():
+    def broken_backend(graph, example_inputs):
+        raise RuntimeError("no compiler on this machine")
+
+    torch._dynamo.reset()
+    layer = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(maybe_compile(layer, True, backend=broken_backend)(x), layer(x))
+    assert maybe_compile(layer, False) is layer
+
+
+@pytest.mark.gpu
+def test_gpu_bf16_channels_last_step_tracks_fp32():
+    reference = _losses(EAGER_FP32, "cuda", steps=6)
+    fast = _losses(Performance(amp=True, channels_last=True, compile=False, fused_adam=True), "cuda", steps=6)
+    assert reference[-1] < reference[0]
+    assert fast == pytest.approx(reference, rel=0.10)  # the CPU test's tolerance (tests/perf)
+
+
+@pytest.mark.gpu
+def test_gpu_compiled_step_tracks_eager():
+    torch._dynamo.reset()
+    eager = _losses(Performance(amp=True, channels_last=True, compile=False, fused_adam=True), "cuda")
+    compiled = _losses(Performance(amp=True, channels_last=True, compile=True, fused_adam=True), "cuda")
+    assert compiled == pytest.approx(eager, rel=0.05)  # bf16 on both; kernels fused differently
+
+
+@pytest.mark.gpu
+def test_gpu_side_by_side_timing_with_worker_processes(synth_voc_root):
+    from ssl_bench.data.folder import ImageFolderIndex
+    from ssl_bench.data.synthvoc import synthvoc_pool
+    from ssl_bench.training.performance import resolve_performance
+
+    device = torch.device("cuda")
+    index = ImageFolderIndex(synthvoc_pool(synth_voc_root), labels="none")
+    rates = speed.side_by_side(resolve_performance({}, device), index, 99, 4, 2, device, steps=4)
+    assert set(rates) == {"eager", "model", "e2e"} and all(r > 0 for r in rates.values())
