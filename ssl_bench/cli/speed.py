@@ -30,10 +30,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "end-to-end timing, whose ratios the record compares)",
     )
     p.add_argument("--compile", action="store_true", help="also measure the step under torch.compile")
+    p.add_argument(
+        "--batch-sizes",
+        type=batch_size_list,
+        metavar="N,N,…",
+        help="also measure the model-only step and its peak memory at each of these batch sizes "
+        "(plan a run: how large a batch fits, and how throughput grows with it)",
+    )
     p.add_argument("--no-memory", action="store_true", help="skip the 2k-vs-20k-images memory measurement")
     p.add_argument("--no-eval", action="store_true", help="skip the det/seg training-step measurements")
     p.add_argument("--out", type=Path, help="folder for the record (default: results/runs)")
     p.set_defaults(func=run)
+
+
+def batch_size_list(text: str) -> list[int]:
+    try:
+        sizes = [int(x) for x in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive whole numbers separated by commas, got {text!r}")
+    return sizes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,6 +106,11 @@ def run(args: argparse.Namespace) -> int:
             Performance(perf.amp, perf.channels_last, True, perf.fused_adam), size, bs, device, iters
         )
         note("compiled_img_s", compiled, f"{compiled:.1f} img/s  with torch.compile")
+
+    sweep = speed.batch_size_sweep(perf, size, args.batch_sizes or [], device, iters)
+    for n, (rate, peak_mb) in sweep.items():
+        note(f"model_img_s_bs{n}", rate, f"{rate:.1f} img/s  suite step, in-memory batch of {n}")
+        note(f"peak_mem_mb_bs{n}", peak_mb, f"{peak_mb:.0f} MB  peak memory of that step")
 
     for w in sorted({1, workers}):
         rate = speed.pipeline_only(index, size, bs, w, device, batches=max(4, 60 // bs))

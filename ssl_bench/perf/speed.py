@@ -7,6 +7,8 @@ runs, ratios measured side by side do not. Each throughput is the median over ti
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import os
 import statistics
 import tempfile
@@ -238,17 +240,57 @@ def side_by_side(
     return {name: batch_size / s for name, s in seconds.items()}
 
 
-def rss_mb(pids: list[int]) -> float:
-    """Resident memory of these processes, summed (Linux /proc)."""
+def rss_mb(pids: list[int], field: str = "VmRSS") -> float:
+    """Resident memory of these processes, summed (Linux /proc); ``VmHWM`` gives each one's peak."""
     total = 0
     for pid in pids:
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     total += int(line.split()[1])
         except OSError:
             continue
     return total / 1024
+
+
+def release_freed_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``), so that the RSS
+    counts live memory only and a later peak belongs to what ran after this call."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the peak also counts freed pages kept by the allocator
+        pass
+
+
+def batch_size_sweep(
+    perf: Performance, image_size: int, batch_sizes: list[int], device: torch.device, iters: int
+) -> dict[int, tuple[float, float]]:
+    """Model-only images/s and peak memory (MB) of the suite's step at each batch size, to plan runs.
+
+    Peak memory is the step's own: CUDA's ``max_memory_allocated`` after resetting it, or on a CPU the
+    process's peak RSS (``VmHWM``) after releasing freed memory and resetting the peak through
+    ``/proc/self/clear_refs`` (Linux; elsewhere the process's peak so far): the whole process, model and
+    Adam state included, as a run at that batch size would need.
+    """
+    results = {}
+    for batch_size in batch_sizes:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        else:
+            release_freed_memory()
+            try:
+                Path("/proc/self/clear_refs").write_text("5")  # 5: reset the peak RSS to the current RSS
+            except OSError:
+                pass
+        rate = model_only(perf, image_size, batch_size, device, iters)
+        if device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(device) / 2**20
+        else:
+            peak = rss_mb([os.getpid()], "VmHWM")
+        results[batch_size] = (rate, peak)
+    return results
 
 
 def pipeline_memory(

@@ -32,6 +32,18 @@ def test_bench_speed_writes_a_record_with_the_documented_metrics(synth_cache, tm
     assert (tmp_path / f"{record['id']}.json").is_file()
 
 
+def test_batch_size_sweep_reports_rate_and_peak_memory_per_batch_size(synth_cache, tmp_path, capsys):
+    code = main(["speed", "--image-size", "99", "--batch-sizes", "2,8", "--iters", "1", "--no-eval",
+                 "--no-memory", "--out", str(tmp_path)])
+    assert code == 0
+    m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["metrics"]
+    assert m["model_img_s_bs2"] > 0 and m["model_img_s_bs8"] > 0
+    assert m["peak_mem_mb_bs8"] > m["peak_mem_mb_bs2"] > 0  # activations grow with the batch
+    with pytest.raises(SystemExit) as exit_:
+        main(["speed", "--batch-sizes", "8,x"])
+    assert exit_.value.code == 2 and "--batch-sizes" in capsys.readouterr().err
+
+
 def test_flop_count_matches_the_conv_arithmetic():
     # conv1 alone: 96 outputs × 55² positions × 3·11·11 MACs = 105.4 MMAC = 210.8 MFLOP forward.
     flops = speed.flops_per_image(Performance(False, False, False, False), 227, torch.device("cpu"))
