@@ -55,8 +55,17 @@ def training_batches(
     batches = endless_batches(loader, sampler, start_step)
     if not thread:
         return batches
-    on_cpu = functools.partial(to_device, device=device, channels_last=channels_last)
-    return ThreadPrefetcher(batches, transform=on_cpu if device.type == "cpu" else None)
+    if device.type == "cuda":
+        # A new thread starts on GPU 0: pinned batches would open a context there for every DDP rank.
+        return ThreadPrefetcher(_on_gpu(batches, device))
+    return ThreadPrefetcher(
+        batches, transform=functools.partial(to_device, device=device, channels_last=channels_last)
+    )
+
+
+def _on_gpu(batches: Iterator[dict[str, Any]], device: torch.device) -> Iterator[dict[str, Any]]:
+    torch.cuda.set_device(device)  # runs in the thread that iterates this generator
+    yield from batches
 
 
 def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) -> dict[str, Any]:
