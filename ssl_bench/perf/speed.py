@@ -1,7 +1,9 @@
 """``bench speed``: images/s of the pretraining step, the data pipeline and both together, in one run.
 
-Everything that is compared is measured in the same process, back to back: CPU timings drift between
-runs, ratios measured side by side do not. Each throughput is the median over timed steps after warm-up.
+Everything that is compared is measured in the same process: CPU timings drift between runs, ratios
+measured side by side do not. The eager reference, the suite's step and the fed step take turns in blocks
+(``side_by_side``), each summarised by the interquartile mean of its step times; the other figures are
+medians over timed steps after warm-up.
 """
 
 from __future__ import annotations
