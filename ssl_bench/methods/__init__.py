@@ -2,6 +2,19 @@
 
 from ssl_bench.methods import context_encoder, datainit, random_init, supervised  # noqa: F401 - registration
 from ssl_bench.methods.base import PretrainMethod
-from ssl_bench.methods.registry import available_methods, create_method, method_class, register_method
+from ssl_bench.methods.registry import (
+    available_methods,
+    build_method,
+    create_method,
+    method_class,
+    register_method,
+)
 
-__all__ = ["PretrainMethod", "available_methods", "create_method", "method_class", "register_method"]
+__all__ = [
+    "PretrainMethod",
+    "available_methods",
+    "build_method",
+    "create_method",
+    "method_class",
+    "register_method",
+]

@@ -64,3 +64,18 @@ def create_method(name: str, **options: Any) -> PretrainMethod:
         return cls(**options)
     except TypeError as e:
         raise RecipeError(f"bad model options for method '{name}': {e}") from None
+
+
+def build_method(config: dict[str, Any], num_classes: int = 0) -> PretrainMethod:
+    """The method a resolved pretraining recipe (``config.yaml``) describes, freshly initialised.
+
+    Args:
+        config: the recipe: ``method``, ``model`` options and ``data.image_size``.
+        num_classes: classes of the labelled pool, for methods that need labels (0 when unknown: the
+            classifier is then built from the saved weights' shape by the method itself, or not at all).
+    """
+    options = dict(config.get("model", {}))
+    options["image_size"] = config["data"]["image_size"]
+    if method_class(config["method"]).needs_labels:
+        options["num_classes"] = num_classes
+    return create_method(config["method"], **options)

@@ -4,6 +4,7 @@
 * Detection: :func:`voc_detection_ap` (py-faster-rcnn ``voc_eval``), :func:`detection_pr_curve`, and the
   labelled COCO-protocol extra :func:`coco_style_detection_ap`.
 * Segmentation: :class:`SegmentationConfusion` (FCN ``score.py``).
+* Inpainting: :func:`hole_metrics` (hole L1 %, L2 %, PSNR dB; Table 1).
 """
 
 from ssl_bench.metrics.classification import AP_VARIANTS, mean_ap, voc_ap, voc_classification_ap
@@ -13,6 +14,7 @@ from ssl_bench.metrics.detection import (
     detection_pr_curve,
     voc_detection_ap,
 )
+from ssl_bench.metrics.inpainting import hole_errors, hole_metrics, psnr, summarize_hole_errors
 from ssl_bench.metrics.segmentation import SegmentationConfusion
 
 __all__ = [
@@ -21,7 +23,11 @@ __all__ = [
     "SegmentationConfusion",
     "coco_style_detection_ap",
     "detection_pr_curve",
+    "hole_errors",
+    "hole_metrics",
     "mean_ap",
+    "psnr",
+    "summarize_hole_errors",
     "voc_ap",
     "voc_classification_ap",
     "voc_detection_ap",

@@ -1,0 +1,133 @@
+"""One reader of a pretraining run's folder (``bench pretrain --out``), for everyone who reads one.
+
+The layout (written by ``training/pretrain.py``)::
+
+    config.yaml      the resolved recipe plus provenance
+    checkpoint.pt    resumable state (whole method, optimizer, RNG, step, config)
+    encoder.pt       encoder weights only, a plain state dict
+    metrics.jsonl    one JSON row per logged step and per sample grid
+    samples/         sample grids
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ssl_bench.encoders import load_state_dict_strict
+from ssl_bench.errors import CheckpointError
+from ssl_bench.methods import PretrainMethod, build_method, method_class
+from ssl_bench.training.checkpoint import load_checkpoint
+
+
+class RunFolder:
+    """A pretraining run folder. Reading is lazy: only what is asked for is opened.
+
+    Attributes:
+        path: the folder.
+    """
+
+    CONFIG = "config.yaml"
+    CHECKPOINT = "checkpoint.pt"
+    ENCODER = "encoder.pt"
+    METRICS = "metrics.jsonl"
+    SAMPLES = "samples"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    @classmethod
+    def of_weights(cls, weights: str | Path) -> RunFolder | None:
+        """The run an ``encoder.pt`` came from (its folder holds config.yaml), or None."""
+        if str(weights) == "random":
+            return None
+        run = cls(Path(weights).parent)
+        return run if run.is_run() else None
+
+    def is_run(self) -> bool:
+        return self.config_path.is_file()
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / self.CHECKPOINT
+
+    @property
+    def encoder_path(self) -> Path:
+        return self.path / self.ENCODER
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / self.METRICS
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.path / self.SAMPLES
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """The resolved recipe; CheckpointError naming the file when there is none or it is unreadable."""
+        try:
+            config = yaml.safe_load(self.config_path.read_text())
+        except FileNotFoundError:
+            raise CheckpointError(f"{self.path} is not a pretraining run folder (no {self.CONFIG})") from None
+        except yaml.YAMLError as e:
+            raise CheckpointError(f"{self.config_path} is not valid YAML: {e}") from None
+        if not isinstance(config, dict) or "method" not in config:
+            raise CheckpointError(f"{self.config_path} is not a pretraining config (no 'method')")
+        return config
+
+    @property
+    def method_name(self) -> str:
+        return str(self.config["method"])
+
+    @property
+    def has_decoder(self) -> bool:
+        """Whether the run's method can inpaint (it overrides ``PretrainMethod.inpaint``)."""
+        return method_class(self.method_name).inpaint is not PretrainMethod.inpaint
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """The rows of metrics.jsonl ([] when there is none); a torn last line (a crash mid-write) is skipped."""
+        if not self.metrics_path.is_file():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text().splitlines():
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return rows
+
+    def checkpoint(self) -> dict[str, Any]:
+        """checkpoint.pt, read with ``weights_only=True`` and its format checked."""
+        return load_checkpoint(self.checkpoint_path)
+
+    def load_method(self) -> PretrainMethod:
+        """The whole method (encoder, decoder, heads) from checkpoint.pt, loaded strictly, in eval mode."""
+        state = self.checkpoint()
+        num_classes = int(self.config.get("data", {}).get("num_classes", 0) or 0)
+        method = build_method(self.config, num_classes)
+        load_state_dict_strict(method, state["model"], str(self.checkpoint_path))
+        return method.eval()
+
+    def load_encoder_state(self) -> dict[str, torch.Tensor]:
+        """encoder.pt as a state dict (``weights_only=True``)."""
+        try:
+            return torch.load(self.encoder_path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise CheckpointError(f"no encoder weights in {self.path} ({self.ENCODER})") from None
+        except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
+            raise CheckpointError(f"cannot read encoder weights {self.encoder_path}: {e}") from None
