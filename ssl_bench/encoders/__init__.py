@@ -64,7 +64,7 @@ def load_encoder(weights: str | Path, arch: str = "caffenet") -> nn.Module:
     A torchvision AlexNet state dict (``features.*`` and ``classifier.*`` keys) is accepted for
     ``arch='torchvision_alexnet'``; its classifier keys are dropped.
     """
-    from ssl_bench.methods.init import gaussian_init_
+    from ssl_bench.encoders.init import gaussian_init_
 
     encoder = create_encoder(arch)
     if str(weights) == "random":

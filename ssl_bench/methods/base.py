@@ -18,7 +18,7 @@ class PretrainMethod(nn.Module):
     Class attributes:
         trains: False for methods that are finished once constructed / prepared (``random``, ``datainit``).
         needs_labels: True when batches must carry image-level labels (``supervised``).
-        mask_type: which masks the data pipeline draws for each sample (see ``methods/masks.py``).
+        mask_type: which masks the data pipeline draws for each sample (see ``data/masks.py``).
 
     Subclasses set ``self.encoder`` (the part saved as ``encoder.pt``) and implement ``forward``.
     """

@@ -23,7 +23,7 @@ from torch import nn
 
 from ssl_bench.encoders import create_encoder
 from ssl_bench.methods.base import PretrainMethod
-from ssl_bench.methods.init import gaussian_init_
+from ssl_bench.encoders.init import gaussian_init_
 from ssl_bench.methods.registry import register_method
 
 

@@ -38,7 +38,7 @@ from tqdm import tqdm  # noqa: E402
 from ssl_bench.atomic import atomic_open, atomic_write_json  # noqa: E402
 from ssl_bench.data.transforms import denormalize, normalize, to_tensor  # noqa: E402
 from ssl_bench.data.voc import VOC_CLASSES, load_image, parse_annotation, read_image_set  # noqa: E402
-from ssl_bench.methods.masks import center_mask, fill_holes  # noqa: E402
+from ssl_bench.data.masks import center_mask, fill_holes  # noqa: E402
 
 HOLE_AREA = 0.25  # PAPER.md §1.2: the centre hole covers 1/4 of the image (Table 1's protocol)
 TEST_SPLIT = "test"

@@ -9,7 +9,7 @@ from torchvision.utils import make_grid
 
 from ssl_bench.atomic import atomic_open
 from ssl_bench.data.transforms import denormalize
-from ssl_bench.methods.masks import fill_holes
+from ssl_bench.data.masks import fill_holes
 
 
 def hole_l2(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:

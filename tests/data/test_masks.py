@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ssl_bench.methods.masks import (
+from ssl_bench.data.masks import (
     MASK_TYPES,
     PREVIEW_MARGIN,
     PREVIEW_STRIDE,

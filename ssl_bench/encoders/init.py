@@ -1,4 +1,7 @@
-"""Weight initialisation shared by every method: the paper's "Random Gaussian" baseline."""
+"""Weight initialisation of encoders and of the methods built on them: the paper's "Random Gaussian" baseline.
+
+Here, below ``methods``, because ``load_encoder('random')`` needs the Gaussian init too.
+"""
 
 from __future__ import annotations
 
