@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ssl_bench.cli import main
-from ssl_bench.cli.eval import evaluate
+from ssl_bench.evaluators.runner import evaluate
 from ssl_bench.records import load_records
 from tests.results import fakes
 
