@@ -1,7 +1,8 @@
 """PASCAL VOC classification average precision, in the three variants the literature mixes up.
 
 The paper's classification column (PAPER.md §3) comes from Krähenbühl's ``voc-classification`` code,
-which scores with scikit-learn's non-interpolated AP; the VOC2007 devkit scores with 11-point interpolated
+which scores with scikit-learn's non-interpolated AP after nudging every positive's score down by 1e-5
+(``src/train_cls.py``, PAPER.md §5); the VOC2007 devkit scores with 11-point interpolated
 AP; linear SVM probe suites use the VOC2010+ devkit's area under the precision envelope. The three differ
 by a few points of mAP on the same scores, so every number this package reports carries its variant name.
 
@@ -29,8 +30,9 @@ AP_VARIANTS: Mapping[str, str] = {
         "VOC2010+ devkit AP: area under the monotone precision envelope; used by linear-SVM probe suites"
     ),
     "sklearn": (
-        "scikit-learn average_precision_score, non-interpolated, tied scores grouped; Krähenbühl's "
-        "voc-classification code, the source of the paper's classification numbers"
+        "Krähenbühl's voc-classification AP, the source of the paper's classification numbers: scikit-learn "
+        "average_precision_score(gt, score - 1e-5 * gt), non-interpolated, positives nudged down by 1e-5 "
+        "so near-ties count pessimistically"
     ),
 }
 """Names accepted by the ``variant`` arguments, each with the one-line description tables print."""
@@ -42,6 +44,12 @@ AP_VARIANTS: Mapping[str, str] = {
 # positives found, recall 0.6) the MATLAB number can differ from this one. PAPER.md §5 fixes the numpy
 # thresholds, which is what the paper's detection numbers (py-faster-rcnn) used.
 _VOC07_RECALL_THRESHOLDS = np.arange(0.0, 1.1, 0.1)
+
+
+# Krähenbühl's voc-classification (src/train_cls.py) scores each class with
+#     metrics.average_precision_score(gt, score - 1e-5 * gt)      (gt 1 present, 0 absent; difficult dropped)
+# "to make AP work for tied scores": a positive within 1e-5 above a negative, or tied with it, ranks below it.
+SKLEARN_POSITIVE_NUDGE = 1e-5
 
 
 def _check_variant(variant: str, allowed: tuple[str, ...]) -> None:
@@ -87,6 +95,9 @@ def _ranked_ap(scores: np.ndarray, positive: np.ndarray, variant: str) -> float:
     npos = int(positive.sum())
     if npos == 0:
         return float("nan")
+    if variant == "sklearn":
+        # Krähenbühl's nudge, the same float64 subtraction as his code.
+        scores = scores - SKLEARN_POSITIVE_NUDGE * positive
     # Stable sort of the negated scores == MATLAB's sort(-confidence): tied items keep input order.
     order = np.argsort(-scores, kind="stable")
     hits = positive[order]
@@ -121,7 +132,9 @@ def voc_classification_ap(
     Edge cases:
         * Tied scores. ``"voc07_11point"`` and ``"area"`` rank tied images in input (row) order, as the
           devkit's stable ``sort(-confidence)`` does, so the AP of a tie block depends on row order.
-          ``"sklearn"`` treats a tie block as one threshold (one curve point), so row order does not matter.
+          ``"sklearn"`` first moves every positive 1e-5 down (Krähenbühl's nudge), so a positive tied with a
+          negative, or less than 1e-5 above it, ranks below it; items still tied after the nudge form one
+          threshold (one curve point), as in scikit-learn, so row order does not matter.
         * A class with no positive image (after dropping difficult ones) gets NaN in every variant: recall
           is undefined. NOTE: the devkit itself returns 0 for VOC2007 and NaN for VOC2010+ there, and
           scikit-learn warns and returns 0; NaN is used so that :func:`mean_ap` skips the class instead of

@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from ssl_bench.metrics import AP_VARIANTS, mean_ap, voc_ap, voc_classification_ap
+from ssl_bench.metrics.classification import SKLEARN_POSITIVE_NUDGE
 
 
 def _one_class(scores, labels, variant):
@@ -40,12 +41,12 @@ def test_difficult_images_are_dropped_for_their_class_only(variant):
     assert ap[1] < ap[0]
 
 
-def test_tied_scores_devkit_ranks_by_row_order_sklearn_groups():
+def test_tied_scores_devkit_ranks_by_row_order_sklearn_ranks_the_positive_last():
     # Scores 0.9, 0.5, 0.5, 0.1 with labels +, -, +, -: 2 positives.
     # Devkit (stable sort): T F T F -> precision 1, 1/2, 2/3, 1/2 at recall 1/2, 1/2, 1, 1.
     #   area = 1/2*1 + 1/2*2/3 = 5/6;  11-point: t <= .5 (6 thresholds) -> 1, t >= .6 (5) -> 2/3: 28/33.
     # Rows of the tie swapped: T T F F -> AP 1 under both devkit rules.
-    # sklearn: one point per distinct score (r 1/2, p 1), (r 1, p 2/3), (r 1, p 1/2): 5/6 either way.
+    # sklearn (Krähenbühl): the tied positive drops to 0.49999, under the negative: T F T F, 5/6 both ways.
     neg_first, pos_first = [1, -1, 1, -1], [1, 1, -1, -1]
     scores = [0.9, 0.5, 0.5, 0.1]
     assert _one_class(scores, neg_first, "area") == pytest.approx(5 / 6, abs=1e-15)
@@ -54,6 +55,20 @@ def test_tied_scores_devkit_ranks_by_row_order_sklearn_groups():
     assert _one_class(scores, pos_first, "voc07_11point") == pytest.approx(1.0, abs=1e-15)
     assert _one_class(scores, neg_first, "sklearn") == pytest.approx(5 / 6, abs=1e-15)
     assert _one_class(scores, pos_first, "sklearn") == pytest.approx(5 / 6, abs=1e-15)
+
+
+def test_sklearn_variant_nudges_a_near_tied_positive_below_the_negative():
+    # Labels +, -, +, - with the second positive 5e-6 above the negative: a near-tie.
+    # Plain scikit-learn ranks T T F F: AP 1.
+    # Krähenbühl's code scores 0.9 - 1e-5, 0.5, 0.500005 - 1e-5 = 0.499995, 0.1: ranking T F T F,
+    #   precision 1, 1/2, 2/3 at recall 1/2, 1/2, 1: AP = 1/2 * 1 + 1/2 * 2/3 = 5/6.
+    scores, labels = [0.9, 0.5, 0.500005, 0.1], [1, -1, 1, -1]
+    assert average_precision_score(np.array(labels) > 0, scores) == 1.0
+    assert _one_class(scores, labels, "sklearn") == pytest.approx(5 / 6, abs=1e-15)
+    assert _one_class(scores, labels, "sklearn") == krahenbuhl_ap(np.array(scores), np.array(labels))
+    # 2e-5 above the negative is out of the nudge's reach: the positive stays ahead.
+    assert _one_class([0.9, 0.5, 0.50002, 0.1], labels, "sklearn") == 1.0
+    assert "1e-5" in AP_VARIANTS["sklearn"] and "Krähenbühl" in AP_VARIANTS["sklearn"]
 
 
 def test_voc07_uses_numpy_arange_thresholds():
@@ -144,6 +159,18 @@ def devkit_classification_ap(confidence, gt, use_07_metric):
     return sum((mrec[i] - mrec[i - 1]) * mpre[i] for i in range(1, len(mrec)) if mrec[i] != mrec[i - 1])
 
 
+def krahenbuhl_ap(score, label):
+    """philkr/voc-classification ``src/train_cls.py``, transcribed for one class.
+
+    Its labels are 1 present, 0 absent, 255 difficult (``src/data.py`` swaps the devkit's -1 and 0); then::
+
+        metrics.average_precision_score(gts[i][gts[i]<=1], scr[i][gts[i]<=1]-1e-5*gts[i][gts[i]<=1])
+    """
+    gt = np.where(label > 0, 1, np.where(label < 0, 0, 255)).astype(np.uint8)
+    keep = gt <= 1
+    return average_precision_score(gt[keep], score[keep] - 1e-5 * gt[keep])
+
+
 def _random_classification_problem(rng):
     n, c = int(rng.integers(1, 40)), int(rng.integers(1, 5))
     # Scores on a coarse grid so that ties are common.
@@ -152,21 +179,49 @@ def _random_classification_problem(rng):
     return scores, labels
 
 
-def test_random_problems_agree_with_sklearn_and_devkit_transcription():
+def test_random_problems_agree_with_krahenbuhl_and_devkit_transcriptions():
     rng = np.random.default_rng(0)
     checked = 0
     for _ in range(200):
         scores, labels = _random_classification_problem(rng)
         ours = {variant: voc_classification_ap(scores, labels, variant) for variant in AP_VARIANTS}
         for c in range(scores.shape[1]):
-            keep = labels[:, c] != 0
             if not np.any(labels[:, c] > 0):
                 assert all(np.isnan(ours[v][c]) for v in AP_VARIANTS)
                 continue
             checked += 1
-            expected_sklearn = average_precision_score(labels[keep, c] > 0, scores[keep, c])
-            assert abs(ours["sklearn"][c] - expected_sklearn) < 1e-12
+            assert abs(ours["sklearn"][c] - krahenbuhl_ap(scores[:, c], labels[:, c])) < 1e-12
             for variant, use_07 in (("voc07_11point", True), ("area", False)):
                 expected = devkit_classification_ap(list(scores[:, c]), list(labels[:, c]), use_07)
                 assert abs(ours[variant][c] - expected) < 1e-12, (variant, scores[:, c], labels[:, c])
     assert checked > 300
+
+
+def _near_tie_problem(rng):
+    """Scores on a 0.1 grid plus offsets of 0, 4e-6, 8e-6 or 1.5e-5: exact ties and near-ties within and
+    beyond the nudge's 1e-5."""
+    n, c = int(rng.integers(4, 40)), int(rng.integers(1, 4))
+    offsets = rng.choice([0.0, 4e-6, 8e-6, 1.5e-5], size=(n, c))
+    scores = np.round(rng.random((n, c)), 1) + offsets
+    labels = rng.choice([-1, 0, 1], size=(n, c), p=[0.45, 0.1, 0.45])
+    return scores, labels
+
+
+def test_sklearn_variant_agrees_with_krahenbuhl_on_near_ties():
+    rng = np.random.default_rng(1)
+    checked = changed = 0
+    for _ in range(60):
+        scores, labels = _near_tie_problem(rng)
+        ours = voc_classification_ap(scores, labels, "sklearn")
+        for c in range(scores.shape[1]):
+            keep = labels[:, c] != 0
+            if not np.any(labels[:, c] > 0):
+                continue
+            checked += 1
+            expected = krahenbuhl_ap(scores[:, c], labels[:, c])
+            assert abs(ours[c] - expected) < 1e-12, (scores[:, c], labels[:, c])
+            plain = average_precision_score(labels[keep, c] > 0, scores[keep, c])
+            changed += abs(ours[c] - plain) > 1e-12
+    assert checked > 100
+    assert changed > 10  # the near-ties do move the AP: the nudge is exercised, not just tolerated
+    assert SKLEARN_POSITIVE_NUDGE == 1e-5
