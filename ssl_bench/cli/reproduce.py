@@ -133,7 +133,8 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ssl_bench.results.reproduce import ReproduceOptions, reproduce
+    from ssl_bench.results.reproduce import reproduce  # torch, matplotlib: not for `bench --help`
+    from ssl_bench.results.stages import ReproduceOptions
 
     if args.seeds < 1:
         raise RecipeError("--seeds must be at least 1")

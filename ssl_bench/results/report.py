@@ -10,13 +10,13 @@ import json
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pandas as pd
 
 from ssl_bench.atomic import atomic_write_text
+from ssl_bench.results.stages import ReproduceOptions, StageResult
 from ssl_bench.results.table import ResultsTable, format_duration, read_paper_csv, render, to_markdown
-
-if TYPE_CHECKING:
-    from ssl_bench.results.reproduce import ReproduceOptions, StageResult
 
 FIGURES = (
     (
@@ -114,8 +114,6 @@ def _layer_numbers(out: Path) -> str:
         rows.append(row)
     if not rows:
         return ""
-    import pandas as pd
-
     return (
         f"Centre-hole L2 error (%), {data.get('num_images')} held-out images, {data.get('draws')} draws per "
         f"layer:\n\n{to_markdown(pd.DataFrame(rows).fillna(''))}\n"
@@ -124,8 +122,6 @@ def _layer_numbers(out: Path) -> str:
 
 def _stage_table(results: Sequence[StageResult], records: dict[str, dict[str, Any]]) -> str:
     """Stages with their outcome and the wall time stored in their record (stable across re-runs)."""
-    import pandas as pd
-
     rows = []
     for r in results:
         rec = records.get(r.record_id or "", {})

@@ -9,17 +9,21 @@ and whose output exists is reused, anything else runs again::
                                       + code hash (methods, encoders, training, data)
                                       + manifest hash of the pretraining images
                                 output  <out>/stages/pretrain/<method>-s<seed>/ (a bench-pretrain run folder)
-                                marker  stage.json in that folder, written last; plus a ``task: pretrain``
-                                        record in <out>/runs (time, steps, images seen for the table)
+                                        and a ``task: pretrain`` record in <out>/runs (time, steps, images
+                                        seen for the table)
+                                marker  stage.json in that folder
     eval <task> <method> s<seed> key = resolved evaluation recipe + code hash (evaluators, metrics, encoders,
                                       data, methods) + VOC manifest hash + the weights' SHA-256 + the
                                       pretraining stage's key + task, seed, arch
                                 output  the result record in <out>/runs (the same code as bench eval)
-                                marker  <out>/stages/eval/<task>-<method>-s<seed>.json, after the record
+                                marker  <out>/stages/eval/<task>-<method>-s<seed>.json
     figure <name>               key = the figure's inputs (pretraining keys or weights hashes, data manifest,
                                       table numbers, options) + code hash
                                 output  <out>/figures/<name>.png; marker <out>/stages/figures/<name>.json
     table, report               always re-rendered from the records (cheap, deterministic)
+
+Every marker has the one format of :mod:`ssl_bench.results.stages` (status, key, error, record id), written
+last; a stage is done when its marker holds status ok and the same key, and its output exists.
 
 "Code version" is a hash of the package source a stage runs, not the git commit: committing the results (or
 editing the table code) must not invalidate an hour of pretraining, while editing an evaluator must.
@@ -42,114 +46,55 @@ when compute allows); the report says which was used.
 from __future__ import annotations
 
 import copy
-import hashlib
+import io
 import json
 import shutil
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+import pandas as pd
 
 from ssl_bench.atomic import atomic_write_json, atomic_write_text
-from ssl_bench.cli.eval import evaluate, resolve_eval_recipe
+from ssl_bench.data.synthvoc import ensure_synthvoc, synthvoc_pool
 from ssl_bench.errors import RecipeError
+from ssl_bench.evaluators.runner import evaluate, resolve_eval_recipe
+from ssl_bench.methods import method_class
+from ssl_bench.provenance import device_description, git_commit, package_versions, sha256_file
 from ssl_bench.recipes import config_hash, find_recipe, load_yaml, merge
 from ssl_bench.records import load_records, manifest_hash, utc_now, write_record
-from ssl_bench.results import DEFAULT_METHODS, DEFAULT_TASKS
+from ssl_bench.results import figures as F
+from ssl_bench.results.report import write_report
+from ssl_bench.results.stages import ReproduceOptions, StageMarker, StageResult, read_json, source_hash
+from ssl_bench.results.table import build_table, render, write_table
+from ssl_bench.training.distributed import resolve_device
 from ssl_bench.training.pretrain import run_pretraining
+from ssl_bench.training.run_folder import RunFolder
 
 ARCH = "caffenet"
-_PACKAGE = Path(__file__).resolve().parent.parent
 
 # The package source each kind of stage runs (paths relative to ssl_bench/); their hash is the "code version".
-PRETRAIN_CODE = ("methods", "encoders", "training", "data", "atomic.py", "recipes.py")
-EVAL_CODE = (
-    "evaluators",
-    "metrics",
-    "encoders",
-    "data",
+PRETRAIN_CODE = (
     "methods",
-    "cli/eval.py",
-    "records.py",
+    "encoders",
+    "training",
+    "data",
+    "metrics/inpainting.py",  # the sample grids' hole L2 in metrics.jsonl
+    "atomic.py",
+    "options.py",
     "recipes.py",
 )
-FIGURE_CODE = ("results/figures.py", "methods", "encoders", "data")
+EVAL_CODE = ("evaluators", "metrics", "encoders", "data", "methods", "options.py", "records.py", "recipes.py")
+FIGURE_CODE = ("results/figures.py", "training/run_folder.py", "metrics", "methods", "encoders", "data")
 
 # Figure sizes: enough to read, small enough for the smoke budget (t-SNE of 300 points ≈ 10 s per encoder).
 FIGURE_OPTIONS = {"inpaint_images": 6, "tsne_images": 300, "layer_images": 64, "layer_draws": 3, "seed": 0}
 
-
-def source_hash(parts: Sequence[str], root: Path = _PACKAGE) -> str:
-    """SHA-256 over the relative paths and bytes of the ``*.py`` files under ``parts`` of the package."""
-    h = hashlib.sha256()
-    files: list[Path] = []
-    for part in parts:
-        path = root / part
-        files += sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.is_file() else []
-    for f in sorted(set(files)):
-        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-@dataclass
-class ReproduceOptions:
-    """What to reproduce and where (``bench reproduce`` flags).
-
-    Attributes:
-        profile: recipe profile, ``smoke`` or ``paper``.
-        seeds: evaluation seeds 0…seeds−1.
-        methods / tasks: table rows and columns.
-        out: output folder (records in ``out/runs``, stage outputs in ``out/stages``).
-        data_pretrain: pretraining image folder (default: each recipe's source, SynthVOC for smoke).
-        data_voc: task → VOC root; key ``""`` is the default for every task (None: generated SynthVOC).
-        device: ``cpu``, ``cuda`` … (default: cuda if available).
-        pretrain_per_seed: pretrain once per evaluation seed instead of once (seed 0).
-        retry_failed: re-run stages whose last attempt failed (else keep their error records).
-        figures: draw the figures.
-        progress: progress bars and per-stage lines.
-        pretrain_recipes / eval_recipes: recipe files replacing the profile's (method / task → path).
-        pretrain_overrides / eval_overrides: values merged on top of the recipes (method / task → mapping).
-        command: the command line, written into the report.
-    """
-
-    profile: str = "smoke"
-    seeds: int = 2
-    methods: Sequence[str] = DEFAULT_METHODS
-    tasks: Sequence[str] = DEFAULT_TASKS
-    out: Path = Path("results")
-    data_pretrain: str | None = None
-    data_voc: Mapping[str, Path] = field(default_factory=dict)
-    device: str | None = None
-    pretrain_per_seed: bool = False
-    retry_failed: bool = True
-    figures: bool = True
-    progress: bool = True
-    pretrain_recipes: Mapping[str, Path] = field(default_factory=dict)
-    eval_recipes: Mapping[str, Path] = field(default_factory=dict)
-    pretrain_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    eval_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    command: str = ""
-
-    def pretrain_seeds(self) -> list[int]:
-        return list(range(self.seeds)) if self.pretrain_per_seed else [0]
-
-
-@dataclass
-class StageResult:
-    """What happened to one stage in this run: ``cached``, ``ran``, ``failed`` or ``blocked``."""
-
-    kind: str
-    name: str
-    status: str
-    seconds: float = 0.0
-    error: str | None = None
-    record_id: str | None = None
-    key: str | None = None
+__all__ = ["ReproduceOptions", "Reproduction", "StageResult", "reproduce", "source_hash"]
 
 
 @dataclass
@@ -217,12 +162,7 @@ class Reproduction:
         return Path(root) if root else None
 
     def _voc_manifest(self, task: str) -> str:
-        root = self.voc_root(task)
-        if root is None:
-            from ssl_bench.data.synthvoc import ensure_synthvoc
-
-            root = ensure_synthvoc()
-        return self._manifest(root)
+        return self._manifest(self.voc_root(task) or ensure_synthvoc())
 
     # --- pretraining ------------------------------------------------------------------------------------
     def pretrain_config(self, method: str, seed: int) -> dict[str, Any]:
@@ -238,14 +178,10 @@ class Reproduction:
         return config
 
     def _pretrain_data_manifest(self, config: dict[str, Any]) -> str | None:
-        from ssl_bench.methods import method_class
-
         if not method_class(config["method"]).needs_data:
             return None
         source = config.get("data", {}).get("source", "synthvoc")
         if source == "synthvoc":
-            from ssl_bench.data.synthvoc import ensure_synthvoc, synthvoc_pool
-
             return self._manifest(
                 synthvoc_pool(ensure_synthvoc(num_images=config["data"].get("synth_images", 2000)))
             )
@@ -257,10 +193,10 @@ class Reproduction:
         return self._manifest(Path(source))
 
     def pretrain(self, method: str, seed: int) -> PretrainOutcome:
-        run = self.stages_dir / "pretrain" / f"{method}-s{seed}"
-        outcome = PretrainOutcome(method, seed, run)
-        marker_path, inputs_path = run / "stage.json", run / "inputs.json"
-        old = _read_json(marker_path)
+        run = RunFolder(self.stages_dir / "pretrain" / f"{method}-s{seed}")
+        name = f"{method} s{seed}"
+        outcome = PretrainOutcome(method, seed, run.path)
+        marker, inputs_path = StageMarker(run.path / "stage.json"), run.path / "inputs.json"
         t0 = time.perf_counter()
         try:
             config = self.pretrain_config(method, seed)
@@ -273,49 +209,39 @@ class Reproduction:
             key = config_hash(inputs)
         except Exception as e:  # noqa: BLE001 - a bad recipe fails this stage only
             outcome.error = f"{type(e).__name__}: {e}"
-            if old:
-                self._stale((old.get("record") or {}).get("id"))
+            self._stale(marker.record_id)
             record = self._pretrain_error_record(method, seed, None, outcome.error, 0.0)
-            marker = {"key": None, "status": "error", "error": outcome.error, "record": {"id": record["id"]}}
-            atomic_write_json(marker_path, marker)
-            self._done(
-                StageResult(
-                    "pretrain", f"{method} s{seed}", "failed", error=outcome.error, record_id=record["id"]
-                )
-            )
+            marker.write("error", None, outcome.error, record["id"])
+            self._done(StageResult("pretrain", name, "failed", error=outcome.error, record_id=record["id"]))
             return outcome
         outcome.key = key
-        if old and old.get("status") == "ok" and old.get("key") == key and (run / "encoder.pt").is_file():
-            self._ensure_record(old.get("record"))
-            outcome.weights, outcome.weights_sha256 = run / "encoder.pt", old["weights_sha256"]
+        if marker.done(key) and run.encoder_path.is_file():
+            self._ensure_record(marker.previous.get("record"))
+            outcome.weights, outcome.weights_sha256 = run.encoder_path, marker.previous["weights_sha256"]
+            self._done(StageResult("pretrain", name, "cached", key=key, record_id=marker.record_id))
+            return outcome
+        if marker.failed(key) and not self.o.retry_failed:
+            outcome.error = marker.previous.get("error")
             self._done(
                 StageResult(
-                    "pretrain",
-                    f"{method} s{seed}",
-                    "cached",
-                    key=key,
-                    record_id=(old.get("record") or {}).get("id"),
+                    "pretrain", name, "failed", error=outcome.error, record_id=marker.record_id, key=key
                 )
             )
-            return outcome
-        if old and old.get("status") == "error" and old.get("key") == key and not self.o.retry_failed:
-            outcome.error = old.get("error")
-            self._done(StageResult("pretrain", f"{method} s{seed}", "failed", error=outcome.error, key=key))
             return outcome
 
         started = utc_now()
-        resume = (_read_json(inputs_path) or {}).get("key") == key and (run / "checkpoint.pt").is_file()
-        previous_s = float((_read_json(inputs_path) or {}).get("elapsed_s", 0.0)) if resume else 0.0
-        if old:
-            self._stale((old.get("record") or {}).get("id"))
+        last_attempt = read_json(inputs_path) or {}
+        resume = last_attempt.get("key") == key and run.checkpoint_path.is_file()
+        previous_s = float(last_attempt.get("elapsed_s", 0.0)) if resume else 0.0
+        self._stale(marker.record_id)
         if not resume:
-            shutil.rmtree(run, ignore_errors=True)
-            run.mkdir(parents=True)
+            shutil.rmtree(run.path, ignore_errors=True)
+            run.path.mkdir(parents=True)
         atomic_write_json(inputs_path, {"key": key, "inputs": inputs, "elapsed_s": previous_s})
-        self.log(f"pretrain {method} s{seed}: {'resuming from checkpoint' if resume else 'running'}")
+        self.log(f"pretrain {name}: {'resuming from checkpoint' if resume else 'running'}")
         try:
             summary = run_pretraining(
-                copy.deepcopy(config), run, resume=resume, device=self.o.device, progress=self.o.progress
+                copy.deepcopy(config), run.path, resume=resume, device=self.o.device, progress=self.o.progress
             )
         except BaseException as e:
             elapsed = previous_s + time.perf_counter() - t0
@@ -326,54 +252,30 @@ class Reproduction:
             record = self._pretrain_error_record(
                 method, seed, config, outcome.error, elapsed, traceback.format_exc(limit=8), started
             )
-            atomic_write_json(
-                marker_path,
-                {
-                    "key": key,
-                    "status": "error",
-                    "error": outcome.error,
-                    "record": {"id": record["id"]},
-                },
-            )
+            marker.write("error", key, outcome.error, record["id"])
             self._done(
                 StageResult(
-                    "pretrain",
-                    f"{method} s{seed}",
-                    "failed",
-                    time.perf_counter() - t0,
-                    outcome.error,
-                    record["id"],
-                    key,
+                    "pretrain", name, "failed", time.perf_counter() - t0, outcome.error, record["id"], key
                 )
             )
             return outcome
-        from ssl_bench.provenance import sha256_file
-
         wall_s = previous_s + time.perf_counter() - t0
-        outcome.weights, outcome.weights_sha256 = run / "encoder.pt", sha256_file(run / "encoder.pt")
+        outcome.weights, outcome.weights_sha256 = run.encoder_path, sha256_file(run.encoder_path)
         record = self._pretrain_record(
             method, seed, run, summary, wall_s, outcome.weights_sha256, key, started
         )
-        atomic_write_json(
-            marker_path,
-            {
-                "key": key,
-                "status": "ok",
-                "weights_sha256": outcome.weights_sha256,
-                "summary": summary,
-                "wall_s": wall_s,
-                "record": record,
-            },
+        # The whole record rides in the marker: a cached stage whose record was deleted writes it back.
+        marker.write(
+            "ok",
+            key,
+            record_id=record["id"],
+            weights_sha256=outcome.weights_sha256,
+            summary=summary,
+            wall_s=wall_s,
+            record=record,
         )
         self._done(
-            StageResult(
-                "pretrain",
-                f"{method} s{seed}",
-                "ran",
-                time.perf_counter() - t0,
-                record_id=record["id"],
-                key=key,
-            )
+            StageResult("pretrain", name, "ran", time.perf_counter() - t0, record_id=record["id"], key=key)
         )
         return outcome
 
@@ -386,7 +288,7 @@ class Reproduction:
         self,
         method: str,
         seed: int,
-        run: Path,
+        run: RunFolder,
         summary: dict[str, Any],
         wall_s: float,
         weights_sha: str,
@@ -394,10 +296,7 @@ class Reproduction:
         started: str,
     ) -> dict[str, Any]:
         """The ``task: pretrain`` record: what the table needs (time, steps, images seen) and provenance."""
-        from ssl_bench.provenance import device_description, git_commit, package_versions
-        from ssl_bench.training.distributed import resolve_device
-
-        config = yaml.safe_load((run / "config.yaml").read_text())
+        config = run.config
         train, prov = config.get("train") or {}, config.get("provenance") or {}
         steps = int(summary.get("steps", train.get("steps", 0)) or 0)
         world = int(prov.get("world_size", 1) or 1)
@@ -406,7 +305,7 @@ class Reproduction:
             if steps
             else int((config.get("model") or {}).get("num_images", 0) or 0)
         )  # datainit: images used for the init
-        losses = [r for r in _read_jsonl(run / "metrics.jsonl") if "loss" in r]
+        losses = [r for r in run.metrics() if "loss" in r]
         data = config.get("data") or {}
         root = data.get("resolved_root")
         record = {
@@ -417,9 +316,9 @@ class Reproduction:
                       "pretrain_seed_policy": "per seed" if self.o.pretrain_per_seed else "once (seed 0)"},
             "recipe": config, "recipe_hash": config_hash(config),
             "pretrain": {"method": method, "steps": steps, "config_hash": config_hash(config),
-                         "run": str(run),
+                         "run": str(run.path),
                          "images": data.get("num_images")},
-            "weights": str(run / "encoder.pt"), "weights_sha256": weights_sha, "arch": ARCH,
+            "weights": str(run.encoder_path), "weights_sha256": weights_sha, "arch": ARCH,
             "data": {"root": root, "manifest_hash": self._manifest(Path(root)) if root else None,
                      "synthvoc": data.get("source", "synthvoc") == "synthvoc" if root else None},
             "git_commit": git_commit(), "versions": package_versions(),
@@ -439,8 +338,6 @@ class Reproduction:
         tb: str | None = None,
         started: str | None = None,
     ) -> dict[str, Any]:
-        from ssl_bench.provenance import git_commit, package_versions
-
         record = {
             "task": "pretrain",
             "status": "error",
@@ -463,30 +360,23 @@ class Reproduction:
     # --- evaluation ---------------------------------------------------------------------------------------
     def evaluate(self, task: str, pre: PretrainOutcome, seed: int) -> StageResult:
         name = f"{task} {pre.method} s{seed}"
-        marker_path = self.stages_dir / "eval" / f"{task}-{pre.method}-s{seed}.json"
-        old = _read_json(marker_path) or {}
+        marker = StageMarker(self.stages_dir / "eval" / f"{task}-{pre.method}-s{seed}.json")
         t0 = time.perf_counter()
         if pre.error is not None or pre.weights is None:
             # Its cells must show as failed, not vanish: an error record that names the cause.
+            error = f"pretraining failed: {pre.error}"
+            last = marker.previous
             if (
-                old.get("status") == "blocked"
-                and old.get("error") == f"pretraining failed: {pre.error}"
-                and self._has_record(old.get("record_id"))
+                last.get("status") == "blocked"
+                and last.get("error") == error
+                and self._has_record(marker.record_id)
             ):
                 return self._done(
-                    StageResult("eval", name, "blocked", error=old["error"], record_id=old.get("record_id"))
+                    StageResult("eval", name, "blocked", error=error, record_id=marker.record_id)
                 )
-            self._stale(old.get("record_id"))
+            self._stale(marker.record_id)
             record = self._blocked_record(task, pre, seed)
-            atomic_write_json(
-                marker_path,
-                {
-                    "key": None,
-                    "status": "blocked",
-                    "error": record["error"],
-                    "record_id": record["id"],
-                },
-            )
+            marker.write("blocked", None, record["error"], record["id"])
             return self._done(
                 StageResult("eval", name, "blocked", error=record["error"], record_id=record["id"])
             )
@@ -509,15 +399,19 @@ class Reproduction:
             key = config_hash(inputs)
         except Exception:  # noqa: BLE001 - e.g. no recipe: evaluate() below records the error, others go on
             key, inputs = None, None
-        cached = old.get("key") == key and key is not None and self._has_record(old.get("record_id"))
-        if cached and (old.get("status") == "ok" or not self.o.retry_failed):
-            status = "cached" if old.get("status") == "ok" else "failed"
+        kept_failure = marker.failed(key) and not self.o.retry_failed
+        if (marker.done(key) or kept_failure) and self._has_record(marker.record_id):
             return self._done(
                 StageResult(
-                    "eval", name, status, error=old.get("error"), record_id=old.get("record_id"), key=key
+                    "eval",
+                    name,
+                    "failed" if kept_failure else "cached",
+                    error=marker.previous.get("error"),
+                    record_id=marker.record_id,
+                    key=key,
                 )
             )
-        self._stale(old.get("record_id"))
+        self._stale(marker.record_id)
         self.log(f"eval {name}: running")
         # Failures inside become error records (evaluate never raises, except KeyboardInterrupt).
         record = evaluate(
@@ -535,16 +429,7 @@ class Reproduction:
         )
         status = "ok" if record.get("status") == "ok" else "error"
         error = record.get("error") if status == "error" else None
-        atomic_write_json(
-            marker_path,
-            {
-                "key": key,
-                "inputs": inputs,
-                "status": status,
-                "error": error,
-                "record_id": record["id"],
-            },
-        )
+        marker.write(status, key, error, record["id"], inputs=inputs)
         return self._done(
             StageResult(
                 "eval",
@@ -576,10 +461,9 @@ class Reproduction:
     def figure(self, name: str, inputs: dict[str, Any], draw: Callable[[Path], Any]) -> StageResult:
         """Draw ``figures/<name>.png`` unless its key (inputs + figure code) is unchanged and it exists."""
         path = self.figures_dir / f"{name}.png"
-        marker_path = self.stages_dir / "figures" / f"{name}.json"
+        marker = StageMarker(self.stages_dir / "figures" / f"{name}.json")
         key = config_hash({"figure": name, "inputs": inputs, "code": source_hash(FIGURE_CODE)})
-        old = _read_json(marker_path) or {}
-        if old.get("key") == key and path.is_file():
+        if marker.done(key) and path.is_file():
             return self._done(StageResult("figure", name, "cached", key=key))
         t0 = time.perf_counter()
         self.log(f"figure {name}: drawing")
@@ -587,26 +471,20 @@ class Reproduction:
             draw(path)
         except Exception as e:  # noqa: BLE001 - one figure failing must not stop the report
             error = f"{type(e).__name__}: {e}"
-            atomic_write_json(marker_path, {"key": None, "status": "error", "error": error})
+            marker.write("error", key, error)
             return self._done(StageResult("figure", name, "failed", time.perf_counter() - t0, error, key=key))
-        atomic_write_json(marker_path, {"key": key, "status": "ok", "file": str(path)})
+        marker.write("ok", key, file=str(path))
         return self._done(StageResult("figure", name, "ran", time.perf_counter() - t0, key=key))
 
     def figures(
         self, pretrained: dict[str, PretrainOutcome], table_csv: str, metrics: dict[str, Any]
     ) -> None:
-        from ssl_bench.results import figures as F
-
         ok = {m: p for m, p in pretrained.items() if p.error is None and p.weights is not None}
         runs = {m: p.run for m, p in ok.items()}
         weights = {m: p.weights for m, p in ok.items()}
         keys = {m: p.key for m, p in ok.items()}
         shas = {m: p.weights_sha256 for m, p in ok.items()}
-        voc = self.voc_root("")
-        if voc is None:
-            from ssl_bench.data.synthvoc import ensure_synthvoc
-
-            voc = ensure_synthvoc()
+        voc = self.voc_root("") or ensure_synthvoc()
         data = self._manifest(voc)
         opt, device, progress = FIGURE_OPTIONS, self.o.device or "cpu", self.o.progress
         self.figure(
@@ -639,9 +517,6 @@ class Reproduction:
     # --- the whole thing ----------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """All stages, then the table and the report. Returns a summary (stage counts, files)."""
-        from ssl_bench.results.report import write_report
-        from ssl_bench.results.table import build_table, render, write_table
-
         self.stages_dir.mkdir(parents=True, exist_ok=True)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         # Stage outputs (weights, checkpoints, stale records) and the evaluators' scratch folder never belong
@@ -720,24 +595,7 @@ def reproduce(options: ReproduceOptions) -> dict[str, Any]:
     return Reproduction(options).run()
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not Path(path).is_file():
-        return []
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-
-
-def _frame(csv_text: str) -> Any:
-    import io
-
-    import pandas as pd
-
+def _frame(csv_text: str) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(csv_text))
 
 

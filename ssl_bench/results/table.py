@@ -22,7 +22,6 @@ are listed as superseded: re-running an evaluation replaces its number instead o
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 from collections import Counter, defaultdict
@@ -32,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from ssl_bench.atomic import atomic_write_json, atomic_write_text
+from ssl_bench.errors import BenchError
 from ssl_bench.results.stats import CONFIDENCE, Summary, mean_ci
+from ssl_bench.training.run_folder import RunFolder
 
 PRETRAIN_TASK = "pretrain"  # records of pretraining stages (time, steps, images seen), not a column
 FORMATS = ("markdown", "csv", "latex")
@@ -217,10 +218,10 @@ def _run_folder_pretraining(run: str) -> dict[str, Any]:
     The time is the training loop's, summed from metrics.jsonl (images per logged interval / img_s); set-up
     and data loading before the first step are not in it.
     """
-    folder = Path(run)
+    folder = RunFolder(run)
     try:
-        config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
+        config = folder.config
+    except BenchError:  # no run there (any more), or an unreadable config: nothing to estimate from
         return {}
     train = config.get("train") or {}
     world = (config.get("provenance") or {}).get("world_size", 1) or 1
@@ -229,11 +230,9 @@ def _run_folder_pretraining(run: str) -> dict[str, Any]:
         "steps": steps,
         "images_seen": steps * int(train.get("batch_size", 0) or 0) * world,
     }
-    metrics = folder / "metrics.jsonl"
-    if metrics.is_file():
+    if folder.metrics_path.is_file():
         seconds, prev = 0.0, 0
-        for line in metrics.read_text().splitlines():
-            row = json.loads(line) if line.strip() else {}
+        for row in folder.metrics():
             if "loss" in row and row.get("img_s"):
                 seconds += (row["step"] - prev) * train.get("batch_size", 0) * world / row["img_s"]
                 prev = row["step"]
@@ -636,8 +635,6 @@ def manifest_path(table_path: Path) -> Path:
 
 def write_table(table: ResultsTable, path: Path, fmt: str) -> Path:
     """Write one rendering plus the manifest beside it; both atomically. Returns the manifest path."""
-    from ssl_bench.atomic import atomic_write_json, atomic_write_text
-
     atomic_write_text(path, render(table, fmt))
     mpath = manifest_path(path)
     atomic_write_json(mpath, table.manifest())
