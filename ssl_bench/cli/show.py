@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-
-from ssl_bench.errors import BenchError
+from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,21 +13,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def summarise(run_dir: Path) -> dict:
-    if not (run_dir / "config.yaml").is_file():
-        raise BenchError(f"{run_dir} is not a pretraining run folder (no config.yaml)")
-    rows = []
-    if (run_dir / "metrics.jsonl").is_file():
-        rows = [
-            json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()
-        ]
+def summarise(run_dir: Path) -> dict[str, Any]:
+    """Steps, loss, speed and the last sample grid's hole L2 / PSNR of a run folder.
+
+    Raises:
+        CheckpointError: ``run_dir`` is not a pretraining run folder.
+    """
+    from ssl_bench.training.run_folder import RunFolder  # torch: not for `bench --help`
+
+    folder = RunFolder(run_dir)
+    out: dict[str, Any] = {
+        "run": str(folder.path),
+        "method": folder.method_name,  # reads config.yaml: a one-line error when there is none
+        "encoder": str(folder.encoder_path) if folder.encoder_path.is_file() else None,
+    }
+    rows = folder.metrics()
     losses = [r for r in rows if "loss" in r]
     samples = [r for r in rows if "sample_l2" in r]
-    grids = sorted((run_dir / "samples").glob("step_*.png")) if (run_dir / "samples").is_dir() else []
-    out = {
-        "run": str(run_dir),
-        "encoder": str(run_dir / "encoder.pt") if (run_dir / "encoder.pt").is_file() else None,
-    }
+    grids = sorted(folder.samples_dir.glob("step_*.png"))
     if losses:
         out |= {
             "steps": losses[-1]["step"],
@@ -38,7 +39,10 @@ def summarise(run_dir: Path) -> dict:
             "img_s": round(sum(r["img_s"] for r in losses[1:] or losses) / len(losses[1:] or losses), 1),
         }
     if samples:
-        out |= {"hole_l2_output": samples[-1]["sample_l2"], "hole_l2_mean_fill": samples[-1]["fill_l2"]}
+        last = samples[-1]
+        out |= {"hole_l2_output": last["sample_l2"], "hole_l2_mean_fill": last["fill_l2"]}
+        if "sample_psnr_db" in last:
+            out |= {"hole_psnr_output": last["sample_psnr_db"], "hole_psnr_mean_fill": last["fill_psnr_db"]}
     if grids:
         out["latest_samples"] = str(grids[-1])
     return out
@@ -46,7 +50,7 @@ def summarise(run_dir: Path) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     s = summarise(args.run)
-    print(f"run:            {s['run']}")
+    print(f"run:            {s['run']}  ({s['method']})")
     if "steps" in s:
         print(
             f"steps:          {s['steps']}  "
@@ -54,9 +58,17 @@ def run(args: argparse.Namespace) -> int:
         )
     if "hole_l2_output" in s:
         better = s["hole_l2_output"] < s["hole_l2_mean_fill"]
+        # Runs from before the PSNR was logged stored the L2 in normalised units, not in %.
+        unit = " %" if "hole_psnr_output" in s else " (normalised units)"
+        output, fill = f"{s['hole_l2_output']:.4f}{unit}", f"{s['hole_l2_mean_fill']:.4f}{unit}"
         print(
-            f"hole L2:        {s['hole_l2_output']:.4f} inpainted vs {s['hole_l2_mean_fill']:.4f} mean fill"
-            f"  ({'better' if better else 'NOT better'} than the fill value)"
+            f"hole L2:        {output} inpainted vs {fill} mean fill  "
+            f"({'better' if better else 'NOT better'} than the fill value)"
+        )
+    if "hole_psnr_output" in s:
+        print(
+            f"hole PSNR:      {s['hole_psnr_output']:.2f} dB inpainted vs {s['hole_psnr_mean_fill']:.2f} dB "
+            "mean fill"
         )
     if s.get("latest_samples"):
         print(f"samples:        {s['latest_samples']}  (rows: masked input / output / original)")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import io
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,14 +30,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-import yaml  # noqa: E402
 from torch import nn  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from ssl_bench.atomic import atomic_open, atomic_write_json  # noqa: E402
+from ssl_bench.data.masks import center_mask, fill_holes  # noqa: E402
 from ssl_bench.data.transforms import denormalize, normalize, to_tensor  # noqa: E402
 from ssl_bench.data.voc import VOC_CLASSES, load_image, parse_annotation, read_image_set  # noqa: E402
-from ssl_bench.data.masks import center_mask, fill_holes  # noqa: E402
+from ssl_bench.encoders import load_encoder  # noqa: E402
+from ssl_bench.metrics.inpainting import hole_errors, summarize_hole_errors  # noqa: E402
+from ssl_bench.training.run_folder import RunFolder  # noqa: E402
 
 HOLE_AREA = 0.25  # PAPER.md §1.2: the centre hole covers 1/4 of the image (Table 1's protocol)
 TEST_SPLIT = "test"
@@ -108,29 +109,10 @@ def main_classes(voc_root: Path, ids: Sequence[str]) -> np.ndarray:
     return np.array(out)
 
 
-def run_config(run: Path) -> dict[str, Any]:
-    return yaml.safe_load((Path(run) / "config.yaml").read_text())
-
-
-def has_decoder(run: Path) -> bool:
-    """Whether the run's method can inpaint (overrides ``PretrainMethod.inpaint``)."""
-    from ssl_bench.methods import PretrainMethod, method_class
-
-    return method_class(run_config(run)["method"]).inpaint is not PretrainMethod.inpaint
-
-
-def load_run_method(run: Path) -> nn.Module:
-    """The whole pretrained method (encoder and decoder) from a run folder, loaded strictly, in eval mode."""
-    from ssl_bench.encoders import load_state_dict_strict
-    from ssl_bench.training.checkpoint import load_checkpoint
-    from ssl_bench.training.pretrain import build_method
-
-    run = Path(run)
-    method = build_method(run_config(run), None)
-    load_state_dict_strict(
-        method, load_checkpoint(run / "checkpoint.pt")["model"], str(run / "checkpoint.pt")
-    )
-    return method.eval()
+def _runs_with_decoder(runs: Mapping[str, Path]) -> dict[str, RunFolder]:
+    """The runs whose method can inpaint (random, datainit and supervised have no decoder)."""
+    folders = {m: RunFolder(r) for m, r in runs.items()}
+    return {m: run for m, run in folders.items() if run.has_decoder}
 
 
 def _to_image(x: torch.Tensor) -> np.ndarray:
@@ -151,17 +133,17 @@ def inpainting_examples(
     Methods without a decoder (random, datainit, supervised) cannot inpaint and are left out (named in
     the title). The hole is the centre quarter (Table 1's protocol), filled with each method's own fill.
     """
-    decoders = {m: Path(r) for m, r in runs.items() if has_decoder(Path(r))}
+    decoders = _runs_with_decoder(runs)
     if not decoders:
         return _message_figure(
             out, "Inpainting examples", "no run with a decoder (context_encoder, autoencoder)"
         )
-    size = int(run_config(next(iter(decoders.values())))["data"]["image_size"])
+    size = int(next(iter(decoders.values())).config["data"]["image_size"])
     images, _ = held_out_images(voc_root, num_images, size)  # [N, 3, S, S]
     mask = center_mask(size, area=HOLE_AREA).expand(len(images), 1, size, size)  # [N, 1, S, S]
     rows: list[tuple[str, torch.Tensor]] = []
     for name, run in decoders.items():
-        method = load_run_method(run).to(device)
+        method = run.load_method().to(device)
         if not rows:
             rows.append(("masked input", fill_holes(images, mask, method.fill.cpu())))
         rows.append((f"{name} output", method.inpaint(images.to(device), mask.to(device)).cpu()))
@@ -223,8 +205,6 @@ def pool5_features(
     weights: Path, images: torch.Tensor, arch: str = "caffenet", device: str = "cpu", batch_size: int = 32
 ) -> np.ndarray:
     """Flattened pool5 features [N, 9216] of ``images`` through the encoder in ``weights``."""
-    from ssl_bench.encoders import load_encoder
-
     encoder = load_encoder(weights, arch).eval().to(device)
     feats = [
         encoder(images[i : i + batch_size].to(device)).flatten(1).cpu()  # [B, 256·6·6]
@@ -298,17 +278,10 @@ def tsne_pool5(
     return save_figure(fig, out)
 
 
-def read_metrics(run: Path) -> list[dict[str, Any]]:
-    path = Path(run) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def loss_curves(runs: Mapping[str, Path], out: Path) -> Path:
     """Pretraining loss per logged step, one panel per trained method; inpainting runs also show the hole L2
-    of their fixed sample batch against the mean-fill baseline (the ``sample_l2`` / ``fill_l2`` rows)."""
-    series = {m: read_metrics(r) for m, r in runs.items()}
+    (%) of their fixed sample batch against the mean-fill baseline (the ``sample_l2`` / ``fill_l2`` rows)."""
+    series = {m: RunFolder(r).metrics() for m, r in runs.items()}
     series = {m: rows for m, rows in series.items() if any("loss" in x for x in rows)}
     if not series:
         return _message_figure(out, "Pretraining loss", "no trained run (random and datainit do not train)")
@@ -324,14 +297,14 @@ def loss_curves(runs: Mapping[str, Path], out: Path) -> Path:
                 "o-",
                 ms=3,
                 lw=0.8,
-                label="sample hole L2",
+                label="sample hole L2 (%)",
             )
             ax.plot(
                 [x["step"] for x in samples],
                 [x["fill_l2"] for x in samples],
                 "--",
                 lw=0.8,
-                label="mean fill hole L2",
+                label="mean fill hole L2 (%)",
             )
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step")
@@ -426,17 +399,24 @@ def _rerandomise_(layer: nn.Conv2d, generator: torch.Generator) -> None:
             layer.bias.zero_()
 
 
+def hole_l2_pct(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    """Table 1's hole L2 (%) of normalised images, compared in [0, 1] (``ssl_bench.metrics.inpainting``)."""
+    errors = hole_errors(denormalize(pred.float()), denormalize(target.float()), mask)  # (l1 [N], mse [N])
+    return summarize_hole_errors(*errors)["l2_pct"]
+
+
 @torch.no_grad()
-def hole_l2_pct(method: nn.Module, images: torch.Tensor, mask: torch.Tensor, batch_size: int = 16) -> float:
-    """100 · mean over images of the mean squared error on hole pixels, images in [0, 1] (Table 1's L2)."""
-    errors = []
+def inpainting_l2_pct(
+    method: nn.Module, images: torch.Tensor, mask: torch.Tensor, batch_size: int = 16
+) -> float:
+    """:func:`hole_l2_pct` of ``method``'s inpainting of normalised ``images``, in batches."""
+    l1, mse = [], []
     for i in range(0, len(images), batch_size):
         x, m = images[i : i + batch_size], mask[i : i + batch_size]
-        pred = method.inpaint(x, m)
-        err = (denormalize(pred.float()) - denormalize(x.float())).pow(2).mean(1, keepdim=True)  # [B,1,H,W]
-        w = m.float()
-        errors.append((err * w).flatten(1).sum(1) / w.flatten(1).sum(1))  # [B]
-    return float(torch.cat(errors).mean() * 100)
+        errors = hole_errors(denormalize(method.inpaint(x, m).float()), denormalize(x.float()), m)  # [B] each
+        l1.append(errors[0])
+        mse.append(errors[1])
+    return summarize_hole_errors(torch.cat(l1), torch.cat(mse))["l2_pct"]
 
 
 @torch.no_grad()
@@ -459,7 +439,7 @@ def layer_randomisation(
     Returns:
         (PNG path, the numbers — also written beside the PNG as ``<name>.json``).
     """
-    decoders = {m: Path(r) for m, r in runs.items() if has_decoder(Path(r))}
+    decoders = _runs_with_decoder(runs)
     results: dict[str, Any] = {
         "metric": "hole L2 % (100 * mean squared error on the centre hole, [0,1] pixels)",
         "num_images": 0,
@@ -473,24 +453,15 @@ def layer_randomisation(
         atomic_write_json(Path(out).with_suffix(".json"), results)
         return path, results
     for name, run in tqdm(decoders.items(), desc="layer randomisation", disable=not progress):
-        trained = load_run_method(run).to(device)
-        size = int(run_config(run)["data"]["image_size"])
+        trained = run.load_method().to(device)
+        size = int(run.config["data"]["image_size"])
         images, _ = held_out_images(voc_root, num_images, size)
         images = images.to(device)
         mask = center_mask(size, area=HOLE_AREA).expand(len(images), 1, size, size).to(device)
         results["num_images"] = len(images)
-        fill = fill_holes(images, mask, trained.fill)
-        fill_err = float(
-            ((denormalize(fill) - denormalize(images)).pow(2).mean(1, keepdim=True) * mask)
-            .flatten(1)
-            .sum(1)
-            .div(mask.flatten(1).sum(1))
-            .mean()
-            * 100
-        )
         entry: dict[str, Any] = {
-            "trained": hole_l2_pct(trained, images, mask),
-            "mean_fill": fill_err,
+            "trained": inpainting_l2_pct(trained, images, mask),
+            "mean_fill": hole_l2_pct(fill_holes(images, mask, trained.fill), images, mask),
             "layers": {},
         }
         generator = torch.Generator().manual_seed(seed)
@@ -501,7 +472,7 @@ def layer_randomisation(
             for _ in range(draws):
                 model = copy.deepcopy(trained)
                 _rerandomise_(getattr(model.encoder, layer_name), generator)
-                values.append(hole_l2_pct(model, images, mask))
+                values.append(inpainting_l2_pct(model, images, mask))
             entry["layers"][layer_name] = {
                 "mean": float(np.mean(values)),
                 "std": float(np.std(values)),

@@ -5,29 +5,34 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torchvision.utils import make_grid
 
 from ssl_bench.atomic import atomic_open
-from ssl_bench.data.transforms import denormalize
 from ssl_bench.data.masks import fill_holes
+from ssl_bench.data.transforms import denormalize
+from ssl_bench.metrics.inpainting import hole_errors, summarize_hole_errors
 
 
-def hole_l2(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
-    """Mean squared error over hole pixels (whole image when the mask is empty), normalised units."""
-    err = (pred - target).pow(2).mean(1, keepdim=True)  # [N, 1, H, W]
-    weight = mask.float() if mask.any() else torch.ones_like(err)
-    return float((err * weight).sum() / weight.sum())
+def _scored_pixels(mask: torch.Tensor) -> torch.Tensor:
+    """The hole, or every pixel of an image without one (the autoencoder reconstructs the whole image)."""
+    no_hole = ~mask.flatten(1).any(1)  # [N]
+    return mask | no_hole.view(-1, 1, 1, 1)  # [N, 1, H, W]
 
 
 @torch.no_grad()
 def write_sample_grid(
     method: torch.nn.Module, batch: dict[str, torch.Tensor], path: Path
 ) -> dict[str, float] | None:
-    """Save rows masked-input / output / original; return the hole L2 of output and of the mean fill.
+    """Save rows masked-input / output / original; return how well the output and the mean fill match.
+
+    The numbers are the suite's one hole metric (``ssl_bench.metrics.inpainting``, images in [0, 1]):
+    ``sample_l2`` / ``fill_l2`` are Table 1's hole L2 in % (100 · mean squared error) of the output and of
+    the mean fill, ``sample_psnr_db`` / ``fill_psnr_db`` their PSNR.
 
     Returns None for methods without a decoder.
     """
-    image, mask = batch["image"], batch["mask"]
+    image, mask = batch["image"], batch["mask"]  # [N, 3, H, W] normalised, [N, 1, H, W] bool
     was_training = method.training
     method.eval()
     try:
@@ -41,9 +46,17 @@ def write_sample_grid(
     rows = torch.cat([masked, output, image]).float().cpu()  # [3N, 3, H, W]
     grid = make_grid(denormalize(rows), nrow=image.shape[0], padding=2, pad_value=1.0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from PIL import Image
-
     array = grid.mul(255).round().byte().permute(1, 2, 0).numpy()
     with atomic_open(path, "wb") as f:
         Image.fromarray(array).save(f, format="PNG")
-    return {"sample_l2": hole_l2(output, image, mask), "fill_l2": hole_l2(masked, image, mask)}
+
+    scored = _scored_pixels(mask)
+    target = denormalize(image.float())
+    inpainted = summarize_hole_errors(*hole_errors(denormalize(output.float()), target, scored))
+    filled = summarize_hole_errors(*hole_errors(denormalize(fill_holes(image, scored, fill)), target, scored))
+    return {
+        "sample_l2": inpainted["l2_pct"],
+        "fill_l2": filled["l2_pct"],
+        "sample_psnr_db": inpainted["psnr_db"],
+        "fill_psnr_db": filled["psnr_db"],
+    }
