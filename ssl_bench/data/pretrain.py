@@ -17,8 +17,8 @@ import torchvision.transforms.v2.functional as TF
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ssl_bench.data.folder import ImageFolderIndex, collate_skip_none, load_image_uint8
-from ssl_bench.errors import DataError
 from ssl_bench.data.masks import make_mask
+from ssl_bench.errors import DataError
 
 # Resize the shorter side to this multiple of the crop before cropping (256/227, as AlexNet training).
 RESIZE_RATIO = 256 / 227

@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssl_bench.encoders import create_encoder, pool5_size
-from ssl_bench.methods.base import PretrainMethod
-from ssl_bench.encoders.init import kaiming_init_
-from ssl_bench.methods.losses import masked_reconstruction_loss
 from ssl_bench.data.masks import MASK_TYPES, fill_holes
+from ssl_bench.encoders import create_encoder, pool5_size
+from ssl_bench.encoders.init import kaiming_init_
+from ssl_bench.methods.base import PretrainMethod
+from ssl_bench.methods.losses import masked_reconstruction_loss
 from ssl_bench.methods.registry import register_method
 
 # NOTE: decoder widths and kernels are unverified in the paper (PAPER.md §1.2: "five up-convolutions,

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from ssl_bench.encoders import create_encoder
-from ssl_bench.methods.base import PretrainMethod
 from ssl_bench.encoders.init import gaussian_init_
+from ssl_bench.methods.base import PretrainMethod
 from ssl_bench.methods.registry import register_method
 
 

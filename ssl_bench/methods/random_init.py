@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ssl_bench.encoders import create_encoder
-from ssl_bench.methods.base import PretrainMethod
 from ssl_bench.encoders.init import GAUSSIAN_STD, gaussian_init_
+from ssl_bench.methods.base import PretrainMethod
 from ssl_bench.methods.registry import register_method
 
 

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssl_bench.encoders import create_encoder, pool5_size
-from ssl_bench.methods.base import PretrainMethod
 from ssl_bench.encoders.init import kaiming_init_
+from ssl_bench.methods.base import PretrainMethod
 from ssl_bench.methods.registry import register_method
 
 

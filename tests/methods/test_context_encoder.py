@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from ssl_bench.data.masks import make_mask
 from ssl_bench.methods import available_methods, create_method
 from ssl_bench.methods.context_encoder import ChannelWiseFC
-from ssl_bench.data.masks import make_mask
 
 
 def test_channel_wise_layer_has_m_n4_weights():
