@@ -1,5 +1,5 @@
-# The two commands a new user needs (README.md): `make demo` and `make test`.
-# Both create .venv and install the package with the pinned, tested versions of constraints.txt.
+# The two commands a new user needs (README.md): `make demo` and `make test`; `make lint` for contributors.
+# Each creates .venv and installs the package with the pinned, tested versions of constraints.txt.
 
 PYTHON ?= python3
 VENV := .venv
@@ -29,8 +29,10 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# ruff, then the layer and no-cycle contracts of pyproject.toml's [tool.importlinter] (no cache folder left).
 lint: install
 	$(BIN)/ruff check ssl_bench tests
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
