@@ -1,6 +1,7 @@
 import torch
 
 from ssl_bench.methods import create_method
+from ssl_bench.methods.datainit import _pre_activations
 
 
 def test_datainit_gives_unit_variance_pre_activations_on_its_images():
@@ -8,8 +9,6 @@ def test_datainit_gives_unit_variance_pre_activations_on_its_images():
     method = create_method("datainit", image_size=99, num_images=16, between_layer_iterations=0)
     images = torch.rand(16, 3, 99, 99) * 4 - 2
     method.prepare([{"image": images}])
-    from ssl_bench.methods.datainit import _pre_activations
-
     enc = method.encoder.eval()
     for conv in enc.conv_layers():
         pre = _pre_activations(enc, conv, images) - conv.bias.view(1, -1, 1, 1)

@@ -2,8 +2,10 @@ import pytest
 import torch
 
 from ssl_bench.data.masks import make_mask
+from ssl_bench.errors import RecipeError
 from ssl_bench.methods import available_methods, create_method
 from ssl_bench.methods.context_encoder import ChannelWiseFC
+from ssl_bench.methods.losses import masked_reconstruction_loss
 
 
 def test_channel_wise_layer_has_m_n4_weights():
@@ -44,8 +46,6 @@ def test_loss_ignores_pixels_outside_the_hole():
     batch = _batch()
     # Visible pixels are the network's input, so change only the *target* outside the hole: the loss
     # must not see it.
-    from ssl_bench.methods.losses import masked_reconstruction_loss
-
     out = ce.reconstruct(batch["image"].masked_fill(batch["mask"], 0.0))
     target2 = torch.where(batch["mask"], batch["image"], torch.randn_like(batch["image"]))
     a = masked_reconstruction_loss(out, batch["image"], batch["mask"])
@@ -94,8 +94,6 @@ def test_every_registered_method_builds_with_caffenet_encoder(name):
 
 
 def test_unknown_method_and_option_fail_loudly():
-    from ssl_bench.errors import RecipeError
-
     with pytest.raises(RecipeError, match="registered: autoencoder"):
         create_method("jigsaw")
     with pytest.raises(RecipeError, match="bogus"):

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import ssl_bench.recipes as recipes_mod
 from ssl_bench.cli import main
 from ssl_bench.results import reproduce as reproduce_mod
 from ssl_bench.results.reproduce import ReproduceOptions, reproduce
@@ -198,8 +199,6 @@ def test_failed_pretraining_shows_its_cells_as_failed(env, monkeypatch):
 
 
 def test_bench_reproduce_command_line(env, monkeypatch, capsys, synth_voc_root):
-    import ssl_bench.recipes as recipes_mod
-
     real_dirs = recipes_mod.recipe_dirs
     monkeypatch.setattr(
         recipes_mod, "recipe_dirs", lambda kind: [env.recipes.parent / "by_kind" / kind] + real_dirs(kind)
