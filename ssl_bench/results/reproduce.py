@@ -6,7 +6,7 @@ Every stage's output is keyed on a SHA-256 of everything that determines it; a s
 and whose output exists is reused, anything else runs again::
 
     pretrain <method> s<seed>   key = resolved pretraining recipe (incl. seed, data source)
-                                      + code hash (methods, encoders, training, data)
+                                      + code hash (methods, encoders, training, data, hole metric)
                                       + manifest hash of the pretraining images
                                 output  <out>/stages/pretrain/<method>-s<seed>/ (a bench-pretrain run folder)
                                         and a ``task: pretrain`` record in <out>/runs (time, steps, images
@@ -94,7 +94,7 @@ FIGURE_CODE = ("results/figures.py", "training/run_folder.py", "metrics", "metho
 # Figure sizes: enough to read, small enough for the smoke budget (t-SNE of 300 points ≈ 10 s per encoder).
 FIGURE_OPTIONS = {"inpaint_images": 6, "tsne_images": 300, "layer_images": 64, "layer_draws": 3, "seed": 0}
 
-__all__ = ["ReproduceOptions", "Reproduction", "StageResult", "reproduce", "source_hash"]
+__all__ = ["ReproduceOptions", "Reproduction", "reproduce"]
 
 
 @dataclass
