@@ -7,8 +7,11 @@ Non-AlexNet backbones come from timm as ``timm:<model_name>`` (features only, no
 
 from __future__ import annotations
 
+import pickle
+import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -57,6 +60,82 @@ def load_state_dict_strict(module: nn.Module, state: dict[str, torch.Tensor], so
     module.load_state_dict(state, strict=True)
 
 
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format is a zip archive
+_PICKLE_MAGIC = b"\x80"  # the legacy format (and plain pickles) start with the pickle protocol opcode
+# Keys of a training checkpoint (training/checkpoint.py) rather than of an encoder's state dict.
+_CHECKPOINT_KEYS = {"format", "step", "model", "optimizer"}
+
+
+def _refused_reason(message: str) -> str:
+    """What torch's weights-only unpickler refused, without its advice to retry with weights_only off."""
+    found = re.search(r"(?:unsupported|Unsupported) (?:GLOBAL|global:?) ?([\w.]+)", message)
+    if found:
+        return f"it would run or build the Python object {found.group(1)} when loaded"
+    return "it holds Python objects beyond tensors and plain containers"
+
+
+def read_weights_file(path: str | Path, what: str = "weights") -> Any:
+    """``torch.load(path, weights_only=True)``, with errors that say what the file is.
+
+    Args:
+        path: a file written by ``torch.save``.
+        what: how the message names the file ("encoder weights", "checkpoint").
+
+    Raises:
+        CheckpointError: one line naming the file and what is wrong with it: missing, a folder, empty,
+            not a PyTorch file, a truncated file, or a pickle that a weights-only load refuses. The
+            message never suggests loading with ``weights_only=False``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        hint = f"; pass {path / 'encoder.pt'}" if (path / "encoder.pt").is_file() else ""
+        raise CheckpointError(f"{what} {path} is a folder, not a file{hint}")
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found: {path}")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if size == 0:
+        raise CheckpointError(f"{what} {path}: empty file (0 bytes)")
+    if not (head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC)):
+        raise CheckpointError(
+            f"{what} {path}: not a PyTorch file (it starts with {head!r}, not a torch.save archive)"
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only" in str(e).lower() or "weights_only" in str(e):
+            raise CheckpointError(
+                f"{what} {path}: refused, {_refused_reason(str(e))}; only plain state dicts of tensors "
+                "are loaded (a benchmark never runs code from a weights file)"
+            ) from None
+        raise CheckpointError(f"{what} {path}: not a readable PyTorch file ({_first_line(e)})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as e:
+        text = str(e).lower()
+        if isinstance(e, EOFError) or any(w in text for w in ("central directory", "eof", "truncat")):
+            raise CheckpointError(
+                f"{what} {path}: truncated file ({size:,} bytes): it was cut short while being written "
+                "or copied; copy or write it again"
+            ) from None
+        raise CheckpointError(f"{what} {path}: not a readable PyTorch file ({_first_line(e)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:200]
+
+
+def describe_weights(state: Any, path: Path) -> str | None:
+    """What a loaded file is when it is not an encoder state dict (None when it looks like one)."""
+    if not isinstance(state, dict):
+        return f"{path} holds a {type(state).__name__}, not a state dict of the encoder's weights"
+    if _CHECKPOINT_KEYS <= set(state):
+        return f"{path} is a training checkpoint; pass {path.parent / 'encoder.pt'} (the encoder's weights)"
+    if any(str(k).startswith("encoder.") for k in state):
+        return f"{path} holds a whole model's weights (keys 'encoder.…'); pass the encoder.pt of its run"
+    return None
+
+
 def load_encoder(weights: str | Path, arch: str = "caffenet") -> nn.Module:
     """Build ``arch`` and load ``weights`` (an ``encoder.pt`` plain state dict) with strict key checks.
 
@@ -71,14 +150,10 @@ def load_encoder(weights: str | Path, arch: str = "caffenet") -> nn.Module:
         gaussian_init_(encoder)
         return encoder
     path = Path(weights)
-    if not path.is_file():
-        raise CheckpointError(f"encoder weights not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise CheckpointError(f"cannot read encoder weights {path}: {e}") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state dict")
+    state = read_weights_file(path, "encoder weights")
+    problem = describe_weights(state, path)
+    if problem:
+        raise CheckpointError(problem)
     if arch == "torchvision_alexnet":
         state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
     load_state_dict_strict(encoder, state, str(path))
@@ -90,7 +165,9 @@ __all__ = [
     "CaffeNetEncoder",
     "TorchvisionAlexNetEncoder",
     "create_encoder",
+    "describe_weights",
     "load_encoder",
     "load_state_dict_strict",
     "pool5_size",
+    "read_weights_file",
 ]

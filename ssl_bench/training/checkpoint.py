@@ -1,7 +1,9 @@
 """Resumable checkpoints and encoder weights, written atomically, read back with ``weights_only=True``.
 
 ``checkpoint.pt`` = {"format": 1, "step", "model" (whole method), "optimizer", "torch_rng", "cuda_rng",
-"config"}. ``encoder.pt`` = the encoder's plain state dict (layout in ``ssl_bench/encoders/alexnet.py``).
+"config", "skipped"}. ``encoder.pt`` = the encoder's plain state dict (layout in
+``ssl_bench/encoders/alexnet.py``). ``skipped`` (unreadable images skipped so far) is absent from
+checkpoints written before it was added, and reads as 0 there.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 import torch
 
 from ssl_bench.atomic import atomic_torch_save
+from ssl_bench.encoders import read_weights_file
 from ssl_bench.errors import CheckpointError
 
 FORMAT = 1
@@ -23,6 +26,7 @@ def save_checkpoint(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer | None,
     config: dict[str, Any],
+    skipped: int = 0,
 ) -> None:
     state = {
         "format": FORMAT,
@@ -32,20 +36,28 @@ def save_checkpoint(
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "config": config,
+        "skipped": skipped,
     }
     atomic_torch_save(state, path)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+    """checkpoint.pt, its format checked; CheckpointError (one line naming the file) otherwise."""
+    if not path.is_file() and not path.is_dir():
         raise CheckpointError(f"no checkpoint to resume from: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
+    state = read_weights_file(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an ssl_bench checkpoint (format {FORMAT})")
     return state
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The step a checkpoint holds, read without loading its tensors into memory (None if unreadable)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - only for describing a folder; an unreadable file has no step
+        return None
+    return int(state["step"]) if isinstance(state, dict) and "step" in state else None
 
 
 def restore_rng(state: dict[str, Any]) -> None:
