@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
+
+from ssl_bench.errors import RecipeError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,10 +20,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--images", type=int, default=2000, help="total images, pool included (default 2000)")
     s.add_argument("--size", type=int, default=227, help="image side in pixels (default 227)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    s.add_argument("--workers", type=int, default=2, help="processes drawing images (default 2)")
     s.set_defaults(func=run_synth)
-    c = dsub.add_parser("check", help="verify a VOCdevkit year folder (and SBD) before evaluating on it")
+    c = dsub.add_parser(
+        "check",
+        help="verify a VOCdevkit year folder (and SBD) before evaluating on it",
+        description="Check a VOC year folder: split files, that every listed image has its JPEG, annotation "
+        "and mask, that annotations parse, and that every listed JPEG and segmentation PNG decodes (PNG "
+        "sizes matching their JPEGs). Exit 0 when complete, 1 when problems are found (each named).",
+    )
     c.add_argument("--data", type=Path, required=True, help="VOC year folder, e.g. VOCdevkit/VOC2007")
     c.add_argument(
         "--year",
@@ -29,7 +38,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "year (default: guessed from the folder name; none for other folders)",
     )
     c.add_argument("--sbd", type=Path, help="SBD root (benchmark_RELEASE/dataset) to check as well")
-    c.add_argument("--deep", action="store_true", help="also decode every image and mask (slow)")
+    c.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+        metavar="N",
+        help="threads decoding images (default: every core, %(default)s here)",
+    )
+    c.add_argument("--no-progress", action="store_true", help="no progress bar while decoding")
     c.set_defaults(func=run_check)
 
 
@@ -90,7 +106,11 @@ def run_check(args: argparse.Namespace) -> int:
     ).is_file()  # SynthVOC also names its folder VOC2007
     guessed = args.data.name if args.data.name in EXPECTED_SPLITS and not synthetic else None
     year = args.year or guessed
-    problems = check_voc_layout(args.data, EXPECTED_SPLITS.get(year), deep=args.deep)
+    if args.workers < 1:
+        raise RecipeError(f"--workers {args.workers}: must be at least 1")
+    problems = check_voc_layout(
+        args.data, EXPECTED_SPLITS.get(year), workers=args.workers, progress=not args.no_progress
+    )
     if args.sbd is not None:
         problems += check_sbd(args.sbd)
     where = f"{args.data}" + (f" (checked against {year}'s official split sizes)" if year else "")

@@ -38,3 +38,31 @@ def test_check_sbd_names_missing_pieces(tmp_path, capsys):
     assert main(["data", "check", "--data", root, "--sbd", str(tmp_path / "sbd")]) == 1
     out = capsys.readouterr().out
     assert "cls" in out and "train.txt" in out
+
+
+def test_check_opens_every_image_and_mask_and_names_each_bad_file(tmp_path, capsys):
+    """A truncated JPEG and a malformed XML (both in the test split), a mask of the wrong size, a mask that
+    is not a PNG and a missing JPEG: all named, in one list, exit 1."""
+    from PIL import Image
+
+    root = Path(_synth(tmp_path, capsys))
+    test_ids = (root / "ImageSets/Main/test.txt").read_text().split()
+    seg_ids = (root / "ImageSets/Segmentation/val.txt").read_text().split()
+    truncated = root / f"JPEGImages/{test_ids[0]}.jpg"
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    (root / f"Annotations/{test_ids[1]}.xml").write_text("<annotation><size>")
+    (root / f"JPEGImages/{test_ids[2]}.jpg").unlink()
+    small = root / f"SegmentationClass/{seg_ids[0]}.png"
+    with Image.open(small) as mask:
+        mask.resize((mask.width // 2, mask.height // 2)).save(small)
+    (root / f"SegmentationClass/{seg_ids[1]}.png").write_bytes(b"not a png")
+
+    assert main(["data", "check", "--data", str(root), "--workers", "2"]) == 1
+    out = capsys.readouterr().out
+    problems = [line for line in out.splitlines() if line.startswith("  - ")]
+    assert f"{truncated}: unreadable or truncated image" in out
+    assert f"{test_ids[1]}.xml: malformed XML" in out
+    assert f"ids without JPEGImages/<id>.jpg: 1 ({test_ids[2]})" in out
+    assert f"{small}: mask is 48×48 px but its image" in out
+    assert f"{seg_ids[1]}.png" in out
+    assert len(problems) == 5 and f"{len(problems)} problem(s)" in out

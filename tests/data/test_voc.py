@@ -165,7 +165,7 @@ def test_detection_ground_truth_keeps_images_without_objects(root: Path) -> None
 
 
 def test_check_voc_layout_reports_problems(root: Path, tmp_path: Path) -> None:
-    assert voc.check_voc_layout(root, deep=True) == []
+    assert voc.check_voc_layout(root) == []
     assert voc.check_voc_layout(tmp_path / "nowhere") == [
         f"VOC root {tmp_path / 'nowhere'} does not exist or is not a folder"
     ]
@@ -181,7 +181,7 @@ def test_check_voc_layout_reports_problems(root: Path, tmp_path: Path) -> None:
     )
     with open(root / "ImageSets" / "Main" / "val.txt", "a") as f:
         f.write(f"{test_ids[2]}\n")
-    text = "\n".join(voc.check_voc_layout(root, deep=True))
+    text = "\n".join(voc.check_voc_layout(root))
     assert f"ids without JPEGImages/<id>.jpg: 1 ({test_ids[0]})" in text
     assert f"{test_ids[1]}.xml: malformed XML" in text
     assert "cannot read segmentation mask" in text
