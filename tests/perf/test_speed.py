@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from ssl_bench.training.performance import (
     resolve_performance,
     resolve_workers,
 )
+from tests.perf.learning import LEARNT_TOL, check_learns_like_fp32, fp32_loss, train_steps
 
 REQUIRED = {"model_img_s", "e2e_img_s", "e2e_over_model", "eager_img_s", "speedup_vs_eager",
             "flop_fraction_of_peak", "peak_mem_mb"}
@@ -38,10 +40,22 @@ def test_batch_size_sweep_reports_rate_and_peak_memory_per_batch_size(synth_cach
     assert code == 0
     m = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["metrics"]
     assert m["model_img_s_bs2"] > 0 and m["model_img_s_bs8"] > 0
-    assert m["peak_mem_mb_bs8"] > m["peak_mem_mb_bs2"] > 0  # activations grow with the batch
+    if _peak_rss_can_be_reset():
+        assert m["peak_mem_mb_bs8"] > m["peak_mem_mb_bs2"] > 0  # activations grow with the batch
+    else:  # each figure is then the process's peak so far (macOS, some containers)
+        assert m["peak_mem_mb_bs8"] >= m["peak_mem_mb_bs2"] > 0
     with pytest.raises(SystemExit) as exit_:
         main(["speed", "--batch-sizes", "8,x"])
     assert exit_.value.code == 2 and "--batch-sizes" in capsys.readouterr().err
+
+
+def _peak_rss_can_be_reset() -> bool:
+    """Whether this process may reset its peak RSS (Linux ``/proc/self/clear_refs``), as the sweep does."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 def test_flop_count_matches_the_conv_arithmetic():
@@ -80,27 +94,13 @@ def test_worker_count_is_zero_on_a_cpu_and_most_cores_per_gpu_process(monkeypatc
             resolve_workers(bad, torch.device("cpu"))
 
 
-def _loss_curve(perf: Performance, steps: int = 6) -> list[float]:
-    torch.manual_seed(0)
-    method, step = speed.build_suite_step(perf, 99, torch.device("cpu"), lr=1e-3)
-    g = torch.Generator().manual_seed(0)
-    coarse = torch.randn(8, 3, 4, 4, generator=g)
-    batch = speed.synthetic_batch(8, 99, torch.device("cpu"), perf.channels_last)
-    batch["image"] = torch.nn.functional.interpolate(coarse, size=(99, 99), mode="bilinear")  # predictable
-    if perf.channels_last:
-        batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
-    return [step(batch).item() for _ in range(steps)]
-
-
-def test_bf16_and_channels_last_track_the_fp32_loss_curve():
-    """The fast step must learn what the fp32 step learns: the same curve within 10% at every step.
-
-    bf16 keeps ~3 significant digits and training is chaotic, so curves drift apart step by step
-    (measured: ≤ 2% over the first 6 steps, 6% by step 6–8, 16% by step 12); 10% over 6 steps still fails
-    a step that learns something else.
-    """
-    reference = _loss_curve(Performance(False, False, False, False))
-    fast = _loss_curve(Performance(True, True, False, True))
-    assert reference[-1] < 0.85 * reference[0]
-    for a, b in zip(reference, fast, strict=True):
-        assert abs(a - b) <= 0.10 * a, (reference, fast)
+def test_bf16_and_channels_last_learn_what_fp32_learns():
+    """The fast step (bf16 autocast, channels_last, fused Adam) computes the fp32 loss to within bf16's
+    rounding, and a few of its steps learn what as many fp32 steps learn: the drop of the loss, both models
+    measured in fp32, agrees within LEARNT_TOL. A step trained on other images must fail that check."""
+    cpu, fast = torch.device("cpu"), Performance(True, True, False, True)
+    start, learnt = check_learns_like_fp32(fast, cpu)
+    # …and the same check fails a step that learns something else: the fast step, trained on other images.
+    _, elsewhere = train_steps(fast, cpu, batch_seed=1)
+    learnt_elsewhere = start - fp32_loss(elsewhere, cpu)
+    assert abs(learnt_elsewhere - learnt) > LEARNT_TOL * learnt, (learnt, learnt_elsewhere)
