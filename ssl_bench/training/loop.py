@@ -20,23 +20,12 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ssl_bench.data.batches import endless_batches
 from ssl_bench.data.prefetch import ThreadPrefetcher
 from ssl_bench.data.pretrain import EpochSampler
 from ssl_bench.data.transforms import normalize_uint8
 from ssl_bench.training.distributed import DistInfo
 from ssl_bench.training.performance import Performance
-
-
-def endless_batches(loader: DataLoader, sampler: EpochSampler, start_step: int) -> Iterator[dict[str, Any]]:
-    """Batches from global step ``start_step`` on, crossing epochs; resumes mid-epoch without reloading."""
-    epoch, skip = divmod(start_step, sampler.batches_per_epoch)
-    while True:
-        sampler.set_epoch(epoch, skip)
-        for batch in loader:
-            if isinstance(batch, dict) and "image" not in batch and batch.get("skipped"):
-                continue  # every image of this batch was unreadable (--skip-bad-images): nothing to train on
-            yield batch
-        epoch, skip = epoch + 1, 0
 
 
 def training_batches(
