@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from ssl_bench.errors import BenchError
@@ -40,15 +41,22 @@ def _clean_message(error: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``bench`` command. Exit codes: 0 done, 1 a check found problems (``bench data check``),
+    2 a usage error (one line on stderr, nothing written), 128 + signal number when stopped by a signal
+    (130 SIGINT / Ctrl-C, 143 SIGTERM)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # for messages that repeat the command (the resume command after a stop)
     try:
         return int(args.func(args) or 0)
     except BenchError as e:
         print(f"bench {args.command}: error: {_clean_message(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"bench {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        # A stop signal that the command handled (a checkpoint saved) says what it did; plain Ctrl-C
+        # elsewhere is an interruption.
+        print(f"bench {args.command}: {e or 'interrupted'}", file=sys.stderr)
+        return int(getattr(e, "exit_code", 128 + signal.SIGINT))
 
 
 if __name__ == "__main__":

@@ -4,97 +4,166 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
 from ssl_bench.methods import available_methods
-from ssl_bench.recipes import PROFILES, find_recipe, load_yaml, merge, parse_value
+from ssl_bench.recipes import PROFILES, find_recipe, load_yaml, parse_value
+
+RECIPE = "(default: the recipe's)"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "pretrain",
         help="pretrain an encoder (context encoder, baselines)",
-        description="Pretrain an encoder. With no --data, uses the generated SynthVOC default.",
+        description="Pretrain an encoder. With no --data, uses the generated SynthVOC default. Values "
+        "not given come from the recipe, pretrain/<profile>/<method>.yaml.",
     )
-    p.add_argument("--method", default="context_encoder", help=f"one of: {', '.join(available_methods())}")
+    p.add_argument(
+        "--method",
+        default="context_encoder",
+        metavar="METHOD",
+        help=f"pretraining method, one of: {', '.join(available_methods())} (default: context_encoder)",
+    )
     p.add_argument("--profile", default="smoke", choices=PROFILES, help="recipe profile (default: smoke)")
     p.add_argument("--recipe", type=Path, help="recipe YAML (default: pretrain/<profile>/<method>.yaml)")
-    p.add_argument("--data", help="folder of images (ImageNet train/ or flat); default: the recipe's source")
+    p.add_argument(
+        "--data", help="folder of images (ImageNet train/ or a flat folder) (default: the recipe's source)"
+    )
     p.add_argument("--out", type=Path, help="output folder (default: runs/pretrain/<method>-<profile>)")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--batch-size", type=int, help="per process")
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--workers", type=int, help="data-loading worker processes")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda if available)")
-    p.add_argument("--checkpoint-every", type=int, metavar="N")
-    p.add_argument("--sample-every", type=int, metavar="N")
-    p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
+    p.add_argument("--steps", type=int, metavar="N", help=f"training steps (train.steps) {RECIPE}")
+    p.add_argument(
+        "--batch-size", type=int, metavar="B", help=f"images per step per process (train.batch_size) {RECIPE}"
+    )
+    p.add_argument(
+        "--image-size", type=int, metavar="PX", help=f"training crop side, ≥ 67 (data.image_size) {RECIPE}"
+    )
+    p.add_argument("--lr", type=float, help=f"learning rate (train.lr) {RECIPE}")
+    p.add_argument("--seed", type=int, help=f"seed of initial weights and data order (seed) {RECIPE}")
+    p.add_argument(
+        "--workers", type=int, metavar="W", help="data-loading worker processes (train.workers) (default: "
+        "the recipe's; auto = none on a CPU, most cores on a GPU)",
+    )  # fmt: skip
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda when torch sees one, else cpu)")
+    p.add_argument(
+        "--checkpoint-every", type=int, metavar="N",
+        help=f"write checkpoint.pt every N steps, 0 = at the end only (train.checkpoint_every) {RECIPE}",
+    )  # fmt: skip
+    p.add_argument(
+        "--sample-every", type=int, metavar="N",
+        help=f"write a sample grid every N steps, 0 = never (train.sample_every) {RECIPE}",
+    )  # fmt: skip
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint.pt; the recipe must be the saved one, except "
+        "a higher --steps and the speed and cadence settings (README: When something goes wrong)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (its checkpoint, weights, config, metrics and samples are "
+        "deleted, once every value is checked)",
+    )
     p.add_argument(
         "--skip-bad-images",
         action="store_true",
-        help="skip unreadable images (counted in metrics.jsonl) instead of stopping",
+        help="skip unreadable images (counted in metrics.jsonl and the summary) instead of stopping",
     )
     p.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="override any recipe value, e.g. --set model.loss=l1 (YAML value)",
+        help="override a recipe value, e.g. --set model.loss=l1 (YAML value; the key must exist)",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
-    """Recipe file, then command-line flags on top."""
-    from ssl_bench.errors import RecipeError
+# flag → recipe key
+FLAG_KEYS = {
+    "data": ("data", "source"),
+    "image_size": ("data", "image_size"),
+    "steps": ("train", "steps"),
+    "batch_size": ("train", "batch_size"),
+    "lr": ("train", "lr"),
+    "workers": ("train", "workers"),
+    "checkpoint_every": ("train", "checkpoint_every"),
+    "sample_every": ("train", "sample_every"),
+    "seed": ("seed",),
+}
 
-    recipe = load_yaml(args.recipe or find_recipe("pretrain", args.profile, args.method))
+
+def resolve_config(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """Recipe file, then command-line flags on top, each checked; returns (config, where it came from)."""
+    from ssl_bench.errors import RecipeError
+    from ssl_bench.training.recipe import Override, apply_overrides, check_method, check_recipe
+
+    if args.recipe is None:
+        check_method(args.method, "--method")
+    path = args.recipe or find_recipe("pretrain", args.profile, args.method)
+    recipe = load_yaml(path)
     recipe.setdefault("method", args.method)
     if args.recipe is None and recipe["method"] != args.method:
-        raise RecipeError(f"recipe for '{args.method}' names method '{recipe['method']}'")
-    flags: dict[str, Any] = {"data": {}, "train": {}}
-    for key, section, name in [
-        ("data", "data", "source"),
-        ("image_size", "data", "image_size"),
-        ("steps", "train", "steps"),
-        ("batch_size", "train", "batch_size"),
-        ("lr", "train", "lr"),
-        ("workers", "train", "workers"),
-        ("checkpoint_every", "train", "checkpoint_every"),
-        ("sample_every", "train", "sample_every"),
-    ]:
-        if getattr(args, key) is not None:
-            flags[section][name] = getattr(args, key)
+        raise RecipeError(f"recipe {path} for '{args.method}' names method '{recipe['method']}'")
+    overrides = []
+    for attr, key in FLAG_KEYS.items():
+        value = getattr(args, attr)
+        if value is not None:
+            overrides.append(Override(key, value, f"--{attr.replace('_', '-')}"))
     if args.skip_bad_images:
-        flags["data"]["skip_bad"] = True
-    if args.seed is not None:
-        flags["seed"] = args.seed
+        overrides.append(Override(("data", "skip_bad"), True, "--skip-bad-images"))
     for item in args.set:
-        path, sep, value = item.partition("=")
-        if not sep or "." not in path:
+        key, sep, text = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
             raise RecipeError(f"--set expects SECTION.KEY=VALUE, got '{item}'")
-        node = flags
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = parse_value(value)
-    config = merge(recipe, flags)
+        overrides.append(Override(tuple(key.split(".")), parse_value(text), f"--set {item}"))
+    config = apply_overrides(recipe, overrides)
     config.setdefault("seed", 0)
-    return config
+    check_recipe(config, str(path))
+    return config, str(path)
+
+
+def resume_command(argv: list[str], out: Path) -> str:
+    """The command that continues this run: the same flags, ``--resume`` instead of ``--overwrite``."""
+    args = [a for a in argv if a != "--overwrite"]
+    if "--resume" not in args:
+        args.append("--resume")
+    if not any(a == "--out" or a.startswith("--out=") for a in args):
+        args += ["--out", str(out)]
+    return shlex.join(["bench", *args])
 
 
 def run(args: argparse.Namespace) -> int:
+    config, where = resolve_config(args)  # before the training imports (torchvision): a typo fails fast
+    from ssl_bench.training.loop import TrainingStopped
     from ssl_bench.training.pretrain import run_pretraining
 
-    config = resolve_config(args)
     out = args.out or Path("runs") / "pretrain" / f"{config['method']}-{args.profile}"
-    summary = run_pretraining(
-        config, out, resume=args.resume, device=args.device, progress=not args.no_progress
-    )
+    try:
+        summary = run_pretraining(
+            config,
+            out,
+            resume=args.resume,
+            device=args.device,
+            progress=not args.no_progress,
+            overwrite=args.overwrite,
+            where=where,
+        )
+    except TrainingStopped as e:
+        argv = getattr(args, "argv", None) or sys.argv[1:]
+        e.resume_command = resume_command(list(argv), out)
+        raise
     summary["out"] = str(out)
+    if summary.get("skipped_images"):
+        print(
+            f"bench pretrain: {summary['skipped_images']} unreadable image(s) skipped over the run "
+            "(--skip-bad-images; running total in metrics.jsonl, column 'skipped')",
+            file=sys.stderr,
+        )
     print(json.dumps(summary))
     return 0

@@ -14,6 +14,7 @@ Labels, when present, come from one of two places:
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import warnings
 from collections.abc import Callable
@@ -142,8 +143,10 @@ class ImageFolderIndex:
         if labels not in ("auto", "none"):
             raise ValueError(f"labels must be 'auto' or 'none', got {labels!r}")
         self.root = Path(root)
+        if self.root.is_file():
+            raise DataError(f"image folder {self.root} is a file, not a folder of images")
         if not self.root.is_dir():
-            raise DataError(f"image folder {self.root} does not exist or is not a folder")
+            raise DataError(f"image folder {self.root} does not exist")
         rel_paths = _list_images(self.root)
         if not rel_paths:
             raise DataError(f"image folder {self.root} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
@@ -179,6 +182,10 @@ class ImageFolderIndex:
 
     def __len__(self) -> int:
         return len(self._paths)
+
+    def listing_hash(self) -> str:
+        """SHA-256 of the sorted relative paths: equal for the same files under another root."""
+        return hashlib.sha256(b"\n".join(self._paths.tolist())).hexdigest()
 
     def path(self, i: int) -> Path:
         """Path of image ``i``: ``root`` joined with its stored relative path."""

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ssl_bench.errors import RecipeError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -29,12 +31,36 @@ class DistInfo:
 
 
 def resolve_device(device: str | None, local_rank: int = 0) -> torch.device:
+    """A device name (None / auto → cuda when torch sees one, else cpu); whether it is here is not checked
+    (``check_device`` does that), so a record can name the device a run used elsewhere."""
     if device in (None, "auto"):
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise RecipeError(f"--device {device}: not a device; use cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank)
     return dev
+
+
+def check_device(dev: torch.device, asked: str | None) -> None:
+    """RecipeError naming ``--device`` when ``dev`` is not on this machine (before anything is written)."""
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RecipeError(
+                f"--device {asked}: torch sees no CUDA device on this machine (no GPU, no driver, or a "
+                "CPU-only torch build); use --device cpu, or leave --device out"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise RecipeError(
+                f"--device {asked}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                f"(cuda:0 … cuda:{torch.cuda.device_count() - 1})"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise RecipeError(f"--device {asked}: torch sees no MPS device on this machine; use --device cpu")
+    elif dev.type not in ("cpu", "mps"):
+        raise RecipeError(f"--device {asked}: not supported for pretraining; use cpu, cuda or cuda:N")
 
 
 def init_distributed(device: str | None = None) -> DistInfo:
@@ -43,6 +69,7 @@ def init_distributed(device: str | None = None) -> DistInfo:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local_rank)
+    check_device(dev, device)
     if world_size > 1 and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)

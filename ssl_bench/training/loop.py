@@ -1,17 +1,21 @@
 """The one training loop for every pretraining method: ``model(batch)["loss"]`` → backward → step.
 
-It knows nothing of any method. Checkpoints are written every ``checkpoint_every`` steps and on Ctrl-C,
-so a run can always continue with ``--resume``.
+It knows nothing of any method. Checkpoints are written every ``checkpoint_every`` steps and when a stop
+signal arrives (SIGINT from Ctrl-C, SIGTERM from a job scheduler): the step in progress is finished, saved,
+and :class:`TrainingStopped` raised, so a run can always continue with ``--resume``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import itertools
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +28,106 @@ from ssl_bench.data.batches import endless_batches
 from ssl_bench.data.prefetch import ThreadPrefetcher
 from ssl_bench.data.pretrain import EpochSampler
 from ssl_bench.data.transforms import normalize_uint8
+from ssl_bench.errors import DataError
 from ssl_bench.training.distributed import DistInfo
 from ssl_bench.training.performance import Performance
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """A stop signal ended training after ``step``; ``saved_step`` is the step checkpoint.pt now holds.
+
+    A KeyboardInterrupt, so that whoever catches Ctrl-C catches this too. The exit code is 128 + signum
+    (130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def __init__(self, signum: int, step: int, saved_step: int | None, checkpoint: Path) -> None:
+        super().__init__(signum, step)
+        self.signum, self.step, self.saved_step, self.checkpoint = signum, step, saved_step, checkpoint
+        self.resume_command: str | None = None  # filled in by the command line
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    def __str__(self) -> str:
+        name = signal.Signals(self.signum).name
+        if self.saved_step is None:
+            text = f"stopped by {name} after step {self.step}; no checkpoint was saved"
+        else:
+            text = f"stopped by {name}: step {self.saved_step} saved in {self.checkpoint}"
+        if self.resume_command and self.saved_step is not None:
+            text += f"; resume with: {self.resume_command}"
+        return text
+
+
+class StopSignals:
+    """While active, SIGINT and SIGTERM ask the loop to stop after the step in progress (``requested``).
+
+    A second signal stops at once (the previous handlers come back and a KeyboardInterrupt is raised), with
+    the last periodic checkpoint kept. Handlers can only be set from the main thread; elsewhere this does
+    nothing and the signals keep their usual effect.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            self._restore()
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+
+
+@dataclass
+class LoopResult:
+    step: int  # the last completed step
+    skipped: int  # unreadable images skipped since step 0 (--skip-bad-images), resumed runs included
+
+
+class _CountingDrops:
+    """``loader`` with the batches whose every image was unreadable taken out, their count carried into
+    the next batch's ``skipped`` (so each skipped image is counted once), and an epoch that yields no
+    batch at all stopped with an error instead of looping for ever."""
+
+    def __init__(self, loader: DataLoader, sampler: EpochSampler) -> None:
+        self.loader, self.sampler, self.carried = loader, sampler, 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        yielded = False
+        for batch in self.loader:
+            if isinstance(batch, dict) and "image" not in batch:
+                self.carried += int(batch.get("skipped", 0))
+                continue
+            if self.carried:
+                batch["skipped"] = int(batch.get("skipped", 0)) + self.carried
+                self.carried = 0
+            yielded = True
+            yield batch
+        if not yielded and self.sampler.start_batch == 0:
+            raise DataError(
+                f"every image of an epoch was unreadable ({self.carried} skipped): nothing to train on"
+            )
 
 
 def training_batches(
@@ -41,7 +143,7 @@ def training_batches(
     On a CPU the thread also moves and normalises each batch (``to_device``; the loop's own call is then a
     no-op). Close the result when done (``contextlib.closing``): it stops the thread.
     """
-    batches = endless_batches(loader, sampler, start_step)
+    batches = endless_batches(_CountingDrops(loader, sampler), sampler, start_step)
     if not thread:
         return batches
     if device.type == "cuda":
@@ -83,12 +185,19 @@ def train_loop(
     out: Path,
     perf: Performance,
     log_every: int,
-    on_checkpoint: Callable[[int], None],
+    on_checkpoint: Callable[[int, int], None],
     checkpoint_every: int,
     on_sample: Callable[[int], dict[str, float] | None],
     sample_every: int,
+    skipped: int = 0,
     progress: bool = True,
-) -> None:
+) -> LoopResult:
+    """Train from ``start_step`` to ``steps``; ``on_checkpoint(step, skipped)`` saves a resumable state.
+
+    ``skipped`` is the running total of unreadable images skipped before ``start_step``; each logged row
+    carries the total so far. When SIGINT or SIGTERM arrives, the step in progress is finished and saved,
+    then TrainingStopped is raised.
+    """
     device = info.device
     log = (out / "metrics.jsonl").open("a") if info.is_main else None
     # In a log file (no terminal) redraw rarely instead of every 0.1 s.
@@ -101,10 +210,25 @@ def train_loop(
         desc="pretrain",
         mininterval=0.5 if sys.stderr.isatty() else 30,
     )
-    t_last, seen, completed = time.perf_counter(), 0, start_step
+    t_last, seen, completed, saved = time.perf_counter(), 0, start_step, start_step
+    stopped = False
     model.train()
-    try:
-        for step, batch in enumerate(itertools.islice(batches, steps - start_step), start=start_step + 1):
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(bar.close)
+        if log:
+            cleanup.callback(log.close)
+        stop = cleanup.enter_context(StopSignals())
+        for step in range(start_step + 1, steps + 1):
+            if _stop_now(stop, info, completed, log_every):
+                stopped = True
+                break
+            try:
+                batch = next(batches)
+            except Exception:
+                if stop.requested and not info.enabled:  # Ctrl-C reached the loader's workers as well
+                    stopped = True
+                    break
+                raise
             batch = to_device(batch, device, perf.channels_last)
             with perf.autocast(device):
                 loss = model(batch)["loss"]
@@ -113,6 +237,7 @@ def train_loop(
             optimizer.step()
             completed = step
             seen += batch["image"].shape[0] * info.world_size
+            skipped += int(batch.get("skipped", 0))
             bar.update(1)
             if step % log_every == 0 or step == steps:
                 value = loss.detach().float()
@@ -124,7 +249,7 @@ def train_loop(
                     "loss": value.item(),
                     "img_s": seen / (now - t_last),
                     "lr": optimizer.param_groups[0]["lr"],
-                    "skipped": int(batch.get("skipped", 0)),
+                    "skipped": skipped,  # running total since step 0
                 }
                 t_last, seen = now, 0
                 bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['img_s']:.1f}")
@@ -137,14 +262,25 @@ def train_loop(
                     log.write(json.dumps({"step": step, **numbers}) + "\n")
                     log.flush()
             if checkpoint_every and step % checkpoint_every == 0:
-                on_checkpoint(step)
-    except KeyboardInterrupt:
-        # The last completed step is a consistent state: keep it, so --resume loses nothing.
-        # (Single process only: under DDP the other ranks may not have stopped at the same step.)
-        if not info.enabled and completed > start_step and completed % max(checkpoint_every, 1) != 0:
-            on_checkpoint(completed)
-        raise
-    finally:
-        bar.close()
-        if log:
-            log.close()
+                on_checkpoint(step, skipped)
+                saved = step
+        if stopped:  # (a signal during the last step lets the run finish instead)
+            # The last completed step is a consistent state: keep it, so --resume loses nothing.
+            if saved != completed or completed == 0:
+                on_checkpoint(completed, skipped)
+            raise TrainingStopped(stop.signum or signal.SIGTERM, completed, completed, out / "checkpoint.pt")
+    return LoopResult(completed, skipped)
+
+
+def _stop_now(stop: StopSignals, info: DistInfo, completed: int, log_every: int) -> bool:
+    """Whether a stop signal has arrived. Under DDP every rank must stop after the same step, so the ranks
+    agree (one all-reduce) only after logged steps, where they synchronise anyway."""
+    if not info.enabled:
+        return stop.requested
+    if completed % log_every:
+        return False
+    flag = torch.tensor([float(stop.requested)], device=info.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    if flag.item() and stop.signum is None:
+        stop.signum = int(signal.SIGTERM)  # another rank was signalled
+    return bool(flag.item())
