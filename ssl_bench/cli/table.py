@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from ssl_bench.errors import BenchError
 from ssl_bench.recipes import PROFILES
@@ -39,7 +40,66 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--methods", nargs="+", metavar="METHOD", help="rows, in order (default: every method found)"
     )
     p.add_argument("--seeds", type=int, metavar="N", help="only evaluation seeds 0…N-1 (default: all)")
+    p.add_argument(
+        "--all-tasks",
+        action="store_true",
+        help="also make columns of records whose task is not a registered evaluator (default: leave them "
+        "out, with a warning)",
+    )
+    p.add_argument(
+        "--all-methods",
+        action="store_true",
+        help="also make rows of records whose method is not a registered pretraining method (default: "
+        "leave them out, with a warning)",
+    )
     p.set_defaults(func=run)
+
+
+def _warn_left_out(kind: str, left_out: dict[str, list[str]], flag: str) -> None:
+    for name, ids in sorted(left_out.items()):
+        shown = ", ".join(ids[:3]) + (", …" if len(ids) > 3 else "")
+        print(
+            f"bench table: warning: {len(ids)} record(s) of unknown {kind} '{name}' left out ({shown}); "
+            f"pass {flag} to show them",
+            file=sys.stderr,
+        )
+
+
+def known_records(
+    records: list[dict[str, Any]],
+    tasks: list[str] | None,
+    all_tasks: bool,
+    all_methods: bool,
+) -> list[dict[str, Any]]:
+    """Records of registered tasks and methods (and tasks named with --tasks); a warning for the others.
+
+    A typo'd task or a mislabelled record must not become a column or a row of its own.
+    """
+    from ssl_bench.evaluators import available_evaluators
+    from ssl_bench.methods import available_methods
+    from ssl_bench.results.table import record_method
+
+    # "pretrain" records give the table its time columns; "speed" records (bench speed) are never a column.
+    known_tasks = set(available_evaluators()) | set(tasks or ()) | {"pretrain"}
+    known_methods = set(available_methods())
+    kept: list[dict[str, Any]] = []
+    unknown_tasks: dict[str, list[str]] = {}
+    unknown_methods: dict[str, list[str]] = {}
+    for r in records:
+        task = r.get("task")
+        if task is None:  # unreadable: the table lists it
+            kept.append(r)
+        elif task == "speed" and "speed" not in (tasks or ()):
+            continue
+        elif task not in known_tasks and not all_tasks:
+            unknown_tasks.setdefault(str(task), []).append(str(r.get("id")))
+        elif record_method(r) not in known_methods and not all_methods:
+            unknown_methods.setdefault(record_method(r), []).append(str(r.get("id")))
+        else:
+            kept.append(r)
+    _warn_left_out("task", unknown_tasks, "--all-tasks")
+    _warn_left_out("method", unknown_methods, "--all-methods")
+    return kept
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             f"--results {args.results}: no such folder (run `bench eval` or `bench reproduce` first)"
         )
     fmt = args.format or (FORMAT_BY_SUFFIX.get(args.out.suffix, "markdown") if args.out else "markdown")
-    records = load_records(args.results)
+    records = known_records(load_records(args.results), args.tasks, args.all_tasks, args.all_methods)
     seeds = range(args.seeds) if args.seeds is not None else None
     table = build_table(
         records,
