@@ -1,4 +1,8 @@
-"""``bench eval``: evaluate encoder weights on a transfer task; print and store a result record."""
+"""``bench eval``: evaluate encoder weights on a transfer task; print and store a result record.
+
+A usage error (unknown task, a bad recipe key or value, unreadable weights, CUDA where there is none) is one
+line on stderr, exit 2, and no record. A run that started writes a record, also when it fails.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +12,68 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ssl_bench.encoders import ENCODERS
+from ssl_bench.options import did_you_mean
 from ssl_bench.recipes import PROFILES
+
+BUILT_IN_TASKS = ("cls", "cls-linear", "knn", "det", "seg", "inpaint")
+
+
+def _arch(name: str) -> str:
+    """A registered encoder, or ``timm:<model>``."""
+    if name in ENCODERS or name.startswith("timm:"):
+        return name
+    raise argparse.ArgumentTypeError(
+        f"unknown encoder '{name}'{did_you_mean(name, ENCODERS)}; "
+        f"choose from: {', '.join(sorted(ENCODERS))}, timm:<model>"
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate encoder weights on a transfer task (cls, seg, det, …)",
-                       description="Evaluate an encoder. With no --data, uses the generated SynthVOC "
-                                   "default.")
-    p.add_argument("--task", required=True, help="cls, cls-linear, knn, det, seg, inpaint (or a plug-in's)")
-    p.add_argument("--weights", required=True, help="an encoder.pt, or 'random'")
-    p.add_argument("--arch", default="caffenet", help="encoder the weights load into (default caffenet)")
+    p = sub.add_parser(
+        "eval",
+        help="evaluate encoder weights on a transfer task (cls, seg, det, …)",
+        description="Evaluate an encoder on a transfer task and store a result record. With no --data, uses "
+        "the generated SynthVOC default.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--task", required=True, help=f"one of: {', '.join(BUILT_IN_TASKS)} (or a plug-in's registered task)"
+    )
+    p.add_argument(
+        "--weights", required=True, help="an encoder.pt, or 'random' (the Gaussian-initialised trunk)"
+    )
+    p.add_argument(
+        "--arch",
+        default="caffenet",
+        type=_arch,
+        help=f"encoder the weights load into: {', '.join(sorted(ENCODERS))} or timm:<model>",
+    )
     p.add_argument("--data", type=Path, help="VOC year folder, e.g. VOCdevkit/VOC2007 (default: SynthVOC)")
-    p.add_argument("--profile", default="smoke", choices=PROFILES)
+    p.add_argument("--profile", default="smoke", choices=PROFILES, help="recipe profile")
     p.add_argument("--recipe", type=Path, help="evaluation recipe (default: eval/<profile>/<task>.yaml)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", help="cpu, cuda … (default: cuda if available)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="evaluation seed (initialisation, data order, dropout)"
+    )
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda if available)")
     p.add_argument("--out", type=Path, help="folder for the result record (default: results/runs)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe value, e.g. --set iterations=200 (YAML value)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value (YAML value), e.g. --set iterations=200; unknown keys are an error",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ssl_bench.evaluators.runner import run_evaluation
+    from ssl_bench.evaluators.runner import prepare, run_prepared
 
-    record, code = run_evaluation(args.task, args.weights, args.arch, args.data, args.profile, args.seed,
-                                  args.out, args.set, args.device, not args.no_progress, args.recipe)
+    prepared = prepare(args.task, args.weights, args.arch, args.data, args.profile, args.seed, args.out,
+                       args.set, args.device, not args.no_progress, args.recipe)  # fmt: skip
+    record, code = run_prepared(prepared)
     if code:
         print(f"bench eval: error: {record['error']} (record: {record['record_path']})", file=sys.stderr)
     print(json.dumps({k: v for k, v in record.items() if k != "traceback"}, default=str))

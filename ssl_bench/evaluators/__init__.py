@@ -1,4 +1,8 @@
-"""Transfer evaluators, one module per protocol, registered by task name (see ``base.py``)."""
+"""Transfer evaluators, one module per protocol, registered by task name with its typed options (``base.py``).
+
+Shared by them: ``engine.py`` (fine-tuning), ``features.py`` (frozen features), ``examples.py`` (figures);
+``runner.py`` checks a request and runs it into a result record.
+"""
 
 import importlib
 
@@ -7,6 +11,7 @@ from ssl_bench.evaluators.base import (
     Metrics,
     available_evaluators,
     check_disjoint,
+    evaluator_protocol,
     get_evaluator,
     register_evaluator,
 )
@@ -19,5 +24,5 @@ for _module in ("classification", "linear", "knn", "detection", "segmentation", 
         if _e.name != f"ssl_bench.evaluators.{_module}":
             raise
 
-__all__ = ["EvalContext", "Metrics", "available_evaluators", "check_disjoint", "get_evaluator",
-           "register_evaluator"]
+__all__ = ["EvalContext", "Metrics", "available_evaluators", "check_disjoint", "evaluator_protocol",
+           "get_evaluator", "register_evaluator"]

@@ -1,8 +1,12 @@
-"""What an evaluator is: a function ``EvalContext → dict[str, float]``, registered by task name.
+"""What an evaluator is: a function ``EvalContext → dict[str, float]`` with a typed protocol, by task name.
 
-Each evaluator lives in its own module with its protocol constants at the top, a docstring citing the
-source (PAPER.md §3) and ``NOTE:`` on each deviation. Third-party evaluators register through the
-``ssl_bench.evaluators`` entry-point group::
+Each evaluator lives in its own module: a frozen dataclass ``Protocol`` whose fields are its recipe keys (a
+type and a cited default each; ``NOTE:`` on each deviation), and the function, registered with
+``@register_evaluator("task", protocol=Protocol)``. The runner builds the protocol from the recipe and
+``--set`` before anything runs (an unknown, renamed or mistyped key is a usage error) and hands it to the
+evaluator as ``ctx.protocol``. Third-party evaluators register through the ``ssl_bench.evaluators``
+entry-point group, naming the function; its protocol is the function's ``protocol`` attribute (none: the
+task takes no options)::
 
     [project.entry-points."ssl_bench.evaluators"]
     my_task = "my_package.my_module:evaluate_my_task"
@@ -20,12 +24,18 @@ import torch
 from torch import nn
 
 from ssl_bench.encoders import load_encoder
-from ssl_bench.errors import DataError, RecipeError
+from ssl_bench.errors import DataError
+from ssl_bench.options import unknown_name_error
 
 Metrics = dict[str, float]
 Evaluator = Callable[["EvalContext"], Metrics]
 ENTRY_POINT_GROUP = "ssl_bench.evaluators"
 _EVALUATORS: dict[str, Evaluator] = {}
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The protocol of an evaluator that declares none: every recipe key is unknown."""
 
 
 @dataclass
@@ -36,9 +46,10 @@ class EvalContext:
         weights: an ``encoder.pt`` path, or ``"random"``.
         arch: encoder architecture the weights load into (``caffenet``, ``torchvision_alexnet``, …).
         voc_root: a VOCdevkit year folder (``…/VOC2007``); SynthVOC by default.
-        recipe: protocol values from ``eval/<profile>/<task>.yaml`` (evaluators read their keys here).
+        protocol: the evaluator's ``Protocol`` built from ``eval/<profile>/<task>.yaml`` and ``--set``.
         seed, device, progress: as given on the command line.
-        work_dir: a folder for the evaluator's artefacts (predictions, figures).
+        work_dir: this run's own folder for the files its record points to (predictions, figures); no
+            other run writes there.
         extra: values an evaluator reports besides metrics (AP variant names, image counts…), copied
             into the result record; fill it with ``ctx.extra[...] = …``.
     """
@@ -46,7 +57,7 @@ class EvalContext:
     weights: str
     arch: str
     voc_root: Path
-    recipe: dict[str, Any]
+    protocol: Any = field(default_factory=NoOptions)
     seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     progress: bool = True
@@ -58,22 +69,14 @@ class EvalContext:
         """The encoder with strict key checks: unfitting weights fail with the keys named."""
         return load_encoder(self.weights, self.arch)
 
-    def option(self, key: str, default: Any = None) -> Any:
-        return self.recipe.get(key, default)
 
-    @property
-    def pretrain_dir(self) -> Path | None:
-        """The ``bench pretrain --out`` folder the weights came from (holds checkpoint.pt), if any."""
-        if self.weights == "random":
-            return None
-        parent = Path(self.weights).parent
-        return parent if (parent / "config.yaml").is_file() else None
+def register_evaluator(name: str, protocol: type | None = None) -> Callable[[Evaluator], Evaluator]:
+    """Register ``fn`` as task ``name``; ``protocol`` is its options dataclass (None: it takes none)."""
 
-
-def register_evaluator(name: str) -> Callable[[Evaluator], Evaluator]:
     def wrap(fn: Evaluator) -> Evaluator:
         if name in _EVALUATORS and _EVALUATORS[name] is not fn:
             raise ValueError(f"evaluator '{name}' is registered twice")
+        fn.protocol = protocol or NoOptions  # type: ignore[attr-defined]
         _EVALUATORS[name] = fn
         return fn
 
@@ -91,11 +94,17 @@ def available_evaluators() -> list[str]:
 
 
 def get_evaluator(name: str) -> Evaluator:
+    """The evaluator of task ``name``; a RecipeError with the closest task name if there is none."""
     _load_entry_points()
     try:
         return _EVALUATORS[name]
     except KeyError:
-        raise RecipeError(f"unknown task '{name}'; registered: {', '.join(sorted(_EVALUATORS))}") from None
+        raise unknown_name_error("task", name, _EVALUATORS) from None
+
+
+def evaluator_protocol(name: str) -> type:
+    """The options dataclass of task ``name`` (``NoOptions`` for an evaluator that declares none)."""
+    return getattr(get_evaluator(name), "protocol", NoOptions)
 
 
 def check_disjoint(train_ids: Iterable[str], test_ids: Iterable[str], what: str) -> None:
@@ -104,22 +113,3 @@ def check_disjoint(train_ids: Iterable[str], test_ids: Iterable[str], what: str)
     if overlap:
         shown = ", ".join(overlap[:5]) + (" …" if len(overlap) > 5 else "")
         raise DataError(f"{what}: {len(overlap)} test image(s) are also in the training list ({shown})")
-
-
-def frozen_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    """A copy of the weights, to assert after a frozen-trunk evaluation that nothing moved."""
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def assert_unchanged(module: nn.Module, before: dict[str, torch.Tensor]) -> None:
-    changed = [k for k, v in module.state_dict().items() if not torch.equal(v, before[k])]
-    if changed:
-        raise AssertionError(f"frozen trunk changed during evaluation: {', '.join(changed)}")
-
-
-def freeze(module: nn.Module) -> nn.Module:
-    """Frozen trunk: no gradients, and ``eval()`` so batch-norm statistics stay put."""
-    module.eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return module

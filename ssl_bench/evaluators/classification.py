@@ -25,6 +25,8 @@ NOTE: the scale factor is drawn uniformly in [min_scale, max_scale] and applied 
 (optionally after resizing its shorter side to ``resize``); where the scaled image is smaller than the crop,
 the crop is padded with the mean pixel (0 after normalisation). The Caffe data layer's exact sampling of the
 scale and its padding are **unverified**.
+NOTE: voc-classification's "step" policy halves the lr every 10k iterations; the recipe lists those drops
+(``lr_steps``: 10k … 70k), the same rates over the protocol's 80k iterations.
 NOTE: PyTorch SGD keeps ``v = m·v + g`` and steps ``lr·v``; Caffe keeps ``v = m·v + lr·g``. The two agree
 except right after an lr drop (PyTorch's momentum is rescaled at once, Caffe's decays in).
 NOTE: whether voc-classification raises the lr of the new fc layers is **unverified** (a public fork of it
@@ -38,54 +40,76 @@ practically never tied, so the two agree.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from ssl_bench.data.batches import endless_batches
 from ssl_bench.data.pretrain import EpochSampler, sample_generator
 from ssl_bench.data.transforms import normalize, to_tensor
 from ssl_bench.data.voc import VOC_CLASSES, VOCClassification
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
+from ssl_bench.evaluators.engine import (
+    FinetuneProtocol,
+    data_dependent_init_,
+    eval_performance,
+    finetune,
+    images_to,
+    make_loader,
+    sgd,
+)
 from ssl_bench.metrics import AP_VARIANTS, mean_ap, voc_classification_ap
-from ssl_bench.training.loop import endless_batches
 
-# Protocol constants (voc-classification train_cls.py and its Caffe solver); recipes may override each one.
-ITERATIONS = 80_000
-BATCH_SIZE = 16
-BASE_LR = 1e-3
-BIAS_LR_MULT = 2.0  # Caffe convention, lr_mult 1 for weights and 2 for biases
-HEAD_LR_MULT = 1.0  # lr multiplier of the new fc6/fc7/fc8 (see the NOTE above)
-HEAD_INIT = "filler"  # "filler": CaffeNet's N(0, 0.005) / 0.1; "data": rescaled on training images (NOTE)
-HEAD_INIT_IMAGES = 32
-MOMENTUM = 0.9
-WEIGHT_DECAY = 1e-6
-LR_STEP = 10_000
-LR_GAMMA = 0.5
-GRAD_CLIP_NORM = 10.0  # Caffe clip_gradients: the global L2 norm of all gradients
-MIN_SCALE, MAX_SCALE = 0.5, 2.0
-CROP_SIZE = 227
-TEST_CROPS = 10
-FC_WIDTH = 4096
-DROPOUT = 0.5
+PRIMARY_AP = "sklearn"
 FC8_STD = 0.01
 FC67_STD, FC67_BIAS = 0.005, 0.1  # CaffeNet's fc6/fc7 fillers (see the NOTE above)
-TRAIN_SPLIT, TEST_SPLIT = "trainval", "test"
-PRIMARY_AP = "sklearn"
-
 # Test crops draw from per-sample generators of "epochs" far beyond any training epoch, so a test crop
 # never repeats a training draw of the same image.
 _TEST_EPOCH_OFFSET = 1_000_000
 _HEAD_INIT_EPOCH = 2_000_000  # the crops that set a data-dependent head init
+
+
+@dataclass(frozen=True)
+class Protocol(FinetuneProtocol):
+    """``cls`` recipe keys; the defaults are voc-classification's ``train_cls.py`` and its Caffe solver."""
+
+    RENAMED: ClassVar[dict[str, str]] = {**FinetuneProtocol.RENAMED, "head_width": "fc_width",
+                                         "head_dropout": "dropout"}  # fmt: skip
+    iterations: int = 80_000
+    batch_size: int = 16
+    lr: float = 1e-3
+    lr_steps: tuple[int, ...] = tuple(range(10_000, 80_000, 10_000))  # ×0.5 every 10k (NOTE above)
+    lr_gamma: float = 0.5
+    weight_decay: float = 1e-6
+    bias_lr_mult: float = 2.0  # Caffe convention, lr_mult 1 for weights and 2 for biases
+    head_lr_mult: float = 1.0  # the new fc6/fc7/fc8 (see the NOTE above)
+    grad_clip: float | None = 10.0  # Caffe clip_gradients: the global L2 norm of all gradients
+    train_split: str = "trainval"
+    test_split: str = "test"
+    min_scale: float = 0.5
+    max_scale: float = 2.0
+    crop_size: int = 227
+    resize: int | None = None  # shorter side before scaling (null: the image as stored)
+    test_crops: int = 10
+    test_batch_size: int = 64
+    fc_width: int = 4096
+    dropout: float = 0.5
+    head_init: Literal["filler", "data"] = "filler"  # "data": rescaled on training crops (NOTE above)
+    head_init_images: int = 32
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.test_crops < 1 or not 0 < self.min_scale <= self.max_scale:
+            raise RecipeError("cls: need test_crops >= 1 and 0 < min_scale <= max_scale")
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -123,11 +147,6 @@ def classification_metrics(ctx: EvalContext, scores: np.ndarray, labels: np.ndar
     if missing:
         ctx.extra["classes_without_test_positives"] = missing
     return metrics
-
-
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; a no-op elsewhere (the CPU path runs in fp32)."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -181,17 +200,8 @@ class AugmentedVOCClassification(Dataset):
     Items: ``{"image": [3, crop, crop], "label": int8 [20]}`` (the suite's batch convention).
     """
 
-    def __init__(
-        self,
-        voc: VOCClassification,
-        crop: int,
-        min_scale: float,
-        max_scale: float,
-        resize: int | None,
-        seed: int,
-    ) -> None:
-        self.voc, self.crop, self.seed = voc, crop, seed
-        self.min_scale, self.max_scale, self.resize = min_scale, max_scale, resize
+    def __init__(self, voc: VOCClassification, p: Protocol, seed: int) -> None:
+        self.voc, self.p, self.seed = voc, p, seed
 
     def __len__(self) -> int:
         return len(self.voc)
@@ -200,12 +210,14 @@ class AugmentedVOCClassification(Dataset):
         epoch, i = key
         image, labels = self.voc[i]
         g = sample_generator(self.seed, epoch, i)
-        crop = random_scale_crop(image, self.crop, self.min_scale, self.max_scale, g, self.resize)
+        crop = random_scale_crop(
+            image, self.p.crop_size, self.p.min_scale, self.p.max_scale, g, self.p.resize
+        )
         return {"image": crop, "label": labels}
 
 
 # ------------------------------------------------------------------------------------------------------
-# Model, loss and schedule.
+# Model and loss.
 
 
 class FineTuneClassifier(nn.Module):
@@ -233,34 +245,24 @@ class FineTuneClassifier(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(width, num_classes),  # fc8
         )
-        fc6, fc7, fc8 = self.head[0], self.head[3], self.head[6]
-        for fc in (fc6, fc7):
+        for fc in self.new_hidden_layers:
             nn.init.normal_(fc.weight, 0.0, FC67_STD)
             nn.init.constant_(fc.bias, FC67_BIAS)
-        nn.init.normal_(fc8.weight, 0.0, FC8_STD)
-        nn.init.zeros_(fc8.bias)
+        nn.init.normal_(self.head[6].weight, 0.0, FC8_STD)
+        nn.init.zeros_(self.head[6].bias)
 
-    @torch.no_grad()
-    def data_dependent_init_(self, x: torch.Tensor) -> None:
-        """Rescale fc6 and fc7 to zero-mean, unit-variance pre-activations per unit on images ``x``.
+    @property
+    def new_hidden_layers(self) -> tuple[nn.Linear, nn.Linear]:
+        """fc6 and fc7 (the layers ``head_init: data`` rescales)."""
+        return self.head[0], self.head[3]
 
-        x: [N, 3, H, W] normalised training crops.
-        """
-        was_training = self.training
-        self.eval()
-        f = self.encoder(x).flatten(1)  # [N, feature_dim]
-        for fc in (self.head[0], self.head[3]):
-            f = fc(f)  # [N, width]
-            mean, std = f.mean(0), f.std(0).clamp(min=1e-8)
-            fc.weight.div_(std.view(-1, 1))
-            fc.bias.sub_(mean).div_(std)
-            f = F.relu((f - mean) / std)
-        self.train(was_training)
+    def pool5(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N, 3, H, W] → the trunk's output, flattened [N, feature_dim]."""
+        return self.encoder(x).flatten(1)  # [N, 256·6·6] for CaffeNet at 227 px
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, 3, H, W] → fc8 scores [N, num_classes]."""
-        features = self.encoder(x)  # [N, 256, 6, 6] for CaffeNet at 227 px
-        return self.head(features.flatten(1))
+        return self.head(self.pool5(x))
 
 
 def feature_dim(encoder: nn.Module, image_size: int) -> int:
@@ -289,209 +291,86 @@ def masked_sigmoid_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> 
     return (loss * valid).sum() / logits.shape[0]
 
 
-def step_lr(base_lr: float, iteration: int, step: int, gamma: float) -> float:
-    """Caffe's "step" policy: ``base_lr · gamma^floor(iteration / step)``."""
-    return base_lr * gamma ** (iteration // step)
-
-
-def param_groups(model: FineTuneClassifier, bias_lr_mult: float, head_lr_mult: float) -> list[dict[str, Any]]:
-    """SGD groups with Caffe-style lr multipliers: weights 1 and biases ``bias_lr_mult``, times
-    ``head_lr_mult`` in the new fc layers."""
-    groups = []
-    for part, mult in ((model.encoder, 1.0), (model.head, head_lr_mult)):
-        named = list(part.named_parameters())
-        groups.append({"params": [p for n, p in named if not n.endswith("bias")], "lr_mult": mult})
-        groups.append({"params": [p for n, p in named if n.endswith("bias")], "lr_mult": mult * bias_lr_mult})
-    return groups
-
-
-def images_to(device: torch.device, x: torch.Tensor) -> torch.Tensor:
-    """A batch of images [N, 3, H, W] on ``device``; channels-last on CUDA (faster convolutions there)."""
-    x = x.to(device, non_blocking=True)
-    if device.type == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
-
-
-def fine_tune(
-    ctx: EvalContext,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    batches: Iterator[dict[str, torch.Tensor]],
-    iterations: int,
-    schedule: tuple[float, int, float],
-    clip: float,
-) -> list[float]:
-    """The fine-tuning loop: step lr, masked sigmoid cross-entropy, global-norm clipping, SGD.
-
-    Args:
-        ctx: evaluation context (device, progress, image counter).
-        model: classifier in training mode.
-        optimizer: SGD whose parameter groups carry an ``lr_mult``.
-        batches: endless ``{"image": [B, 3, S, S], "label": [B, 20]}`` batches.
-        iterations: number of SGD steps.
-        schedule: ``(base_lr, step, gamma)`` of :func:`step_lr`.
-        clip: bound on the global gradient L2 norm.
-
-    Returns:
-        The loss of every iteration.
-    """
-    base_lr, step, gamma = schedule
-    losses: list[float] = []
-    model.train()
-    with tqdm(desc="cls fine-tune", unit="img", disable=not ctx.progress) as bar:  # rate in img/s
-        for it in range(iterations):
-            batch = next(batches)
-            images, labels = batch["image"], batch["label"]  # [B, 3, S, S], [B, 20] in {1, -1, 0}
-            if it == 0:
-                bar.reset(total=iterations * images.shape[0])  # the batch size is known now
-            lr = step_lr(base_lr, it, step, gamma)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group["lr_mult"]
-            with autocast(ctx.device):
-                logits = model(images_to(ctx.device, images))  # [B, 20]
-            loss = masked_sigmoid_cross_entropy(logits.float(), labels.to(ctx.device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
-            losses.append(loss.item())
-            ctx.images_processed += images.shape[0]
-            bar.update(images.shape[0])
-            bar.set_postfix(it=f"{it + 1}/{iterations}", loss=f"{np.mean(losses[-10:]):.3f}", lr=f"{lr:.2g}")
-    return losses
-
-
 # ------------------------------------------------------------------------------------------------------
 # The evaluator.
 
 
-@register_evaluator("cls")
+@register_evaluator("cls", protocol=Protocol)
 def evaluate_classification(ctx: EvalContext) -> Metrics:
-    """Fine-tune the encoder for VOC multi-label classification; mAP on the test split (see module docstring).
-
-    Recipe keys (defaults = the protocol constants above): ``iterations``, ``batch_size``, ``lr``,
-    ``bias_lr_mult``, ``head_lr_mult``, ``momentum``, ``weight_decay``, ``lr_step``, ``lr_gamma``,
-    ``grad_clip``, ``min_scale``, ``max_scale``, ``crop_size``, ``resize``, ``test_crops``, ``fc_width``,
-    ``dropout``, ``head_init``, ``head_init_images``, ``train_split``, ``test_split``, ``workers``,
-    ``test_batch_size``.
-    """
-    o = ctx.option
-    iterations, batch_size = int(o("iterations", ITERATIONS)), int(o("batch_size", BATCH_SIZE))
-    crop, resize = int(o("crop_size", CROP_SIZE)), o("resize", None)
-    min_scale, max_scale = float(o("min_scale", MIN_SCALE)), float(o("max_scale", MAX_SCALE))
-    test_crops, workers = int(o("test_crops", TEST_CROPS)), int(o("workers", 2))
-    train_split, test_split = o("train_split", TRAIN_SPLIT), o("test_split", TEST_SPLIT)
-    if iterations < 1 or test_crops < 1 or not 0 < min_scale <= max_scale:
-        raise RecipeError("cls recipe: need iterations >= 1, test_crops >= 1 and 0 < min_scale <= max_scale")
-
+    """Fine-tune the encoder for VOC multi-label classification; mAP on the test split (module docstring)."""
+    p: Protocol = ctx.protocol
     train_voc, test_voc = (
-        VOCClassification(ctx.voc_root, train_split),
-        VOCClassification(ctx.voc_root, test_split),
+        VOCClassification(ctx.voc_root, p.train_split),
+        VOCClassification(ctx.voc_root, p.test_split),
     )
-    train_ids = [train_voc.image_id(i) for i in range(len(train_voc))]
-    test_ids = [test_voc.image_id(i) for i in range(len(test_voc))]
-    check_disjoint(train_ids, test_ids, f"cls: Main/{train_split} vs Main/{test_split}")
+    check_disjoint(
+        [train_voc.image_id(i) for i in range(len(train_voc))],
+        [test_voc.image_id(i) for i in range(len(test_voc))],
+        f"cls: Main/{p.train_split} vs Main/{p.test_split}",
+    )
 
     encoder = ctx.load_encoder()
-    model = FineTuneClassifier(
-        encoder,
-        feature_dim(encoder, crop),
-        len(VOC_CLASSES),
-        int(o("fc_width", FC_WIDTH)),
-        float(o("dropout", DROPOUT)),
-    ).to(ctx.device)
-    if ctx.device.type == "cuda":
+    dim = feature_dim(encoder, p.crop_size)
+    model = FineTuneClassifier(encoder, dim, len(VOC_CLASSES), p.fc_width, p.dropout).to(ctx.device)
+    perf = eval_performance(ctx.device, p.amp)
+    if perf.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    base_lr = float(o("lr", BASE_LR))
-    optimizer = torch.optim.SGD(
-        param_groups(model, float(o("bias_lr_mult", BIAS_LR_MULT)), float(o("head_lr_mult", HEAD_LR_MULT))),
-        lr=base_lr,
-        momentum=float(o("momentum", MOMENTUM)),
-        weight_decay=float(o("weight_decay", WEIGHT_DECAY)),
-    )
+    optimizer = sgd(model.encoder, [model.head], p)
 
-    train_set = AugmentedVOCClassification(train_voc, crop, min_scale, max_scale, resize, ctx.seed)
-    head_init = o("head_init", HEAD_INIT)
-    if head_init == "data":
-        count = min(int(o("head_init_images", HEAD_INIT_IMAGES)), len(train_set))
+    train_set = AugmentedVOCClassification(train_voc, p, ctx.seed)
+    if p.head_init == "data":
+        count = min(p.head_init_images, len(train_set))
         # Crops from an epoch no training or test batch uses: the training stream stays as it was.
         images = torch.stack([train_set[(_HEAD_INIT_EPOCH, i)]["image"] for i in range(count)])
-        model.data_dependent_init_(images.to(ctx.device))
-    elif head_init != "filler":
-        raise RecipeError(f"cls: head_init must be 'filler' or 'data', got {head_init!r}")
-    sampler = EpochSampler(len(train_set), batch_size, seed=ctx.seed)
-    loader = DataLoader(
-        train_set,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        pin_memory=ctx.device.type == "cuda",
-        persistent_workers=workers > 0,
-    )
-    schedule = (base_lr, int(o("lr_step", LR_STEP)), float(o("lr_gamma", LR_GAMMA)))
-    losses = fine_tune(
-        ctx,
-        model,
-        optimizer,
-        endless_batches(loader, sampler, start_step=0),
-        iterations,
-        schedule,
-        float(o("grad_clip", GRAD_CLIP_NORM)),
-    )
+        data_dependent_init_(model, model.new_hidden_layers, model.pool5, images.to(ctx.device))
+    sampler = EpochSampler(len(train_set), p.batch_size, seed=ctx.seed)
+    loader = make_loader(train_set, ctx, p.batch_size, p.workers, persistent=True, sampler=sampler)
+
+    def step(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        images, labels = batch["image"], batch["label"]  # [B, 3, S, S], [B, 20] in {1, -1, 0}
+        logits = model(images_to(images, ctx.device, perf))  # [B, 20]
+        return masked_sigmoid_cross_entropy(logits.float(), labels.to(ctx.device)), images.shape[0]
+
+    losses = finetune(ctx, model, optimizer, endless_batches(loader, sampler), step, p, perf, "cls fine-tune")
     del loader  # stops the persistent training workers before testing
 
-    scores = predict_crops(ctx, model, test_voc, crop, min_scale, max_scale, resize, test_crops, workers)
+    scores = predict_crops(ctx, model, test_voc, p)
     metrics = classification_metrics(ctx, scores, test_voc.labels, PRIMARY_AP)
-    metrics["train_loss"] = float(np.mean(losses[-max(1, iterations // 10) :]))
+    metrics["train_loss"] = float(np.mean(losses[-max(1, p.iterations // 10) :]))
     ctx.extra |= {
-        "train_split": train_split,
-        "test_split": test_split,
+        "train_split": p.train_split,
+        "test_split": p.test_split,
         "num_train_images": len(train_voc),
         "num_test_images": len(test_voc),
-        "iterations": iterations,
-        "test_crops": test_crops,
-        "crop_size": crop,
+        "iterations": p.iterations,
+        "test_crops": p.test_crops,
+        "crop_size": p.crop_size,
         "train_loss_definition": "mean training loss over the last 10% of iterations",
     }
     return metrics
 
 
 @torch.no_grad()
-def predict_crops(
-    ctx: EvalContext,
-    model: nn.Module,
-    voc: VOCClassification,
-    crop: int,
-    min_scale: float,
-    max_scale: float,
-    resize: int | None,
-    crops: int,
-    workers: int,
-) -> np.ndarray:
-    """fc8 scores summed over ``crops`` augmented crops per image (voc-classification's test rule).
+def predict_crops(ctx: EvalContext, model: nn.Module, voc: VOCClassification, p: Protocol) -> np.ndarray:
+    """fc8 scores summed over ``test_crops`` augmented crops per image (voc-classification's test rule).
 
     Returns:
         (N, 20) float64 scores in the order of ``voc``.
     """
     model.eval()
-    dataset = AugmentedVOCClassification(voc, crop, min_scale, max_scale, resize, ctx.seed)
+    perf = eval_performance(ctx.device, p.amp)
     n = len(voc)
-    keys = [(_TEST_EPOCH_OFFSET + c, i) for c in range(crops) for i in range(n)]
-    loader = DataLoader(
-        dataset,
-        batch_size=int(ctx.option("test_batch_size", 64)),
-        sampler=keys,
-        num_workers=workers,
-        pin_memory=ctx.device.type == "cuda",
-    )
+    keys = [(_TEST_EPOCH_OFFSET + c, i) for c in range(p.test_crops) for i in range(n)]
+    dataset = AugmentedVOCClassification(voc, p, ctx.seed)
+    loader = make_loader(dataset, ctx, p.test_batch_size, p.workers, sampler=keys)
     scores = np.zeros((n, len(VOC_CLASSES)), dtype=np.float64)
     done = 0
-    with tqdm(total=len(keys), desc=f"cls test ({crops} crops)", unit="img", disable=not ctx.progress) as bar:
+    desc = f"cls test ({p.test_crops} crops)"
+    with tqdm(total=len(keys), desc=desc, unit="img", disable=not ctx.progress) as bar:
         for batch in loader:
             images = batch["image"]  # [B, 3, crop, crop]
-            with autocast(ctx.device):
-                logits = model(images_to(ctx.device, images)).float()  # [B, 20]
+            with perf.autocast(ctx.device):
+                logits = model(images_to(images, ctx.device, perf)).float()  # [B, 20]
             index = np.arange(done, done + images.shape[0]) % n
             np.add.at(scores, index, logits.cpu().numpy())  # an index repeats when a batch spans two crops
             done += images.shape[0]

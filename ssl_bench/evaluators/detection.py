@@ -56,17 +56,17 @@ NOTE (deviations, each switchable in the recipe where it is a number):
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
@@ -74,30 +74,59 @@ from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import MultiScaleRoIAlign, RoIPool
 from tqdm import tqdm
 
+from ssl_bench.data.batches import endless_batches
 from ssl_bench.data.transforms import MEAN, STD, to_tensor
 from ssl_bench.data.voc import VOC_CLASSES, VOCDetection, load_detection_ground_truth, load_image
 from ssl_bench.errors import DataError, RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
+from ssl_bench.evaluators.engine import FinetuneProtocol, eval_performance, finetune, make_loader, sgd
+from ssl_bench.evaluators.examples import boxes_image, save_grid
 from ssl_bench.metrics import coco_style_detection_ap, mean_ap, voc_detection_ap
 
-# --- Protocol constants (defaults of the paper recipe; every one can be set in eval/<profile>/det.yaml) ---
 NUM_CLASSES = len(VOC_CLASSES) + 1  # 20 VOC classes + background (torchvision label 0)
-TRAIN_SPLIT, TEST_SPLIT = "trainval", "test"  # PAPER.md §3: VOC2007 trainval → test
 FEATURE_TAP = "conv5"  # py-faster-rcnn CaffeNet: RoI pooling replaces pool5
 FEATURE_STRIDE = 16  # conv1 (4) · pool1 (2) · pool2 (2)
 ROI_SIZE = 6  # Fast R-CNN: RoI max pooling to pool5's 6×6
-HEAD_WIDTH = 4096  # fc6 / fc7 of CaffeNet
-HEAD_DROPOUT = 0.5
-ITERATIONS, LR, LR_STEP, LR_GAMMA = 50_000, 1e-3, 40_000, 0.1  # NOTE: unverified (py-faster-rcnn defaults)
-MOMENTUM, WEIGHT_DECAY, BIAS_LR_FACTOR = 0.9, 5e-4, 2.0
-BATCH_SIZE = 2  # images per iteration (py-faster-rcnn TRAIN.IMS_PER_BATCH)
-MIN_SIZE, MAX_SIZE = 600, 1000  # py-faster-rcnn TRAIN/TEST.SCALES, MAX_SIZE
-ROIS_PER_IMAGE, FG_FRACTION = 64, 0.25  # py-faster-rcnn TRAIN.BATCH_SIZE 128 per 2 images, FG_FRACTION
-ANCHOR_SIZES, ANCHOR_RATIOS = (128, 256, 512), (0.5, 1.0, 2.0)  # Faster R-CNN: scales 8,16,32 × stride 16
-RPN_PRE_NMS_TRAIN, RPN_POST_NMS_TRAIN = 12_000, 2_000  # py-faster-rcnn TRAIN.RPN_*_NMS_TOP_N
-RPN_PRE_NMS_TEST, RPN_POST_NMS_TEST = 6_000, 300  # py-faster-rcnn TEST.RPN_*_NMS_TOP_N
-TEST_SCORE_THRESH, TEST_NMS, DETECTIONS_PER_IMAGE = 0.05, 0.3, 100  # py-faster-rcnn test_net
 AP_VARIANT = "voc07_11point"  # the paper's number (PAPER.md §5); "area" (VOC2010+) is reported beside it
+
+
+@dataclass(frozen=True)
+class Protocol(FinetuneProtocol):
+    """``det`` recipe keys; the defaults are py-faster-rcnn's CaffeNet settings (module docstring)."""
+
+    RENAMED: ClassVar[dict[str, str]] = {**FinetuneProtocol.RENAMED, "head_width": "fc_width",
+                                         "head_dropout": "dropout", "flip": "hflip"}  # fmt: skip
+    iterations: int = 50_000  # NOTE: unverified (py-faster-rcnn defaults): 40k at lr, then 10k at lr × 0.1
+    batch_size: int = 2  # images per iteration (py-faster-rcnn TRAIN.IMS_PER_BATCH)
+    lr: float = 1e-3
+    lr_steps: tuple[int, ...] = (40_000,)
+    lr_gamma: float = 0.1
+    weight_decay: float = 5e-4
+    bias_lr_mult: float = 2.0  # Caffe: lr_mult 2, decay_mult 0 on biases
+    bias_decay_mult: float = 0.0
+    train_split: str = "trainval"  # PAPER.md §3: VOC2007 trainval → test
+    test_split: str = "test"
+    proposals: str | None = None  # a proposals file (Fast R-CNN); null: an RPN (Faster R-CNN, NOTE)
+    min_size: int = 600  # py-faster-rcnn TRAIN/TEST.SCALES
+    max_size: int = 1000  # py-faster-rcnn MAX_SIZE
+    hflip: bool = True  # py-faster-rcnn TRAIN.USE_FLIPPED
+    fc_width: int = 4096  # fc6 / fc7 of CaffeNet
+    dropout: float = 0.5
+    roi_pool: Literal["max", "align"] = "max"  # Fast R-CNN RoI max pooling (or torchvision's RoIAlign)
+    rois_per_image: int = 64  # py-faster-rcnn TRAIN.BATCH_SIZE 128 per 2 images
+    fg_fraction: float = 0.25  # py-faster-rcnn FG_FRACTION
+    anchor_sizes: tuple[int, ...] = (128, 256, 512)  # Faster R-CNN: scales 8, 16, 32 × stride 16
+    anchor_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
+    rpn_pre_nms_train: int = 12_000  # py-faster-rcnn TRAIN.RPN_PRE_NMS_TOP_N
+    rpn_post_nms_train: int = 2_000
+    rpn_pre_nms_test: int = 6_000  # py-faster-rcnn TEST.RPN_PRE_NMS_TOP_N
+    rpn_post_nms_test: int = 300
+    test_score_thresh: float = 0.05  # py-faster-rcnn test_net thresh
+    test_nms: float = 0.3  # TEST.NMS
+    detections_per_image: int = 100  # max_per_image
+    test_batch_size: int = 4
+    figure_images: int = 4
+
 
 # VOC 1-based inclusive → torchvision 0-based continuous: only the top-left corner moves by one pixel.
 _VOC_TO_TORCHVISION = (-1.0, -1.0, 0.0, 0.0)
@@ -190,10 +219,9 @@ def _conv5_centre(encoder: nn.Module) -> float:
     return 17.5 - conv1.padding[0]
 
 
-def build_detector(encoder: nn.Module, ctx: EvalContext) -> nn.Module:
+def build_detector(encoder: nn.Module, p: Protocol) -> nn.Module:
     """torchvision ``FasterRCNN`` on the encoder's conv5 with RoI max pooling and an fc6/fc7 head."""
-    width = int(ctx.option("head_width", HEAD_WIDTH))
-    dropout = float(ctx.option("head_dropout", HEAD_DROPOUT))
+    width, dropout = p.fc_width, p.dropout
     box_head = nn.Sequential(  # fc6 / fc7 as in CaffeNet
         nn.Flatten(),
         nn.Linear(encoder.out_channels * ROI_SIZE * ROI_SIZE, width),
@@ -208,39 +236,31 @@ def build_detector(encoder: nn.Module, ctx: EvalContext) -> nn.Module:
     nn.init.normal_(predictor.bbox_pred.weight, std=0.001)
     nn.init.zeros_(predictor.cls_score.bias)
     nn.init.zeros_(predictor.bbox_pred.bias)
-    anchors = ConvGridAnchorGenerator(
-        ctx.option("anchor_sizes", ANCHOR_SIZES),
-        ctx.option("anchor_ratios", ANCHOR_RATIOS),
-        FEATURE_STRIDE,
-        _conv5_centre(encoder),
-    )
+    anchors = ConvGridAnchorGenerator(p.anchor_sizes, p.anchor_ratios, FEATURE_STRIDE, _conv5_centre(encoder))
     model = FasterRCNN(
         Conv5Backbone(encoder),
-        min_size=int(ctx.option("min_size", MIN_SIZE)),
-        max_size=int(ctx.option("max_size", MAX_SIZE)),
+        min_size=p.min_size,
+        max_size=p.max_size,
         image_mean=list(MEAN),  # the suite's one normalisation (data/transforms.py)
         image_std=list(STD),
         size_divisible=FEATURE_STRIDE,  # batch padding; torchvision's 32 would only add pixels
         rpn_anchor_generator=anchors,
-        rpn_pre_nms_top_n_train=int(ctx.option("rpn_pre_nms_train", RPN_PRE_NMS_TRAIN)),
-        rpn_post_nms_top_n_train=int(ctx.option("rpn_post_nms_train", RPN_POST_NMS_TRAIN)),
-        rpn_pre_nms_top_n_test=int(ctx.option("rpn_pre_nms_test", RPN_PRE_NMS_TEST)),
-        rpn_post_nms_top_n_test=int(ctx.option("rpn_post_nms_test", RPN_POST_NMS_TEST)),
+        rpn_pre_nms_top_n_train=p.rpn_pre_nms_train,
+        rpn_post_nms_top_n_train=p.rpn_post_nms_train,
+        rpn_pre_nms_top_n_test=p.rpn_pre_nms_test,
+        rpn_post_nms_top_n_test=p.rpn_post_nms_test,
         # torchvision checks the type; RoI max pooling replaces it below.
         box_roi_pool=MultiScaleRoIAlign(["0"], ROI_SIZE, sampling_ratio=2),
         box_head=box_head,
         box_predictor=predictor,
-        box_score_thresh=float(ctx.option("test_score_thresh", TEST_SCORE_THRESH)),
-        box_nms_thresh=float(ctx.option("test_nms", TEST_NMS)),
-        box_detections_per_img=int(ctx.option("detections_per_image", DETECTIONS_PER_IMAGE)),
-        box_batch_size_per_image=int(ctx.option("rois_per_image", ROIS_PER_IMAGE)),
-        box_positive_fraction=float(ctx.option("fg_fraction", FG_FRACTION)),
+        box_score_thresh=p.test_score_thresh,
+        box_nms_thresh=p.test_nms,
+        box_detections_per_img=p.detections_per_image,
+        box_batch_size_per_image=p.rois_per_image,
+        box_positive_fraction=p.fg_fraction,
     )
-    roi_pool = ctx.option("roi_pool", "max")
-    if roi_pool == "max":
+    if p.roi_pool == "max":
         model.roi_heads.box_roi_pool = RoIMaxPool(ROI_SIZE, 1.0 / FEATURE_STRIDE)
-    elif roi_pool != "align":
-        raise RecipeError(f"roi_pool must be 'max' (Fast R-CNN RoIPool) or 'align', got {roi_pool!r}")
     return model
 
 
@@ -318,18 +338,6 @@ def _collate(batch: list) -> tuple:
     return tuple(zip(*batch, strict=True))
 
 
-def _forever(loader: DataLoader) -> Iterator:
-    while True:
-        yield from loader
-
-
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; a no-op elsewhere (CPU runs in fp32)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 # --- Training and detection ---
 
 
@@ -359,61 +367,19 @@ def detector_forward(
     return model.transform.postprocess(detections, batch.image_sizes, original_sizes)
 
 
-def step_lr(base_lr: float, iteration: int, step: int, gamma: float) -> float:
-    """Caffe's ``step`` policy with one step: ``base_lr`` until ``step``, then ``base_lr · gamma``."""
-    return base_lr * (gamma if iteration >= step else 1.0)
-
-
 def _to_device(targets: Sequence[dict[str, Any]], device: torch.device) -> list[dict[str, Any]]:
     return [{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in t.items()} for t in targets]
 
 
-def train_detector(model: nn.Module, loader: DataLoader, ctx: EvalContext, use_proposals: bool) -> float:
-    """Fine-tune the whole detector with SGD for ``iterations`` batches; returns the last loss."""
-    iterations = int(ctx.option("iterations", ITERATIONS))
-    base_lr = float(ctx.option("lr", LR))
-    step, gamma = int(ctx.option("lr_step", LR_STEP)), float(ctx.option("lr_gamma", LR_GAMMA))
-    weight_decay = float(ctx.option("weight_decay", WEIGHT_DECAY))
-    bias_factor = float(ctx.option("bias_lr_factor", BIAS_LR_FACTOR))
-    weights = [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith("bias")]
-    biases = [p for n, p in model.named_parameters() if p.requires_grad and n.endswith("bias")]
-    optimizer = torch.optim.SGD(
-        [
-            {"params": weights, "weight_decay": weight_decay, "lr_factor": 1.0},
-            {"params": biases, "weight_decay": 0.0, "lr_factor": bias_factor},
-        ],  # Caffe: lr_mult 2, decay_mult 0
-        lr=base_lr,
-        momentum=float(ctx.option("momentum", MOMENTUM)),
-    )
-    model.train()
-    loss_value = float("nan")
-    bar = tqdm(total=iterations * loader.batch_size, desc="det train", unit="img", disable=not ctx.progress)
-    batches = _forever(loader)
-    for iteration in range(iterations):
-        images, targets = next(batches)
-        lr = step_lr(base_lr, iteration, step, gamma)
-        for group in optimizer.param_groups:
-            group["lr"] = lr * group["lr_factor"]
-        images = [im.to(ctx.device, non_blocking=True) for im in images]
-        targets = _to_device(targets, ctx.device)
-        proposals = [t["proposals"] for t in targets] if use_proposals else None
-        with _autocast(ctx.device):
-            losses = detector_forward(model, images, targets, proposals)
-        loss = sum(losses.values())
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"detection loss is {loss.item()} at iteration {iteration}; lower the lr"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        ctx.images_processed += len(images)
-        loss_value = loss.item()
-        bar.update(len(images))
-        if iteration % 10 == 0:
-            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}")
-    bar.close()
-    return loss_value
+def training_step(
+    model: nn.Module, batch: tuple[Sequence, Sequence], device: torch.device, use_proposals: bool
+) -> tuple[torch.Tensor, int]:
+    """The summed detector losses of one training batch (images, targets) and its number of images."""
+    images = [im.to(device, non_blocking=True) for im in batch[0]]
+    targets = _to_device(batch[1], device)
+    proposals = [t["proposals"] for t in targets] if use_proposals else None
+    losses = detector_forward(model, images, targets, proposals)
+    return sum(losses.values()), len(images)
 
 
 def detections_to_voc(
@@ -435,14 +401,15 @@ def detections_to_voc(
 
 
 @torch.no_grad()
-def detect(model: nn.Module, loader: DataLoader, ctx: EvalContext, use_proposals: bool) -> dict[str, dict]:
+def detect(model: nn.Module, loader: Iterable, ctx: EvalContext, use_proposals: bool) -> dict[str, dict]:
     """Detections on every image of ``loader``, in VOC coordinates (see :func:`detections_to_voc`)."""
+    perf = eval_performance(ctx.device, ctx.protocol.amp)
     model.eval()
     detections: dict[str, dict] = {}
     for images, targets in tqdm(loader, desc="det test", unit="batch", disable=not ctx.progress):
         images = [im.to(ctx.device, non_blocking=True) for im in images]
         proposals = [t["proposals"].to(ctx.device) for t in targets] if use_proposals else None
-        with _autocast(ctx.device):
+        with perf.autocast(ctx.device):
             outputs = detector_forward(model, images, None, proposals)
         detections |= detections_to_voc(outputs, [t["image_id"] for t in targets])
         ctx.images_processed += len(images)
@@ -461,88 +428,41 @@ def detection_metrics(ground_truth: Mapping[str, Mapping], detections: Mapping[s
     return metrics
 
 
-def save_detection_figure(
-    root: Path,
-    image_ids: Sequence[str],
-    ground_truth: Mapping[str, Mapping],
-    detections: Mapping[str, Mapping],
-    path: Path,
-    max_boxes: int = 3,
-) -> Path:
-    """A row of test images: ground truth in green, the ``max_boxes`` best detections in red, with scores.
-
-    The best detections are drawn whatever their score, so that a weak detector's guesses are visible too.
-    """
-    tiles = []
-    for image_id in image_ids:
-        image = load_image(root / "JPEGImages" / f"{image_id}.jpg").copy()
-        draw = ImageDraw.Draw(image)
-        # PIL rectangles take inclusive 0-based pixel corners: VOC 1-based minus one.
-        for box in ground_truth[image_id]["boxes"]:
-            draw.rectangle([float(v) - 1 for v in box], outline=(0, 255, 0), width=2)
-        det = detections.get(image_id, {"boxes": [], "labels": [], "scores": []})
-        order = np.argsort(-np.asarray(det["scores"]))[:max_boxes]
-        for i in order:
-            x1, y1, x2, y2 = (float(v) - 1 for v in det["boxes"][i])
-            draw.rectangle([x1, y1, x2, y2], outline=(255, 0, 0), width=2)
-            draw.text(
-                (x1 + 2, y1 + 1), f"{VOC_CLASSES[det['labels'][i]]} {det['scores'][i]:.2f}", fill=(255, 0, 0)
-            )
-        tiles.append(image)
-    canvas = Image.new(
-        "RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), max(t.height for t in tiles))
-    )
-    x = 0
-    for tile in tiles:
-        canvas.paste(tile, (x, 0))
-        x += tile.width + 4
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
-
-
 # --- The evaluator ---
 
 
-@register_evaluator("det")
+@register_evaluator("det", protocol=Protocol)
 def evaluate_detection(ctx: EvalContext) -> Metrics:
     """Fine-tune a Fast/Faster R-CNN on VOC ``trainval`` and report VOC07 11-point mAP on ``test``."""
+    p: Protocol = ctx.protocol
     root = Path(ctx.voc_root)
-    train_split, test_split = ctx.option("train_split", TRAIN_SPLIT), ctx.option("test_split", TEST_SPLIT)
-    proposals_path = ctx.option("proposals")
-    proposals = load_proposals(proposals_path) if proposals_path else None
-    train_set = VOCDetection(root, train_split, DetectionSample(bool(ctx.option("flip", True)), proposals))
-    test_set = VOCDetection(root, test_split, DetectionSample(False, proposals))
+    proposals = load_proposals(p.proposals) if p.proposals else None
+    train_set = VOCDetection(root, p.train_split, DetectionSample(p.hflip, proposals))
+    test_set = VOCDetection(root, p.test_split, DetectionSample(False, proposals))
     train_ids = [train_set.image_id(i) for i in range(len(train_set))]
     test_ids = [test_set.image_id(i) for i in range(len(test_set))]
-    check_disjoint(train_ids, test_ids, f"detection {train_split} → {test_split}")
+    check_disjoint(train_ids, test_ids, f"detection {p.train_split} → {p.test_split}")
     if proposals is not None:
         lacking = [i for i in train_ids + test_ids if i not in proposals]
         if lacking:
-            raise DataError(
-                f"proposals file {proposals_path} lacks {len(lacking)} image(s), e.g. {lacking[:5]}"
-            )
+            raise DataError(f"proposals file {p.proposals} lacks {len(lacking)} image(s), e.g. {lacking[:5]}")
 
-    model = build_detector(ctx.load_encoder(), ctx).to(ctx.device)
-    if ctx.device.type == "cuda":
+    model = build_detector(ctx.load_encoder(), p).to(ctx.device)
+    perf = eval_performance(ctx.device, p.amp)
+    if perf.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    workers = int(ctx.option("workers", 2))
-    common = {"num_workers": workers, "collate_fn": _collate, "pin_memory": ctx.device.type == "cuda",
-              "persistent_workers": workers > 0}  # fmt: skip
-    train_loader = DataLoader(
-        train_set,
-        batch_size=int(ctx.option("batch_size", BATCH_SIZE)),
-        shuffle=True,
-        drop_last=True,
-        generator=torch.Generator().manual_seed(ctx.seed),
-        **common,
-    )
-    test_loader = DataLoader(test_set, batch_size=int(ctx.option("test_batch_size", 4)), **common)
+    shuffled = {"shuffle": True, "drop_last": True, "generator": torch.Generator().manual_seed(ctx.seed)}
+    train_loader = make_loader(train_set, ctx, p.batch_size, p.workers, persistent=True, collate_fn=_collate,
+                               **shuffled)  # fmt: skip
+    test_loader = make_loader(test_set, ctx, p.test_batch_size, p.workers, persistent=True,
+                              collate_fn=_collate)  # fmt: skip
     use_proposals = proposals is not None
 
-    final_loss = train_detector(model, train_loader, ctx, use_proposals)
+    step = functools.partial(training_step, model, device=ctx.device, use_proposals=use_proposals)
+    optimizer = sgd(model.backbone, (model.rpn, model.roi_heads), p)
+    losses = finetune(ctx, model, optimizer, endless_batches(train_loader), step, p, perf, "det train")
     detections = detect(model, test_loader, ctx, use_proposals)
-    ground_truth = load_detection_ground_truth(root, test_split)  # every test image, difficult flags kept
+    ground_truth = load_detection_ground_truth(root, p.test_split)  # every test image, difficult flags kept
     metrics = detection_metrics(ground_truth, detections)
     ctx.extra["primary_metric"] = "map_voc07_11point"
     try:
@@ -552,13 +472,10 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
         ctx.extra["coco_ap_note"] = "coco_ap, coco_ap50 skipped: pycocotools is not installed"
 
     no_positives = [c for c in VOC_CLASSES if f"ap_{c}" not in metrics]
-    figure = save_detection_figure(
-        root,
-        test_ids[: int(ctx.option("figure_images", 4))],
-        ground_truth,
-        detections,
-        Path(ctx.work_dir) / "det_examples.png",
-    )
+    empty = {"boxes": [], "labels": [], "scores": []}
+    tiles = [boxes_image(load_image(root / "JPEGImages" / f"{i}.jpg"), ground_truth[i]["boxes"],
+                         detections.get(i, empty)) for i in test_ids[: p.figure_images]]  # fmt: skip
+    figure = save_grid([tiles], ctx.work_dir / "det_examples.png")
     ctx.extra |= {
         "ap_variants": {
             "map_voc07_11point": "VOC2007 devkit 11-point AP, IoU > 0.5, mean over classes (the paper's)",
@@ -567,14 +484,14 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
             "coco_ap": "COCO protocol (pycocotools) AP@[.5:.95], difficult as crowd; not VOC",
             "coco_ap50": "COCO protocol (pycocotools) AP@.5; not the VOC number",
         },
-        "proposals": str(proposals_path) if use_proposals else "RPN (Faster R-CNN, trained jointly)",
-        "feature_layer": f"{FEATURE_TAP} (stride {FEATURE_STRIDE}), RoI {ctx.option('roi_pool', 'max')} pool "
-                         f"{ROI_SIZE}x{ROI_SIZE}",
-        "head_width": int(ctx.option("head_width", HEAD_WIDTH)),
-        "train_split": train_split, "test_split": test_split,
+        "proposals": str(p.proposals) if use_proposals else "RPN (Faster R-CNN, trained jointly)",
+        "feature_layer": f"{FEATURE_TAP} (stride {FEATURE_STRIDE}), "
+                         f"RoI {p.roi_pool} pool {ROI_SIZE}x{ROI_SIZE}",
+        "head_width": p.fc_width,
+        "train_split": p.train_split, "test_split": p.test_split,
         "num_train_images": len(train_ids), "num_test_images": len(test_ids),
         "num_detections": int(sum(len(d["scores"]) for d in detections.values())),
-        "iterations": int(ctx.option("iterations", ITERATIONS)), "final_train_loss": final_loss,
+        "iterations": p.iterations, "final_train_loss": losses[-1],
         "classes_without_test_positives": no_positives,
         "box_convention": "VOC 1-based inclusive for ground truth and detections",
         "figure": str(figure),

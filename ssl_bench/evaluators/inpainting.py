@@ -5,7 +5,7 @@ Protocol (Pathak et al. 2016, Table 1: Paris StreetView, centre hole; "mean L1 l
 - Held-out images: VOC ``Main/test``, centre crops at the pretraining run's image size (the recipe's
   ``image_size`` when there is no run), cut as for the pretraining sample grids: shorter side resized
   to the crop, then the centre. On SynthVOC the pretraining pool shares no image with ``Main/test``.
-- Hole: the centre mask (``methods/masks.py::center_mask``), one central square of 1/4 of the image
+- Hole: the centre mask (``data/masks.py::center_mask``), one central square of 1/4 of the image
   (114×114 px at 227 px), filled with the model's own fill value before the model sees the image.
 - The model: the whole pretraining run (``checkpoint.pt`` next to ``encoder.pt``) rebuilt from its
   ``config.yaml``, ``method.inpaint(image, mask)``; its prediction replaces the hole only.
@@ -16,7 +16,7 @@ Protocol (Pathak et al. 2016, Table 1: Paris StreetView, centre hole; "mean L1 l
   context downsampled to 16×16 pixels, Euclidean search (``pixels``).
 - Mean-fill baseline: the hole filled with the database's mean pixel (what a model must beat at least).
 
-Metrics (percentages and dB over the HOLE pixels only, on images in [0, 1]):
+Metrics (percentages and dB over the HOLE pixels only, on images in [0, 1]; ``ssl_bench.metrics.inpainting``):
 
 - ``l1_pct`` = 100 · mean |prediction − original| over hole pixels and the 3 channels, averaged over
   images;
@@ -51,98 +51,63 @@ run folder, or ``--weights random`` reports the baselines only (``ctx.extra["mod
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import faiss
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
-from torchvision.utils import make_grid
+from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
-from ssl_bench.atomic import atomic_open
 from ssl_bench.data.folder import ImageFolderIndex
+from ssl_bench.data.masks import center_mask, fill_holes
 from ssl_bench.data.pretrain import PretrainDataset, collate
 from ssl_bench.data.transforms import denormalize, normalize_uint8
 from ssl_bench.data.voc import read_image_set
-from ssl_bench.encoders import load_state_dict_strict
-from ssl_bench.errors import CheckpointError, DataError, RecipeError
-from ssl_bench.evaluators.base import (
-    EvalContext,
-    Metrics,
-    assert_unchanged,
-    check_disjoint,
-    freeze,
-    frozen_state,
-    register_evaluator,
-)
-from ssl_bench.methods import PretrainMethod, method_class
-from ssl_bench.methods.masks import center_mask, fill_holes
+from ssl_bench.errors import CheckpointError, DataError
+from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
+from ssl_bench.evaluators.engine import eval_performance, images_to, make_loader
+from ssl_bench.evaluators.examples import save_grid, to_image
+from ssl_bench.evaluators.features import freeze, frozen, tap_features
+from ssl_bench.methods import PretrainMethod
+from ssl_bench.metrics.inpainting import hole_errors, summarize_hole_errors
+from ssl_bench.training.run_folder import RunFolder
 
 # PAPER.md §1.2 / Table 1: one central square covering 1/4 of the image (64×64 of 128×128 in the paper).
 HOLE_AREA = 0.25
 TEST_SPLIT = "test"  # PAPER.md Table 1: held-out images
 DATABASE_SPLIT = "trainval"  # NOTE: the paper's NN database is not described (unverified)
-NN_DATABASES = ("trainval", "pool")
-NN_FEATURES = ("auto", "pool5", "pixels")
 # NOTE: HOG is not available (no scikit-image); the context downsampled to 16×16 (768 values) stands in.
 PIXEL_FEATURE_SIDE = 16
-# An exact reconstruction has MSE 0 and infinite PSNR; the floor caps one image's PSNR at 100 dB.
-MSE_FLOOR = 1e-10
 FIGURE_IMAGES = 6
 NO_MODEL = "none (no decoder)"
 
 
+@dataclass(frozen=True)
+class Protocol:
+    """``inpaint`` recipe keys (module docstring)."""
+
+    image_size: int = 227  # used only when the weights have no run folder (a run fixes its own size)
+    nn_database: Literal["trainval", "pool"] = "trainval"  # Main trainval, or the SynthVOC pretraining pool
+    nn_database_max: int | None = None  # evenly spaced database images at most (null: all)
+    nn_feature: Literal["auto", "pool5", "pixels"] = "auto"  # auto: pool5 with a decoder, else pixels
+    max_test_images: int | None = None  # evenly spaced Main test images at most (null: all)
+    batch_size: int = 32
+    workers: int = 2
+
+
 # --------------------------------------------------------------------------------------------------
-# Metrics: pure functions on [0, 1] images.
+# Nearest-neighbour inpainting.
 
 
 def to_8bit(x: torch.Tensor) -> torch.Tensor:
     """Normalised images → [0, 1] rounded to 8-bit levels (k / 255), float64 for exact sums."""
     return denormalize(x.float()).double().mul(255.0).round().div(255.0)
-
-
-def hole_errors(
-    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image mean absolute and mean squared error over the hole pixels (all channels).
-
-    Args:
-        pred, target: [N, 3, H, W] in [0, 1].
-        mask: bool [N, 1, H, W], True on the hole (every image needs at least one hole pixel).
-
-    Returns:
-        (l1 [N], mse [N]) in float64, in [0, 1] units.
-    """
-    weight = mask.expand_as(pred).double()  # [N, 3, H, W]
-    count = weight.flatten(1).sum(1)  # [N]
-    if bool((count == 0).any()):
-        raise ValueError("every image needs a non-empty hole")
-    diff = (pred.double() - target.double()) * weight  # [N, 3, H, W], 0 outside the hole
-    return diff.abs().flatten(1).sum(1) / count, diff.pow(2).flatten(1).sum(1) / count
-
-
-def psnr(mse: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB for peak value 1: 10·log10(1 / MSE), MSE floored at ``MSE_FLOOR`` (100 dB)."""
-    return 10.0 * torch.log10(1.0 / mse.double().clamp_min(MSE_FLOOR))
-
-
-def summarize_errors(l1: torch.Tensor, mse: torch.Tensor, prefix: str = "") -> Metrics:
-    """Per-image errors → ``{prefix}l1_pct``, ``{prefix}l2_pct`` (means ×100), ``{prefix}psnr_db``."""
-    return {
-        f"{prefix}l1_pct": 100.0 * float(l1.mean()),
-        f"{prefix}l2_pct": 100.0 * float(mse.mean()),
-        f"{prefix}psnr_db": float(psnr(mse).mean()),
-    }
-
-
-# --------------------------------------------------------------------------------------------------
-# Nearest-neighbour inpainting.
 
 
 def context_features(
@@ -162,8 +127,7 @@ def context_features(
     visible = fill_holes(images, masks, fill)  # [N, 3, H, W]
     if encoder is None:
         return F.adaptive_avg_pool2d(visible.float(), PIXEL_FEATURE_SIDE).flatten(1)  # [N, 3·16·16]
-    z = encoder(visible)  # [N, 256, s, s]
-    return F.normalize(z.flatten(1).float(), dim=1)  # [N, 256·s·s]
+    return F.normalize(tap_features(encoder, visible, "pool5", None), dim=1)  # [N, 256·s·s]
 
 
 def hole_box(mask: torch.Tensor) -> tuple[int, int, int, int]:
@@ -249,18 +213,12 @@ def load_inpainting_model(ctx: EvalContext) -> tuple[PretrainMethod | None, dict
         (method or None, the run's config or None when there is no run folder). The method is None for
         ``random``, a bare ``encoder.pt`` and methods that do not override ``inpaint`` (no decoder).
     """
-    from ssl_bench.training.checkpoint import load_checkpoint
-    from ssl_bench.training.pretrain import build_method
-
-    run = ctx.pretrain_dir
+    run = RunFolder.of_weights(ctx.weights)
     if run is None:
         return None, None
-    config = yaml.safe_load((run / "config.yaml").read_text())
-    if method_class(config["method"]).inpaint is PretrainMethod.inpaint:
-        return None, config
-    state = load_checkpoint(run / "checkpoint.pt")  # torch.load(weights_only=True), format checked
-    method = build_method(config, None)
-    load_state_dict_strict(method, state["model"], str(run / "checkpoint.pt"))
+    if not run.has_decoder:
+        return None, run.config
+    method = run.load_method()  # checkpoint.pt, weights_only, loaded strictly
     # The record names encoder.pt: make sure the checkpoint's encoder is that one.
     try:
         encoder_state = torch.load(ctx.weights, map_location="cpu", weights_only=True)
@@ -268,8 +226,8 @@ def load_inpainting_model(ctx: EvalContext) -> tuple[PretrainMethod | None, dict
         raise CheckpointError(f"cannot read encoder weights {ctx.weights}: {e}") from None
     own = method.encoder.state_dict()
     if set(own) != set(encoder_state) or any(not torch.equal(own[k], encoder_state[k]) for k in own):
-        raise CheckpointError(f"{ctx.weights} differs from the encoder in {run / 'checkpoint.pt'}")
-    return freeze(method), config
+        raise CheckpointError(f"{ctx.weights} differs from the encoder in {run.checkpoint_path}")
+    return freeze(method), run.config
 
 
 # --------------------------------------------------------------------------------------------------
@@ -301,10 +259,8 @@ def _voc_images(voc_root: Path, ids: list[str], image_size: int) -> Dataset:
 
 def _database(ctx: EvalContext, test_ids: list[str], image_size: int) -> tuple[Dataset, str]:
     """The NN database images and a description; refuses any overlap with the test images."""
-    which, cap = ctx.option("nn_database", "trainval"), ctx.option("nn_database_max")
-    if which not in NN_DATABASES:
-        raise RecipeError(f"nn_database must be one of {', '.join(NN_DATABASES)}, got {which!r}")
-    if which == "trainval":
+    cap = ctx.protocol.nn_database_max
+    if ctx.protocol.nn_database == "trainval":
         ids = read_image_set(ctx.voc_root, DATABASE_SPLIT, "Main")
         ids = [ids[i] for i in _evenly_spaced(len(ids), cap)]
         check_disjoint(ids, test_ids, "inpainting NN database (Main trainval) vs Main test")
@@ -323,34 +279,16 @@ def _database(ctx: EvalContext, test_ids: list[str], image_size: int) -> tuple[D
 
 def _batches(dataset: Dataset, ctx: EvalContext, desc: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(images [B,3,S,S] normalised, masks [B,1,S,S] bool) on ``ctx.device``, with a progress bar."""
-    cuda = ctx.device.type == "cuda"
-    loader = DataLoader(dataset, batch_size=ctx.option("batch_size", 32), shuffle=False,
-                        num_workers=ctx.option("workers", 2), collate_fn=collate, pin_memory=cuda)
-    memory_format = torch.channels_last if cuda else torch.contiguous_format
+    p: Protocol = ctx.protocol
+    loader = make_loader(dataset, ctx, p.batch_size, p.workers, shuffle=False, collate_fn=collate)
+    perf = eval_performance(ctx.device)
     with tqdm(total=len(dataset), desc=desc, unit="img", disable=not ctx.progress) as bar:
         for batch in loader:
-            images = batch["image"].to(ctx.device).contiguous(memory_format=memory_format)
+            images = images_to(batch["image"], ctx.device, perf)
             if images.dtype == torch.uint8:  # the pretraining pipeline ships pixels, normalised per batch
                 images = normalize_uint8(images)
             yield images, batch["mask"].to(ctx.device)
             bar.update(len(batch["index"]))
-
-
-def _autocast(ctx: EvalContext) -> AbstractContextManager:
-    """bf16 on CUDA; a no-op (fp32) on CPU."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda" else nullcontext()
-
-
-def _write_figure(rows: list[torch.Tensor], path: Path) -> None:
-    """One row per tensor [n, 3, H, W] in [0, 1], images side by side."""
-    from PIL import Image
-
-    n = rows[0].shape[0]
-    grid = make_grid(torch.cat(rows).float(), nrow=n, padding=2, pad_value=1.0)  # [3, h, w]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    array = grid.mul(255).round().byte().permute(1, 2, 0).numpy()
-    with atomic_open(path, "wb") as f:
-        Image.fromarray(array).save(f, format="PNG")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -360,9 +298,7 @@ def _context_encoder(
     ctx: EvalContext, method: PretrainMethod | None
 ) -> tuple[nn.Module | None, torch.Tensor]:
     """The network describing the context for the NN search (None: pixels), and the hole's fill value."""
-    feature = ctx.option("nn_feature", "auto")
-    if feature not in NN_FEATURES:
-        raise RecipeError(f"nn_feature must be one of {', '.join(NN_FEATURES)}, got {feature!r}")
+    feature = ctx.protocol.nn_feature
     if feature == "pixels" or (feature == "auto" and method is None):
         # Any constant would do: it is the same in every image, so it cancels in the distances.
         return None, torch.zeros(3, device=ctx.device)
@@ -370,7 +306,7 @@ def _context_encoder(
         return method.encoder, method.fill.to(ctx.device)
     # nn_feature: pool5 without a decoder: the named encoder weights, holes filled with the suite's mean
     # pixel (0 in normalised units).
-    return freeze(ctx.load_encoder()), torch.zeros(3, device=ctx.device)
+    return ctx.load_encoder(), torch.zeros(3, device=ctx.device)
 
 
 def _build_database(
@@ -379,8 +315,9 @@ def _build_database(
     """The NN inpainter over ``database`` and the database's mean pixel (3,) in [0, 1] on 8-bit levels."""
     inpainter = NearestNeighbourInpainter(box, "ip" if encoder is not None else "l2")
     pixel_sum, pixel_count = torch.zeros(3, dtype=torch.float64), 0
+    perf = eval_performance(ctx.device)
     for images, masks in _batches(database, ctx, "inpaint: NN database"):
-        with _autocast(ctx):
+        with perf.autocast(ctx.device):
             features = context_features(images, masks, fill, encoder)  # [B, D]
         unit = to_8bit(images.cpu())  # [B, 3, S, S]
         inpainter.add(features, unit)
@@ -390,59 +327,58 @@ def _build_database(
     return inpainter, (pixel_sum / pixel_count).mul(255.0).round().div(255.0)
 
 
-@register_evaluator("inpaint")
+@register_evaluator("inpaint", protocol=Protocol)
 @torch.no_grad()
 def evaluate_inpainting(ctx: EvalContext) -> Metrics:
     """Centre-hole inpainting on Main test: the model (if it has a decoder), NN inpainting, mean fill."""
     method, config = load_inpainting_model(ctx)
     # A context encoder's channel-wise layer fixes its input size; without one the recipe says.
-    image_size = int(config["data"]["image_size"]) if config else int(ctx.option("image_size", 227))
+    image_size = int(config["data"]["image_size"]) if config else ctx.protocol.image_size
     encoder, context_fill = _context_encoder(ctx, method)
     watched = method if method is not None else encoder  # the networks that must not change
     if watched is not None:
         watched.to(ctx.device)
         if ctx.device.type == "cuda":
             watched.to(memory_format=torch.channels_last)
-        before = frozen_state(watched)
 
     test_ids = read_image_set(ctx.voc_root, TEST_SPLIT, "Main")
-    test_ids = [test_ids[i] for i in _evenly_spaced(len(test_ids), ctx.option("max_test_images"))]
+    test_ids = [test_ids[i] for i in _evenly_spaced(len(test_ids), ctx.protocol.max_test_images)]
     database, database_name = _database(ctx, test_ids, image_size)
     mask = center_mask(image_size, area=HOLE_AREA)  # [1, S, S]
     box = hole_box(mask)
-    nn_inpainter, mean_pixel = _build_database(ctx, database, encoder, context_fill, box)
+    perf = eval_performance(ctx.device)
 
     # Inpaint each test image three ways; keep per-image errors and the first few images for the figure.
     errors: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"": [], "nn_": [], "fill_": []}
     rows: dict[str, list[torch.Tensor]] = {"masked input": [], "model": [], "NN": [], "original": []}
-    for images, masks in _batches(_voc_images(ctx.voc_root, test_ids, image_size), ctx, "inpaint: test"):
-        target, masks_cpu = to_8bit(images.cpu()), masks.cpu()  # [B, 3, S, S], [B, 1, S, S]
-        with _autocast(ctx):
-            features = context_features(images, masks, context_fill, encoder)  # [B, D]
-            predicted = method.inpaint(images, masks) if method is not None else None  # [B, 3, S, S]
-        outputs = {"nn_": nn_inpainter.inpaint(features, target, masks_cpu)[0],
-                   "fill_": fill_holes(target, masks_cpu, mean_pixel)}
-        if predicted is not None:
-            outputs[""] = to_8bit(predicted.cpu())
-        for prefix, output in outputs.items():
-            errors[prefix].append(hole_errors(output, target, masks_cpu))
-        ctx.images_processed += len(images) if watched is not None else 0
-        room = FIGURE_IMAGES - sum(len(x) for x in rows["original"])
-        for row, images_of_row in (("masked input", outputs["fill_"]), ("model", outputs.get("")),
-                                   ("NN", outputs["nn_"]), ("original", target)):
-            if room > 0 and images_of_row is not None:
-                rows[row].append(images_of_row[:room])
-    if watched is not None:
-        assert_unchanged(watched, before)
+    with frozen(watched) if watched is not None else nullcontext():
+        nn_inpainter, mean_pixel = _build_database(ctx, database, encoder, context_fill, box)
+        for images, masks in _batches(_voc_images(ctx.voc_root, test_ids, image_size), ctx, "inpaint: test"):
+            target, masks_cpu = to_8bit(images.cpu()), masks.cpu()  # [B, 3, S, S], [B, 1, S, S]
+            with perf.autocast(ctx.device):
+                features = context_features(images, masks, context_fill, encoder)  # [B, D]
+                predicted = method.inpaint(images, masks) if method is not None else None  # [B, 3, S, S]
+            outputs = {"nn_": nn_inpainter.inpaint(features, target, masks_cpu)[0],
+                       "fill_": fill_holes(target, masks_cpu, mean_pixel)}  # fmt: skip
+            if predicted is not None:
+                outputs[""] = to_8bit(predicted.cpu())
+            for prefix, output in outputs.items():
+                errors[prefix].append(hole_errors(output, target, masks_cpu))
+            ctx.images_processed += len(images) if watched is not None else 0
+            room = FIGURE_IMAGES - sum(len(x) for x in rows["original"])
+            for row, images_of_row in (("masked input", outputs["fill_"]), ("model", outputs.get("")),
+                                       ("NN", outputs["nn_"]), ("original", target)):  # fmt: skip
+                if room > 0 and images_of_row is not None:
+                    rows[row].append(images_of_row[:room])
 
     metrics: Metrics = {}
     for prefix, per_batch in errors.items():
         if per_batch:
             l1 = torch.cat([e[0] for e in per_batch])  # [N]
             mse = torch.cat([e[1] for e in per_batch])  # [N]
-            metrics |= summarize_errors(l1, mse, prefix)
-    figure = ctx.work_dir / f"inpaint_seed{ctx.seed}.png"
-    _write_figure([torch.cat(r) for r in rows.values() if r], figure)
+            metrics |= summarize_hole_errors(l1, mse, prefix)
+    figure = ctx.work_dir / "inpainting.png"
+    save_grid([[to_image(x) for x in torch.cat(r)] for r in rows.values() if r], figure)
 
     side = PIXEL_FEATURE_SIDE
     ctx.extra |= {
@@ -460,5 +396,5 @@ def evaluate_inpainting(ctx: EvalContext) -> Metrics:
                              "psnr = mean over images of 10*log10(1/MSE_i)",
         "figure": str(figure),
         "figure_rows": " / ".join(name for name, r in rows.items() if r),
-    }
+    }  # fmt: skip
     return metrics

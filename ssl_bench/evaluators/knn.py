@@ -9,9 +9,9 @@ to VOC's multi-label setting:
 
 A difficult label (0) counts as absent in the neighbours' votes; in the test AP it is ignored (devkit rule).
 Neighbours come from an exact inner-product index (faiss ``IndexFlatIP``; on a GPU when ctx.device is CUDA
-and the installed faiss has GPU support). Features are those of ``cls-linear`` (shared code: pool5 of a centre
-crop by default; the trunk is asserted frozen). Metric: VOC2010+ area AP (``map_area``, primary) and the
-other variants.
+and the installed faiss has GPU support). Features are those of ``cls-linear`` (``features.py``: pool5 of a
+centre crop by default; the trunk is asserted frozen). Metric: VOC2010+ area AP (``map_area``, primary) and
+the other variants.
 
 NOTE: the kNN protocols cited are single-label (a weighted class vote); summing the weights of neighbours
 that hold each label is the multi-label form used here. ``weighting: plain`` uses the similarity itself.
@@ -19,19 +19,29 @@ that hold each label is the multi-label form used here. ``weighting: plain`` use
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 
 from ssl_bench.data.voc import read_image_set
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
 from ssl_bench.evaluators.classification import classification_metrics
-from ssl_bench.evaluators.linear import FeatureSpec, frozen_features
+from ssl_bench.evaluators.features import FeatureProtocol, voc_features
 
-K = 20
-TEMPERATURE = 0.07
-WEIGHTING = "exp"  # or "plain"
-TRAIN_SPLIT, TEST_SPLIT = "trainval", "test"
 PRIMARY_AP = "area"
+
+
+@dataclass(frozen=True)
+class Protocol(FeatureProtocol):
+    """``knn`` recipe keys: the feature keys (``FeatureProtocol``) and the kNN vote (module docstring)."""
+
+    train_split: str = "trainval"
+    test_split: str = "test"
+    k: int = 20  # DINO's tables (Wu et al.: 200)
+    temperature: float = 0.07  # τ of the exp(sim / τ) weights (Wu et al., DINO)
+    weighting: Literal["exp", "plain"] = "exp"
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -66,9 +76,9 @@ def knn_scores(
     train_features: np.ndarray,
     train_labels: np.ndarray,
     test_features: np.ndarray,
-    k: int = K,
-    temperature: float = TEMPERATURE,
-    weighting: str = WEIGHTING,
+    k: int = Protocol.k,
+    temperature: float = Protocol.temperature,
+    weighting: str = Protocol.weighting,
     use_gpu: bool = False,
 ) -> np.ndarray:
     """Multi-label kNN scores: per class, the summed weights of the k nearest neighbours that hold it.
@@ -94,40 +104,29 @@ def knn_scores(
     return np.einsum("mk,mkc->mc", weights, present[idx])  # [M, C]
 
 
-@register_evaluator("knn")
+@register_evaluator("knn", protocol=Protocol)
 def evaluate_knn(ctx: EvalContext) -> Metrics:
-    """Weighted kNN classification of the test split against trainval on frozen features; mAP.
-
-    Recipe keys: ``k``, ``temperature``, ``weighting``, ``train_split``, ``test_split`` and the feature keys
-    of ``cls-linear`` (``layer``, ``image_size``, ``resize``, ``max_dim``, ``batch_size``, ``workers``).
-    """
-    o = ctx.option
-    spec = FeatureSpec.from_recipe(ctx)
-    train_split, test_split = o("train_split", TRAIN_SPLIT), o("test_split", TEST_SPLIT)
+    """Weighted kNN classification of the test split against trainval on frozen features; mAP."""
+    p: Protocol = ctx.protocol
     check_disjoint(
-        read_image_set(ctx.voc_root, train_split, "Main"),
-        read_image_set(ctx.voc_root, test_split, "Main"),
-        f"knn: Main/{train_split} vs Main/{test_split}",
+        read_image_set(ctx.voc_root, p.train_split, "Main"),
+        read_image_set(ctx.voc_root, p.test_split, "Main"),
+        f"knn: Main/{p.train_split} vs Main/{p.test_split}",
     )
-    k, temperature, weighting = (
-        int(o("k", K)),
-        float(o("temperature", TEMPERATURE)),
-        o("weighting", WEIGHTING),
-    )
-    features = frozen_features(ctx, (train_split, test_split), spec)
-    (train_voc, train_x), (test_voc, test_x) = features[train_split], features[test_split]
+    features = voc_features(ctx, (p.train_split, p.test_split), p)
+    (train_voc, train_x), (test_voc, test_x) = features[p.train_split], features[p.test_split]
     scores = knn_scores(
-        train_x, train_voc.labels, test_x, k, temperature, weighting, use_gpu=ctx.device.type == "cuda"
+        train_x, train_voc.labels, test_x, p.k, p.temperature, p.weighting, use_gpu=ctx.device.type == "cuda"
     )
     metrics = classification_metrics(ctx, scores, test_voc.labels, PRIMARY_AP)
     ctx.extra |= {
-        "train_split": train_split,
-        "test_split": test_split,
+        "train_split": p.train_split,
+        "test_split": p.test_split,
         "num_train_images": len(train_voc),
         "num_test_images": len(test_voc),
-        "k": min(k, len(train_voc)),
-        "temperature": temperature,
-        "weighting": weighting,
+        "k": min(p.k, len(train_voc)),
+        "temperature": p.temperature,
+        "weighting": p.weighting,
         "similarity": "cosine (L2-normalised features, faiss IndexFlatIP)",
     }
     return metrics

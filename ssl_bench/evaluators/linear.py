@@ -12,14 +12,8 @@ Representation Learning", ICCV 2019, VOC07 image-classification benchmark
   SVM of that cost, trained on all of trainval, scores the test images;
 * metric: VOC2010+ area AP (``map_area``, primary); the 11-point and scikit-learn variants are reported too.
 
-The trunk is asserted frozen: in ``eval()`` mode, without gradients, and bit-identical after the evaluation.
-:func:`frozen_features` (feature extraction with those checks) is shared with the ``knn`` evaluator.
-
-NOTE: features come from one centre crop: the shorter side resized to ``resize`` (default: ``image_size``),
-then an ``image_size`` square from the middle (Goyal et al. centre-crop too, at 224 px for ResNets).
-NOTE: a tap with more than ``max_dim`` values (e.g. conv3: 384×13×13) is average-pooled to the largest square
-s×s with C·s² ≤ max_dim (9216, pool5's size), adaptively. Goyal et al. pick a fixed average-pool kernel per
-layer to reach about 9k values; the dimension bound is the same, the pooling windows may differ.
+Features come from ``features.py`` (shared with ``knn``): one centre crop per image, the trunk asserted frozen
+(in ``eval()`` mode, without gradients, bit-identical after the evaluation); its NOTEs apply here.
 NOTE: difficult labels (0) are left out of SVM training by default, as out of the test AP; Goyal et al. train
 on them as negatives (``difficult_as_negative: true`` restores that).
 NOTE: the cost sweep is a recipe list (paper recipe 1e-4 … 1e1 in decades); the published configs sweep a
@@ -31,202 +25,44 @@ shuffled); a class with fewer positives (or negatives) than folds uses as many f
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from PIL import Image
-from torch import nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ssl_bench.data.transforms import normalize, to_tensor
-from ssl_bench.data.voc import VOC_CLASSES, VOCClassification, read_image_set
+from ssl_bench.data.voc import VOC_CLASSES, read_image_set
 from ssl_bench.errors import RecipeError
-from ssl_bench.evaluators.base import (
-    EvalContext,
-    Metrics,
-    assert_unchanged,
-    check_disjoint,
-    freeze,
-    frozen_state,
-    register_evaluator,
-)
-from ssl_bench.evaluators.classification import autocast, classification_metrics, images_to
+from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
+from ssl_bench.evaluators.classification import classification_metrics
+from ssl_bench.evaluators.features import FeatureProtocol, l2_normalize, voc_features
 
 if TYPE_CHECKING:  # scikit-learn is imported where the SVMs run, to keep `bench` start-up fast
     from sklearn.svm import LinearSVC
 
-# Feature extraction (shared with knn.py).
-LAYER = "pool5"
-IMAGE_SIZE = 227
-MAX_DIM = 9216  # 256 × 6 × 6: pool5 at 227 px, the bound Goyal et al. pool every tap down to
-
 # SVM protocol (Goyal et al. 2019 / VISSL svm_trainer.py).
-COSTS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
-CV_FOLDS = 3
 POSITIVE_CLASS_WEIGHT = 2.0
-SVM_MAX_ITER = 2000
 SVM_TOL = 1e-4
-COST_SELECTION = "cv"  # or "val"
-TRAIN_SPLIT, TEST_SPLIT = "trainval", "test"
 PRIMARY_AP = "area"
 
 
-# ------------------------------------------------------------------------------------------------------
-# Frozen features.
-
-
 @dataclass(frozen=True)
-class FeatureSpec:
-    """Which features to take from the frozen trunk, and how to feed it.
+class Protocol(FeatureProtocol):
+    """``cls-linear`` recipe keys: the feature keys (``FeatureProtocol``) and Goyal et al.'s SVM protocol."""
 
-    Attributes:
-        layer: an encoder tap (``conv1`` … ``pool5``).
-        image_size: side of the centre crop.
-        resize: shorter side before cropping (None: ``image_size``).
-        max_dim: taps with more values are average-pooled spatially to at most this many.
-        batch_size, workers: of the extraction DataLoader.
-    """
+    train_split: str = "trainval"
+    test_split: str = "test"
+    costs: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)  # NOTE: the published configs sweep more
+    cost_selection: Literal["cv", "val"] = "cv"  # "val": train on train, choose on val (NOTE above)
+    cv_folds: int = 3
+    difficult_as_negative: bool = False  # NOTE: Goyal et al. train on difficult labels as negatives
+    svm_max_iter: int = 2000
+    svm_jobs: int = 1
 
-    layer: str = LAYER
-    image_size: int = IMAGE_SIZE
-    resize: int | None = None
-    max_dim: int = MAX_DIM
-    batch_size: int = 64
-    workers: int = 2
-
-    @classmethod
-    def from_recipe(cls, ctx: EvalContext) -> FeatureSpec:
-        o = ctx.option
-        return cls(
-            layer=str(o("layer", LAYER)),
-            image_size=int(o("image_size", IMAGE_SIZE)),
-            resize=o("resize", None),
-            max_dim=int(o("max_dim", MAX_DIM)),
-            batch_size=int(o("batch_size", 64)),
-            workers=int(o("workers", 2)),
-        )
-
-
-class CentreCrop:
-    """PIL image → normalised [3, size, size]: shorter side resized to ``resize``, then the central square."""
-
-    def __init__(self, size: int, resize: int | None = None) -> None:
-        self.size, self.resize = size, resize or size
-        if self.resize < size:
-            raise RecipeError(f"resize {self.resize} is smaller than the crop {size}")
-
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        w, h = image.size
-        scale = self.resize / min(w, h)
-        rw, rh = max(self.size, round(w * scale)), max(self.size, round(h * scale))
-        image = image.resize((rw, rh), resample=Image.BILINEAR)
-        x0, y0 = (rw - self.size) // 2, (rh - self.size) // 2
-        return normalize(to_tensor(image.crop((x0, y0, x0 + self.size, y0 + self.size))))
-
-
-def tap_features(encoder: nn.Module, x: torch.Tensor, layer: str, max_dim: int) -> torch.Tensor:
-    """One feature vector per image from ``layer``, average-pooled if it holds over ``max_dim`` values.
-
-    Args:
-        encoder: a frozen encoder with named taps.
-        x: [N, 3, H, W] normalised images.
-        layer: tap name.
-        max_dim: bound on the vector length (see the module NOTE).
-
-    Returns:
-        [N, D] float32 features, D = C·s² ≤ max_dim (or C·H·W when that already fits).
-    """
-    fmap = encoder(x, taps=(layer,))[layer].float()  # [N, C, H, W], e.g. pool5 [N, 256, 6, 6]
-    c, h, w = fmap.shape[1:]
-    if c * h * w > max_dim:
-        side = max(1, math.isqrt(max_dim // c))
-        fmap = F.adaptive_avg_pool2d(fmap, min(side, h, w))  # [N, C, s, s]
-    return fmap.flatten(1)
-
-
-@torch.no_grad()
-def extract_features(
-    ctx: EvalContext, encoder: nn.Module, voc: VOCClassification, spec: FeatureSpec
-) -> np.ndarray:
-    """Features of every image of ``voc`` (in its order) from the frozen ``encoder``.
-
-    Returns:
-        (N, D) float32 array, not normalised.
-    """
-    voc.transform = CentreCrop(spec.image_size, spec.resize)
-    loader = DataLoader(
-        voc,
-        batch_size=spec.batch_size,
-        shuffle=False,
-        num_workers=spec.workers,
-        pin_memory=ctx.device.type == "cuda",
-    )
-    out = []
-    desc = f"{spec.layer} features ({voc.split})"
-    with tqdm(total=len(voc), desc=desc, unit="img", disable=not ctx.progress) as bar:
-        for images, _ in loader:  # images: [B, 3, S, S]
-            images = images_to(ctx.device, images)
-            with autocast(ctx.device):
-                out.append(tap_features(encoder, images, spec.layer, spec.max_dim).cpu())
-            ctx.images_processed += images.shape[0]
-            bar.update(images.shape[0])
-    return torch.cat(out).numpy()  # [N, D]
-
-
-def frozen_features(
-    ctx: EvalContext, splits: tuple[str, ...], spec: FeatureSpec
-) -> dict[str, tuple[VOCClassification, np.ndarray]]:
-    """Load the encoder, freeze it, extract features of each Main split, assert the trunk did not change.
-
-    Args:
-        ctx: evaluation context (weights, device, VOC root).
-        splits: Main split names, e.g. ``("trainval", "test")``.
-        spec: what to extract.
-
-    Returns:
-        ``{split: (dataset, features (N, D) float32)}``; ``dataset.labels`` holds the devkit labels.
-
-    Raises:
-        AssertionError: the trunk left ``eval()`` mode or any weight or buffer changed.
-    """
-    encoder = ctx.load_encoder()
-    taps = getattr(encoder, "taps", ())
-    if spec.layer not in taps:
-        raise RecipeError(f"layer '{spec.layer}' is not a tap of {ctx.arch}; available: {', '.join(taps)}")
-    encoder = freeze(encoder.to(ctx.device))
-    if ctx.device.type == "cuda":
-        encoder = encoder.to(memory_format=torch.channels_last)
-    before = frozen_state(encoder)
-    out = {}
-    for split in splits:
-        voc = VOCClassification(ctx.voc_root, split)
-        out[split] = (voc, extract_features(ctx, encoder, voc, spec))
-        assert not encoder.training, "frozen trunk left eval() mode"
-        assert not any(p.requires_grad for p in encoder.parameters()), "frozen trunk has trainable weights"
-    assert_unchanged(encoder, before)
-    ctx.extra |= {
-        "layer": spec.layer,
-        "feature_dim": int(next(iter(out.values()))[1].shape[1]),
-        "image_size": spec.image_size,
-        "trunk_frozen": True,
-    }
-    return out
-
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (VISSL's ``+1e-5`` guard keeps all-zero rows at zero)."""
-    x = np.asarray(x, dtype=np.float64)
-    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-5)
-
-
-# ------------------------------------------------------------------------------------------------------
-# SVMs.
+    def __post_init__(self) -> None:
+        if not self.costs:
+            raise RecipeError("cls-linear: costs must be a non-empty list")
 
 
 def _svm(cost: float, max_iter: int) -> LinearSVC:
@@ -355,47 +191,34 @@ def svm_scores(
     return scores, untrained
 
 
-@register_evaluator("cls-linear")
+@register_evaluator("cls-linear", protocol=Protocol)
 def evaluate_linear_svm(ctx: EvalContext) -> Metrics:
-    """Per-class linear SVMs on frozen features; test mAP (see the module docstring).
-
-    Recipe keys: ``layer``, ``image_size``, ``resize``, ``max_dim``, ``batch_size``, ``workers`` (features);
-    ``costs``, ``cost_selection`` (``cv`` | ``val``), ``cv_folds``, ``difficult_as_negative``,
-    ``svm_max_iter``, ``svm_jobs``, ``train_split``, ``test_split``.
-    """
+    """Per-class linear SVMs on frozen features; test mAP (see the module docstring)."""
     from sklearn.exceptions import ConvergenceWarning
 
-    o = ctx.option
-    spec = FeatureSpec.from_recipe(ctx)
-    costs = tuple(float(c) for c in o("costs", COSTS))
-    selection = o("cost_selection", COST_SELECTION)
-    if selection not in ("cv", "val") or not costs:
-        raise RecipeError(
-            "cls-linear recipe: cost_selection must be 'cv' or 'val' and costs a non-empty list"
-        )
-    train_split, test_split = o("train_split", TRAIN_SPLIT), o("test_split", TEST_SPLIT)
-    negative = bool(o("difficult_as_negative", False))
-    max_iter = int(o("svm_max_iter", SVM_MAX_ITER))
-    splits = (train_split, test_split) + (("train", "val") if selection == "val" else ())
+    p: Protocol = ctx.protocol
+    train_split, test_split, costs = p.train_split, p.test_split, p.costs
+    negative, max_iter = p.difficult_as_negative, p.svm_max_iter
+    splits = (train_split, test_split) + (("train", "val") if p.cost_selection == "val" else ())
     ids = {s: read_image_set(ctx.voc_root, s, "Main") for s in (train_split, test_split)}
     check_disjoint(ids[train_split], ids[test_split], f"cls-linear: Main/{train_split} vs Main/{test_split}")
 
-    features = frozen_features(ctx, splits, spec)
+    features = voc_features(ctx, splits, p)
     (train_voc, train_x), (test_voc, test_x) = features[train_split], features[test_split]
     train_x, test_x = l2_normalize(train_x), l2_normalize(test_x)
     with warnings.catch_warnings():
         # liblinear stops at max_iter on the weakest costs/features; the protocol accepts that (VISSL too).
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if selection == "cv":
+        if p.cost_selection == "cv":
             ap = cross_validated_ap(
                 train_x,
                 train_voc.labels,
                 costs,
-                folds=int(o("cv_folds", CV_FOLDS)),
+                folds=p.cv_folds,
                 seed=ctx.seed,
                 difficult_as_negative=negative,
                 max_iter=max_iter,
-                jobs=int(o("svm_jobs", 1)),
+                jobs=p.svm_jobs,
                 progress=ctx.progress,
             )
         else:
@@ -425,7 +248,7 @@ def evaluate_linear_svm(ctx: EvalContext) -> Metrics:
         "num_train_images": len(train_voc),
         "num_test_images": len(test_voc),
         "costs": list(costs),
-        "cost_selection": selection,
+        "cost_selection": p.cost_selection,
         "chosen_costs": {n: float(c) for n, c in zip(VOC_CLASSES, chosen, strict=True)},
         "selection_map": "mean over classes of the best cost's selection AP (scikit-learn AP)",
         "difficult_in_training": "negative" if negative else "ignored",

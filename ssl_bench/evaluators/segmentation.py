@@ -52,56 +52,74 @@ NOTE: biases get the same learning rate and weight decay as weights (Caffe's FCN
 
 from __future__ import annotations
 
-import itertools
-import math
-import re
-import time
-from collections.abc import Iterator
+import functools
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw
+from PIL import Image
 from torch import nn
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 from tqdm import tqdm
 
+from ssl_bench.data.batches import endless_batches
 from ssl_bench.data.folder import load_image
-from ssl_bench.data.transforms import denormalize, normalize, to_tensor
-from ssl_bench.data.voc import VOC_CLASSES, VOC_PALETTE, VOCSegmentation, read_image_set
+from ssl_bench.data.transforms import normalize, to_tensor
+from ssl_bench.data.voc import VOC_CLASSES, VOCSegmentation, read_image_set
 from ssl_bench.errors import DataError, RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
+from ssl_bench.evaluators.engine import (
+    FinetuneProtocol,
+    data_dependent_init_,
+    eval_performance,
+    finetune,
+    images_to,
+    make_loader,
+    sgd,
+)
+from ssl_bench.evaluators.examples import palette_image, save_grid, to_image
 from ssl_bench.metrics import SegmentationConfusion
+from ssl_bench.training.performance import Performance
 
-# --- protocol constants (paper profile; recipes may override each under the lower-case key) ------------
 NUM_CLASSES = 21  # 20 VOC classes + background
 IGNORE_INDEX = 255  # VOC object boundaries / void
 CLASS_NAMES = ("background", *VOC_CLASSES)
-TRAIN_SPLIT = "train"  # Segmentation/train
-TEST_SPLIT = "val"  # Segmentation/val
-FC_WIDTH = 4096  # fc6 / fc7 outputs (FCN voc-fcn-alexnet)
 FC6_KERNEL = 6  # fc6 as a 6×6 convolution over pool5
-DROPOUT = 0.5
-INPUT_PAD = 100  # FCN conv1 pad 100
 UPSAMPLE_STRIDE = 32  # FCN-32s
 UPSAMPLE_KERNEL = 63  # FCN voc-fcn-alexnet upscore
-ITERATIONS = 150_000  # 3 × 50k (PAPER.md §3 follow-up)
-LR = 1e-4  # FCN AlexNet solver, "lr for normalized softmax"
-LR_STEPS = (50_000, 100_000)  # ×0.1 at each: 1e-4 → 1e-5 → 1e-6
-LR_GAMMA = 0.1
-MOMENTUM = 0.9
-WEIGHT_DECAY = 5e-4
-HEAD_LR_MULT = 1.0  # lr multiplier of the new fc6/fc7/score layers (FCN: 1; see the NOTE above)
-CLIP_GRAD_NORM = 10.0  # Krähenbühl's voc-classification fine-tuning (FCN does not clip: see NOTE)
-BATCH_SIZE = 20  # FCN iter_size 20 at batch 1
-CROP_SIZE = 500  # VOC's longest side: every image fits whole
-HFLIP = True
-WORKERS = 4
-HEAD_INIT = "data"  # "data": fc6/fc7 rescaled on training images (FCN32s.data_dependent_init_); or "he"
-HEAD_INIT_IMAGES = 16  # training images the data-dependent init looks at
-NUM_FIGURE_IMAGES = 4
+
+
+@dataclass(frozen=True)
+class Protocol(FinetuneProtocol):
+    """``seg`` recipe keys; defaults: FCN's ``voc-fcn-alexnet`` and the follow-up's schedule (docstring)."""
+
+    RENAMED: ClassVar[dict[str, str]] = {**FinetuneProtocol.RENAMED, "head_width": "fc_width",
+                                         "head_dropout": "dropout", "flip": "hflip"}  # fmt: skip
+    iterations: int = 150_000  # 3 × 50k (PAPER.md §3 follow-up)
+    batch_size: int = 20  # FCN iter_size 20 at batch 1
+    lr: float = 1e-4  # FCN AlexNet solver, "lr for normalized softmax"
+    lr_steps: tuple[int, ...] = (50_000, 100_000)  # ×0.1 at each: 1e-4 → 1e-5 → 1e-6
+    lr_gamma: float = 0.1
+    weight_decay: float = 5e-4
+    head_lr_mult: float = 1.0  # the new fc6/fc7/score layers (FCN: 1; see the NOTE above)
+    grad_clip: float | None = 10.0  # Krähenbühl's voc-classification fine-tuning (FCN does not clip: NOTE)
+    workers: int = 4
+    train_split: str = "train"  # Segmentation/train
+    test_split: str = "val"  # Segmentation/val
+    sbd_root: str | None = None  # SBD's dataset folder: its train images are added (minus test images)
+    max_test_images: int | None = None  # NOTE: a smoke-budget subset, the first ids of the split
+    crop_size: int = 500  # VOC's longest side: every image fits whole
+    hflip: bool = True
+    fc_width: int = 4096  # fc6 / fc7 outputs (FCN voc-fcn-alexnet)
+    dropout: float = 0.5
+    input_pad: int = 100  # FCN conv1 pad 100
+    head_init: Literal["data", "he"] = "data"  # "data": fc6/fc7 rescaled on training images (NOTE above)
+    head_init_images: int = 16
+    figure_images: int = 4
+
 
 # (kernel, stride, padding) of each layer from the input up to pool5, per encoder architecture; fc6 follows.
 # They fix where each score cell sits over the input, hence the crop offset.
@@ -159,7 +177,7 @@ class FCN32s(nn.Module):
     Args:
         encoder: conv1…pool5 trunk; ``encoder(x)`` returns pool5 ``[N, encoder.out_channels, h, w]``.
         arch: the encoder's architecture name (a key of ``TRUNK_GEOMETRY``), for the alignment.
-        num_classes, fc_width, dropout, pad: see the module constants.
+        num_classes, fc_width, dropout, pad: see ``NUM_CLASSES`` and the ``Protocol`` defaults.
     """
 
     def __init__(
@@ -167,9 +185,9 @@ class FCN32s(nn.Module):
         encoder: nn.Module,
         arch: str,
         num_classes: int = NUM_CLASSES,
-        fc_width: int = FC_WIDTH,
-        dropout: float = DROPOUT,
-        pad: int = INPUT_PAD,
+        fc_width: int = Protocol.fc_width,
+        dropout: float = Protocol.dropout,
+        pad: int = Protocol.input_pad,
     ) -> None:
         super().__init__()
         if arch not in TRUNK_GEOMETRY:
@@ -201,26 +219,11 @@ class FCN32s(nn.Module):
         a_w = bilinear_upsampling_matrix(scores.shape[-1], width, self.offset).to(scores)  # [W, w]
         return a_h @ scores @ a_w.T  # [N, C, H, W]
 
-    @torch.no_grad()
-    def data_dependent_init_(self, x: torch.Tensor) -> None:
-        """Rescale the new fc6 and fc7 to zero-mean, unit-variance pre-activations per channel on ``x``.
-
-        Krähenbühl et al.'s within-layer data-dependent initialisation (PAPER.md §2) applied to the two new
-        layers, so that how fast the head learns does not depend on the encoder's activation scale.
-
-        x: [N, 3, H, W] normalised training images.
-        """
-        was_training = self.training
-        self.eval()
-        x = F.pad(x, (self.pad, self.far_pad(x.shape[-1]), self.pad, self.far_pad(x.shape[-2])))
-        f = self.encoder(x)  # pool5: [N, 256, h5, w5]
-        for layer in (self.fc6, self.fc7):
-            f = layer(f)  # [N, width, h5-5, w5-5]
-            mean, std = f.mean(dim=(0, 2, 3)), f.std(dim=(0, 2, 3)).clamp(min=1e-8)
-            layer.weight.div_(std.view(-1, 1, 1, 1))
-            layer.bias.sub_(mean).div_(std)
-            f = F.relu((f - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1))
-        self.train(was_training)
+    def pool5(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [N, 3, H, W] normalised → pool5 of the padded input, [N, 256, h5, w5] (fc6's input)."""
+        h, w = x.shape[-2:]
+        # Zero padding is the mean pixel after normalisation, as FCN's zero pad after mean subtraction.
+        return self.encoder(F.pad(x, (self.pad, self.far_pad(w), self.pad, self.far_pad(h))))
 
     def far_pad(self, size: int) -> int:
         """Bottom/right padding for an image side ``size``: ``pad``, plus what floor-rounded pooling loses."""
@@ -234,9 +237,7 @@ class FCN32s(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, 3, H, W] normalised → class scores [N, num_classes, H, W]."""
         h, w = x.shape[-2:]
-        # Zero padding is the mean pixel after normalisation, as FCN's zero pad after mean subtraction.
-        x = F.pad(x, (self.pad, self.far_pad(w), self.pad, self.far_pad(h)))  # [N, 3, H+2·100+e, W+2·100+e]
-        f = self.encoder(x)  # pool5: [N, 256, h5, w5]
+        f = self.pool5(x)  # [N, 256, h5, w5] of the input padded to [N, 3, H+2·100+e, W+2·100+e]
         f = self.dropout(F.relu(self.fc6(f)))  # [N, 4096, h5-5, w5-5]
         f = self.dropout(F.relu(self.fc7(f)))  # [N, 4096, h5-5, w5-5]
         scores = self.score(f)  # [N, 21, h5-5, w5-5]
@@ -254,9 +255,13 @@ def segmentation_loss(
     return total / (target != ignore_index).sum().clamp(min=1)
 
 
-def step_lr(base_lr: float, iteration: int, steps: tuple[int, ...], gamma: float) -> float:
-    """Step schedule: ``base_lr · gamma^k`` with k the number of ``steps`` already passed."""
-    return base_lr * gamma ** sum(iteration >= s for s in steps)
+def training_step(
+    model: FCN32s, batch: tuple[torch.Tensor, torch.Tensor], device: torch.device, perf: Performance
+) -> tuple[torch.Tensor, int]:
+    """The loss of one training batch (images [B, 3, S, S], labels [B, S, S]) and its number of images."""
+    x, y = batch
+    logits = model(images_to(x, device, perf))  # [B, 21, S, S]
+    return segmentation_loss(logits, y.to(device, non_blocking=True)), x.shape[0]
 
 
 # --- data ---------------------------------------------------------------------------------------------------
@@ -327,22 +332,21 @@ def segmentation_training_set(
     of the test split are dropped, so the test set stays unseen (FCN's seg11valid removes them from the
     test side instead; here the test split is fixed).
     """
-    train_split = ctx.option("train_split", TRAIN_SPLIT)
-    voc = VOCSegmentation(ctx.voc_root, train_split, transform=transform)
+    p: Protocol = ctx.protocol
+    voc = VOCSegmentation(ctx.voc_root, p.train_split, transform=transform)
     voc_ids = [voc.image_id(i) for i in range(len(voc))]
-    sbd_root = ctx.option("sbd_root")
     ctx.extra["sbd_images"] = 0
-    if not sbd_root or not Path(sbd_root).is_dir():
-        if sbd_root:
-            ctx.extra["sbd_note"] = f"sbd_root {sbd_root} not found; trained on VOC only"
+    if not p.sbd_root or not Path(p.sbd_root).is_dir():
+        if p.sbd_root:
+            ctx.extra["sbd_note"] = f"sbd_root {p.sbd_root} not found; trained on VOC only"
         return voc, voc_ids
-    sbd_ids = read_sbd_ids(Path(sbd_root) / "train.txt")
+    sbd_ids = read_sbd_ids(Path(p.sbd_root) / "train.txt")
     known = set(voc_ids)
     dropped = set(sbd_ids) & set(test_ids)
     extra_ids = [i for i in sbd_ids if i not in known and i not in dropped]
     ctx.extra |= {"sbd_images": len(extra_ids), "sbd_dropped_test_overlap": len(dropped),
-                  "sbd_root": str(sbd_root)}
-    return ConcatDataset([voc, SBDSegmentation(sbd_root, extra_ids, transform)]), voc_ids + extra_ids
+                  "sbd_root": str(p.sbd_root)}
+    return ConcatDataset([voc, SBDSegmentation(p.sbd_root, extra_ids, transform)]), voc_ids + extra_ids
 
 
 def read_sbd_ids(path: Path) -> list[str]:
@@ -352,197 +356,90 @@ def read_sbd_ids(path: Path) -> list[str]:
         raise DataError(f"cannot read SBD image list {path}: {e}") from e
 
 
-def _endless(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    while True:
-        yield from loader
-
-
-# --- training and testing -----------------------------------------------------------------------------------
-
-
-def _train(model: FCN32s, loader: DataLoader, ctx: EvalContext, amp: bool, channels_last: bool) -> None:
-    """SGD with momentum and a step schedule; every layer (trunk included) is fine-tuned."""
-    iterations = int(ctx.option("iterations", ITERATIONS))
-    base_lr = float(ctx.option("lr", LR))
-    steps = tuple(int(s) for s in ctx.option("lr_steps", LR_STEPS))
-    gamma = float(ctx.option("lr_gamma", LR_GAMMA))
-    clip = float(ctx.option("clip_grad_norm", CLIP_GRAD_NORM) or 0)
-    params = [p for p in model.parameters() if p.requires_grad]
-    head = {id(p) for layer in (model.fc6, model.fc7, model.score) for p in layer.parameters()}
-    head_mult = float(ctx.option("head_lr_mult", HEAD_LR_MULT))
-    groups = [
-        {"params": [p for p in params if id(p) not in head], "lr_mult": 1.0},
-        {"params": [p for p in params if id(p) in head], "lr_mult": head_mult},
-    ]
-    optimizer = torch.optim.SGD(groups, lr=base_lr, momentum=float(ctx.option("momentum", MOMENTUM)),
-                                weight_decay=float(ctx.option("weight_decay", WEIGHT_DECAY)))
-    model.train()
-    bar = tqdm(total=iterations, desc="seg train", unit="it", disable=not ctx.progress, dynamic_ncols=True)
-    seen, t0, loss = 0, time.perf_counter(), torch.zeros(())
-    for it, (x, y) in enumerate(itertools.islice(_endless(loader), iterations)):
-        for group in optimizer.param_groups:
-            group["lr"] = step_lr(base_lr, it, steps, gamma) * group["lr_mult"]
-        x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = model(x)  # [B, 21, S, S]
-        loss = segmentation_loss(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(params, clip)
-        optimizer.step()
-        seen += x.shape[0]
-        ctx.images_processed += x.shape[0]
-        bar.update()
-        if it % 10 == 0 or it == iterations - 1:
-            rate = seen / max(time.perf_counter() - t0, 1e-9)
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}",
-                            img_s=f"{rate:.1f}")
-    bar.close()
-    if not math.isfinite(loss.item()):
-        raise FloatingPointError(f"seg: the training loss diverged ({loss.item()}); lower the recipe's lr")
-
-
-def _colour(mask: np.ndarray) -> Image.Image:
-    image = Image.fromarray(mask.astype(np.uint8), mode="P")
-    image.putpalette(VOC_PALETTE)
-    return image
+# --- testing ------------------------------------------------------------------------------------------------
 
 
 @torch.no_grad()
 def _test(
-    model: FCN32s,
-    dataset: Dataset,
-    ids: list[str],
-    ctx: EvalContext,
-    amp: bool,
-    channels_last: bool,
-    out_dir: Path,
+    model: FCN32s, dataset: Dataset, ids: list[str], ctx: EvalContext, perf: Performance, out_dir: Path
 ) -> tuple[SegmentationConfusion, list[tuple[torch.Tensor, np.ndarray, np.ndarray]]]:
     """Whole test images at full size, batch 1; predictions saved as VOC palette PNGs ``out_dir/<id>.png``."""
-    loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=int(ctx.option("workers", WORKERS)),
-                        pin_memory=ctx.device.type == "cuda")
+    p: Protocol = ctx.protocol
+    loader = make_loader(dataset, ctx, 1, p.workers, shuffle=False)
     confusion = SegmentationConfusion(NUM_CLASSES, ignore_index=IGNORE_INDEX)
     shown: list[tuple[torch.Tensor, np.ndarray, np.ndarray]] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
     for i, (x, y) in enumerate(tqdm(loader, desc="seg test", unit="img", disable=not ctx.progress,
                                     dynamic_ncols=True)):
-        x = x.to(ctx.device, non_blocking=True)  # [1, 3, H, W]
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):
+        x = images_to(x, ctx.device, perf)  # [1, 3, H, W]
+        with perf.autocast(ctx.device):
             logits = model(x)  # [1, 21, H, W]
         pred = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()  # [H, W]
         target = y[0].numpy()
         confusion.update(pred, target)
-        _colour(pred).save(out_dir / f"{ids[i]}.png")
+        palette_image(pred).save(out_dir / f"{ids[i]}.png")
         ctx.images_processed += 1
-        if len(shown) < int(ctx.option("figure_images", NUM_FIGURE_IMAGES)):
+        if len(shown) < p.figure_images:
             shown.append((x[0].float().cpu(), target, pred))
     return confusion, shown
 
 
-def save_figure(shown: list[tuple[torch.Tensor, np.ndarray, np.ndarray]], path: Path) -> Path:
-    """Grid of image / ground truth / prediction rows (VOC palette; void 255 drawn in its cream colour)."""
-    header, gap = 14, 2
-    cells = [[Image.fromarray((denormalize(x).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)),
-              _colour(gt).convert("RGB"), _colour(pred).convert("RGB")] for x, gt, pred in shown]
-    width = max(sum(c.width for c in row) + gap * 2 for row in cells)
-    height = header + sum(max(c.height for c in row) + gap for row in cells)
-    canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
-    col_w = cells[0][0].width + gap
-    for j, title in enumerate(("image", "ground truth", "prediction")):
-        draw.text((j * col_w + 2, 1), title, fill="black")
-    y = header
-    for row in cells:
-        x = 0
-        for cell in row:
-            canvas.paste(cell, (x, y))
-            x += cell.width + gap
-        y += max(c.height for c in row) + gap
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
-
-
-def _run_name(ctx: EvalContext) -> str:
-    """Work subfolder per (weights, arch, seed), so runs of different encoders do not overwrite each other."""
-    weights = Path(ctx.weights)
-    label = "random" if ctx.weights == "random" else f"{weights.parent.name}-{weights.stem}"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{label}-{ctx.arch}-seed{ctx.seed}")
-
-
-@register_evaluator("seg")
+@register_evaluator("seg", protocol=Protocol)
 def evaluate_segmentation(ctx: EvalContext) -> Metrics:
     """Fine-tune FCN-32s on the encoder and return mean IU and friends on the test split.
-
-    Recipe keys (defaults are the module constants): ``iterations``, ``lr``, ``head_lr_mult``, ``lr_steps``,
-    ``lr_gamma``, ``momentum``, ``weight_decay``, ``clip_grad_norm`` (0: off), ``batch_size``, ``crop_size``,
-    ``hflip``, ``fc_width``, ``dropout``, ``input_pad``, ``head_init``, ``head_init_images``, ``train_split``,
-    ``test_split``, ``max_test_images``, ``sbd_root``, ``workers``, ``figure_images``, ``amp`` (bf16 autocast,
-    CUDA only).
 
     Returns:
         ``miou`` (primary), ``pixel_acc``, ``mean_acc``, ``fwiou`` and ``iou_<class>`` for the 21 classes
         (``iou_background`` included; NaN for a class absent from both ground truth and predictions).
     """
+    p: Protocol = ctx.protocol
     torch.manual_seed(ctx.seed)
-    cuda = ctx.device.type == "cuda"
-    amp = cuda and bool(ctx.option("amp", True))
-    channels_last = cuda
+    perf = eval_performance(ctx.device, p.amp)
 
-    test_split = ctx.option("test_split", TEST_SPLIT)
-    test_set: Dataset = VOCSegmentation(ctx.voc_root, test_split, transform=test_transform)
-    test_ids = read_image_set(ctx.voc_root, test_split, "Segmentation")
-    limit = ctx.option("max_test_images")
-    if limit is not None and int(limit) < len(test_ids):
-        # NOTE: a smoke-budget subset: the first ``max_test_images`` ids of the split, in list order.
-        test_set = Subset(test_set, range(int(limit)))
-    transform = TrainTransform(int(ctx.option("crop_size", CROP_SIZE)), bool(ctx.option("hflip", HFLIP)))
-    train_set, train_ids = segmentation_training_set(ctx, transform, test_ids)
+    test_set: Dataset = VOCSegmentation(ctx.voc_root, p.test_split, transform=test_transform)
+    test_ids = read_image_set(ctx.voc_root, p.test_split, "Segmentation")
+    if p.max_test_images is not None and p.max_test_images < len(test_ids):
+        test_set = Subset(test_set, range(p.max_test_images))
+    train_set, train_ids = segmentation_training_set(ctx, TrainTransform(p.crop_size, p.hflip), test_ids)
     check_disjoint(train_ids, test_ids, "seg")
 
-    model = FCN32s(ctx.load_encoder(), ctx.arch, fc_width=int(ctx.option("fc_width", FC_WIDTH)),
-                   dropout=float(ctx.option("dropout", DROPOUT)), pad=int(ctx.option("input_pad", INPUT_PAD)))
+    model = FCN32s(ctx.load_encoder(), ctx.arch, fc_width=p.fc_width, dropout=p.dropout, pad=p.input_pad)
     model.to(ctx.device)
-    head_init = ctx.option("head_init", HEAD_INIT)
-    if head_init == "data":
-        count = min(int(ctx.option("head_init_images", HEAD_INIT_IMAGES)), len(train_set))
-        model.data_dependent_init_(torch.stack([train_set[i][0] for i in range(count)]).to(ctx.device))
-    elif head_init != "he":
-        raise RecipeError(f"seg: head_init must be 'data' or 'he', got {head_init!r}")
-    if channels_last:
+    if p.head_init == "data":
+        count = min(p.head_init_images, len(train_set))
+        images = torch.stack([train_set[i][0] for i in range(count)]).to(ctx.device)
+        data_dependent_init_(model, (model.fc6, model.fc7), model.pool5, images)
+    if perf.channels_last:
         model.to(memory_format=torch.channels_last)
 
-    workers = int(ctx.option("workers", WORKERS))
-    loader = DataLoader(train_set, batch_size=int(ctx.option("batch_size", BATCH_SIZE)), shuffle=True,
-                        drop_last=len(train_set) >= int(ctx.option("batch_size", BATCH_SIZE)),
-                        num_workers=workers, persistent_workers=workers > 0, pin_memory=cuda,
-                        generator=torch.Generator().manual_seed(ctx.seed))
-    _train(model, loader, ctx, amp, channels_last)
+    loader = make_loader(train_set, ctx, p.batch_size, p.workers, persistent=True, shuffle=True,
+                         drop_last=len(train_set) >= p.batch_size,
+                         generator=torch.Generator().manual_seed(ctx.seed))  # fmt: skip
 
-    run_dir = Path(ctx.work_dir) / _run_name(ctx)
-    predictions = run_dir / "predictions"
-    confusion, shown = _test(model, test_set, test_ids[: len(test_set)], ctx, amp, channels_last, predictions)
+    step = functools.partial(training_step, model, device=ctx.device, perf=perf)
+    optimizer = sgd(model.encoder, (model.fc6, model.fc7, model.score), p)
+    finetune(ctx, model, optimizer, endless_batches(loader), step, p, perf, "seg train")
+
+    predictions = ctx.work_dir / "predictions"
+    confusion, shown = _test(model, test_set, test_ids[: len(test_set)], ctx, perf, predictions)
     scores = confusion.compute()
-    figure = save_figure(shown, run_dir / "qualitative.png") if shown else None
-    np.save(run_dir / "confusion.npy", confusion.matrix)
+    rows = [[to_image(x, normalised=True), palette_image(gt), palette_image(pred)] for x, gt, pred in shown]
+    titles = ("image", "ground truth", "prediction")
+    figure = save_grid(rows, ctx.work_dir / "qualitative.png", titles) if shown else None
+    np.save(ctx.work_dir / "confusion.npy", confusion.matrix)
 
     ctx.extra |= {
         "primary_metric": "miou",
         "metric": "mean IU over 21 classes (background included) from one confusion matrix over the "
                   "test set, 255 ignored (FCN score.py)",
-        "train_split": f"Segmentation/{ctx.option('train_split', TRAIN_SPLIT)}",
+        "train_split": f"Segmentation/{p.train_split}",
         "train_images": len(train_set),
-        "test_split": f"Segmentation/{test_split}",
+        "test_split": f"Segmentation/{p.test_split}",
         "test_images": len(test_set),
         "model": f"FCN-32s, fc width {model.fc7.out_channels}, input pad {model.pad}, "
                  f"crop offset {model.offset}, fixed bilinear ×32 upsampling",
-        "predictions_dir": str(predictions), "confusion": str(run_dir / "confusion.npy"),
+        "predictions_dir": str(predictions), "confusion": str(ctx.work_dir / "confusion.npy"),
         "figure": str(figure) if figure else None,
     }
     metrics: Metrics = {key: float(scores[key]) for key in ("miou", "pixel_acc", "mean_acc", "fwiou")}

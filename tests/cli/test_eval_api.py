@@ -72,13 +72,14 @@ def test_failures_become_error_records_with_the_same_exit_codes(tmp_path, synth_
         str(tmp_path / "runs"),
         "--no-progress",
     ]
-    assert main(["eval", "--task", "fake-cls", *common, "--set", "offset"]) == 2  # a BenchError: exit 2
+    assert main(["eval", "--task", "fake-cls", *common, "--set", "offset"]) == 2  # a usage error: exit 2
     assert "--set expects KEY=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # ... and no record: the run never started
     fakes.FAIL_ON.add(("fake-cls", 0))
-    assert main(["eval", "--task", "fake-cls", *common]) == 1  # any other exception: exit 1
+    assert main(["eval", "--task", "fake-cls", *common]) == 1  # a run that fails: exit 1, an error record
     assert "scripted failure" in capsys.readouterr().err
     statuses = sorted(r["status"] for r in load_records(tmp_path / "runs"))
-    assert statuses == ["error", "error"]
+    assert statuses == ["error"]
     rec = evaluate(
         "fake-cls",
         "random",

@@ -17,10 +17,9 @@ from ssl_bench.evaluators.classification import (
     FineTuneClassifier,
     classification_metrics,
     masked_sigmoid_cross_entropy,
-    param_groups,
     random_scale_crop,
-    step_lr,
 )
+from ssl_bench.evaluators.engine import data_dependent_init_, param_groups
 from ssl_bench.metrics import AP_VARIANTS
 
 # A few iterations on 99-px crops of the session's tiny SynthVOC (tests/conftest.py): seconds on a CPU.
@@ -38,7 +37,8 @@ TINY_CLS = [
 def run_eval(
     task: str, weights: str | Path, root: Path, out: Path, sets: list[str]
 ) -> tuple[int, dict[str, Any]]:
-    """``bench eval`` in this process; returns its exit code and the one record it wrote under ``out``."""
+    """``bench eval`` in this process; returns its exit code and the one record it wrote under ``out``
+    (a request refused before the run writes none: use :func:`refused`)."""
     argv = [
         "eval",
         "--task",
@@ -57,6 +57,19 @@ def run_eval(
     records = sorted(out.glob("*.json"))
     assert len(records) == 1, records
     return code, json.loads(records[0].read_text())
+
+
+def refused(task: str, weights: str | Path, root: Path, out: Path, sets: list[str], capsys) -> str:
+    """``bench eval`` that must be refused as a usage error: exit 2, no record, no traceback; its stderr."""
+    argv = ["eval", "--task", task, "--weights", str(weights), "--data", str(root), "--out", str(out)]
+    for s in sets:
+        argv += ["--set", s]
+    capsys.readouterr()
+    assert main([*argv, "--no-progress"]) == 2
+    assert not list(out.glob("*.json"))  # no record
+    err = capsys.readouterr().err
+    assert err.startswith("bench eval: error: ") and "Traceback" not in err
+    return err
 
 
 def check_classification_record(record: dict[str, Any], primary: str) -> None:
@@ -89,18 +102,12 @@ def test_loss_ignores_difficult_labels() -> None:
     assert masked_sigmoid_cross_entropy(torch.zeros(2, 3), labels).item() == pytest.approx(4 * np.log(2) / 2)
 
 
-def test_lr_halves_every_step() -> None:
-    assert [step_lr(1e-3, it, 10_000, 0.5) for it in (0, 9_999, 10_000, 25_000)] == pytest.approx(
-        [1e-3, 1e-3, 5e-4, 2.5e-4]
-    )
-
-
 def test_new_head_is_initialised_and_lr_multipliers_cover_every_weight_once() -> None:
     torch.manual_seed(0)
     model = FineTuneClassifier(create_encoder("caffenet"), 256 * 2 * 2, 20, width=64, dropout=0.5)
     fc8 = model.head[-1]
     assert fc8.weight.std().item() == pytest.approx(0.01, rel=0.1) and not fc8.bias.any()
-    groups = param_groups(model, bias_lr_mult=2.0, head_lr_mult=10.0)
+    groups = param_groups(model.encoder, [model.head], bias_lr_mult=2.0, head_lr_mult=10.0, weight_decay=1e-6)
     grouped = [id(p) for g in groups for p in g["params"]]
     assert sorted(grouped) == sorted(id(p) for p in model.parameters())
     mult = {id(p): g["lr_mult"] for g in groups for p in g["params"]}
@@ -125,7 +132,7 @@ def test_metrics_carry_every_variant_and_skip_classes_without_positives(tmp_path
     rng = np.random.default_rng(0)
     labels = rng.choice([-1, 1], size=(30, 20)).astype(np.int8)
     labels[:, 3] = -1  # no positive: AP undefined
-    ctx = EvalContext(weights="random", arch="caffenet", voc_root=tmp_path, recipe={})
+    ctx = EvalContext(weights="random", arch="caffenet", voc_root=tmp_path)
     metrics = classification_metrics(ctx, labels.astype(float), labels, "sklearn")
     assert [metrics[f"map_{v}"] for v in AP_VARIANTS] == pytest.approx([1.0] * len(AP_VARIANTS))
     assert "ap_boat" not in metrics and "ap_aeroplane" in metrics
@@ -140,7 +147,7 @@ def test_data_dependent_head_init_gives_unit_variance_fc6_and_fc7() -> None:
     torch.manual_seed(0)
     model = FineTuneClassifier(create_encoder("caffenet"), 256 * 2 * 2, 20, width=64, dropout=0.5)
     x = torch.randn(24, 3, 99, 99)
-    model.data_dependent_init_(x)
+    data_dependent_init_(model, model.new_hidden_layers, model.pool5, x)
     assert model.training  # the mode it was in
     with torch.no_grad():
         f = model.encoder(x).flatten(1)
@@ -159,14 +166,17 @@ def test_cls_end_to_end_on_synthvoc(synth_voc_root: Path, tmp_path: Path) -> Non
     assert np.isfinite(record["metrics"]["train_loss"])
 
 
-def test_cls_refuses_weights_with_wrong_keys(synth_voc_root: Path, tmp_path: Path) -> None:
+def test_cls_refuses_weights_with_wrong_keys(synth_voc_root: Path, tmp_path: Path, capsys) -> None:
     state = create_encoder("caffenet").state_dict()
     state["features.0.weight"] = state.pop("conv1.weight")  # e.g. a torchvision-format file without --arch
     torch.save(state, tmp_path / "encoder.pt")
-    code, record = run_eval("cls", tmp_path / "encoder.pt", synth_voc_root, tmp_path / "runs", TINY_CLS)
-    assert code == 2 and record["status"] == "error"
-    assert "missing keys: conv1.weight" in record["error"]
-    assert "unexpected keys: features.0.weight" in record["error"]
+    capsys.readouterr()
+    argv = ["eval", "--task", "cls", "--weights", str(tmp_path / "encoder.pt"), "--data", str(synth_voc_root),
+            "--out", str(tmp_path / "runs"), "--no-progress"]  # fmt: skip
+    assert main(argv) == 2  # refused before the run: no record
+    assert not (tmp_path / "runs").exists()
+    err = capsys.readouterr().err
+    assert "missing keys: conv1.weight" in err and "unexpected keys: features.0.weight" in err
 
 
 def test_cls_refuses_overlapping_train_and_test(synth_voc_root: Path, tmp_path: Path) -> None:
@@ -175,7 +185,6 @@ def test_cls_refuses_overlapping_train_and_test(synth_voc_root: Path, tmp_path: 
     assert "also in the training list" in record["error"]
 
 
-def test_cls_names_a_bad_head_init(synth_voc_root: Path, tmp_path: Path) -> None:
-    code, record = run_eval("cls", "random", synth_voc_root, tmp_path, [*TINY_CLS, "head_init=magic"])
-    assert code != 0 and record["status"] == "error"
-    assert "head_init must be 'filler' or 'data'" in record["error"]
+def test_cls_names_a_bad_head_init(synth_voc_root: Path, tmp_path: Path, capsys) -> None:
+    err = refused("cls", "random", synth_voc_root, tmp_path, [*TINY_CLS, "head_init=magic"], capsys)
+    assert "head_init='magic' in --set is not valid: expected 'filler' | 'data'" in err

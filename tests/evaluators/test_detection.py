@@ -13,16 +13,16 @@ from PIL import Image
 from ssl_bench.cli import main
 from ssl_bench.data.synthvoc import generate_synthvoc
 from ssl_bench.data.voc import VOC_CLASSES, load_detection_ground_truth, read_image_set
+from ssl_bench.encoders import create_encoder
 from ssl_bench.evaluators import detection
-from ssl_bench.evaluators.base import EvalContext
 
 # Tiny and fast: 128 px images (conv5 8×8, padded batch), a few iterations, small heads, no workers.
 TINY = [
     "iterations=3",
-    "lr_step=2",
+    "lr_steps=[2]",
     "min_size=128",
     "max_size=128",
-    "head_width=32",
+    "fc_width=32",
     "workers=0",
     "rpn_pre_nms_train=200",
     "rpn_post_nms_train=50",
@@ -208,8 +208,7 @@ def test_perfect_detector_scores_one(voc_root: Path) -> None:
 
 
 def test_detector_uses_roi_max_pool_on_conv5_and_aligned_anchors() -> None:
-    ctx = EvalContext(weights="random", arch="caffenet", voc_root=Path("."), recipe={"head_width": 16})
-    model = detection.build_detector(ctx.load_encoder(), ctx)
+    model = detection.build_detector(create_encoder("caffenet"), detection.Protocol(fc_width=16))
     assert isinstance(model.roi_heads.box_roi_pool, detection.RoIMaxPool)
     assert model.backbone.out_channels == 256
     feature = model.backbone(torch.zeros(1, 3, 131, 131))

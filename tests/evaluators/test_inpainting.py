@@ -13,16 +13,10 @@ import torch
 from PIL import Image
 
 from ssl_bench.cli import main
+from ssl_bench.data.masks import center_mask, fill_holes
 from ssl_bench.data.voc import read_image_set
-from ssl_bench.evaluators.inpainting import (
-    NearestNeighbourInpainter,
-    context_features,
-    hole_box,
-    hole_errors,
-    psnr,
-    summarize_errors,
-)
-from ssl_bench.methods.masks import center_mask, fill_holes
+from ssl_bench.evaluators.inpainting import NearestNeighbourInpainter, context_features, hole_box
+from ssl_bench.metrics.inpainting import hole_errors, psnr, summarize_hole_errors
 
 TINY_SYNTH_IMAGES = 64  # the session's tiny SynthVOC (tests/conftest.py)
 
@@ -42,7 +36,7 @@ def test_metrics_match_hand_computed_values() -> None:
     assert l1.tolist() == pytest.approx([1.0 / 6, 0.05])
     assert mse.tolist() == pytest.approx([0.05, 0.0025])
     assert psnr(mse).tolist() == pytest.approx([10 * math.log10(20), 10 * math.log10(400)])
-    m = summarize_errors(l1, mse, "nn_")
+    m = summarize_hole_errors(l1, mse, "nn_")
     assert m["nn_l1_pct"] == pytest.approx(100 * (1 / 6 + 0.05) / 2)
     assert m["nn_l2_pct"] == pytest.approx(100 * (0.05 + 0.0025) / 2)
     # the mean of per-image PSNRs (19.52 dB), not the PSNR of the mean MSE (15.80 dB)
@@ -273,12 +267,12 @@ def test_runs_without_a_decoder_report_the_baselines_only(tmp_path: Path) -> Non
     run.mkdir()
     torch.save(create_encoder("caffenet").state_dict(), run / "encoder.pt")
     (run / "config.yaml").write_text("method: supervised\ndata: {image_size: 99}\ntrain: {steps: 2}\n")
-    ctx = EvalContext(weights=str(run / "encoder.pt"), arch="caffenet", voc_root=tmp_path, recipe={})
+    ctx = EvalContext(weights=str(run / "encoder.pt"), arch="caffenet", voc_root=tmp_path)
     method, config = load_inpainting_model(ctx)
     assert method is None and config["data"]["image_size"] == 99
 
     bare = tmp_path / "bare"
     bare.mkdir()
     shutil.copy(run / "encoder.pt", bare / "encoder.pt")
-    ctx = EvalContext(weights=str(bare / "encoder.pt"), arch="caffenet", voc_root=tmp_path, recipe={})
+    ctx = EvalContext(weights=str(bare / "encoder.pt"), arch="caffenet", voc_root=tmp_path)
     assert load_inpainting_model(ctx) == (None, None)

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-import ssl_bench.evaluators.linear as linear
+import ssl_bench.evaluators.features as features
 from ssl_bench.encoders import create_encoder
+from ssl_bench.evaluators.features import tap_features
 from ssl_bench.evaluators.knn import knn_scores
-from ssl_bench.evaluators.linear import choose_costs, svm_scores, tap_features
+from ssl_bench.evaluators.linear import choose_costs, svm_scores
 from ssl_bench.metrics import mean_ap, voc_classification_ap
-from tests.evaluators.test_classification import check_classification_record, run_eval
+from tests.evaluators.test_classification import check_classification_record, refused, run_eval
 
 # 99-px centre crops of the session's tiny SynthVOC (tests/conftest.py): pool5 is 256×2×2.
 TINY_FEATURES = ["image_size=99", "workers=0", "batch_size=16"]
@@ -116,7 +117,7 @@ def test_knn_end_to_end(synth_voc_root: Path, tmp_path: Path) -> None:
 def test_frozen_trunk_check_fires(
     task: str, tamper: str, synth_voc_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = linear.tap_features
+    original = features.tap_features
 
     def tampering(encoder: torch.nn.Module, x: torch.Tensor, layer: str, max_dim: int) -> torch.Tensor:
         if tamper == "weights":
@@ -126,7 +127,7 @@ def test_frozen_trunk_check_fires(
             encoder.train()
         return original(encoder, x, layer, max_dim)
 
-    monkeypatch.setattr(linear, "tap_features", tampering)
+    monkeypatch.setattr(features, "tap_features", tampering)
     code, record = run_eval(task, "random", synth_voc_root, tmp_path, TINY[task])
     assert code == 1 and record["status"] == "error"
     expected = (
@@ -141,11 +142,10 @@ def test_refuses_overlapping_train_and_test(task: str, synth_voc_root: Path, tmp
     assert code == 2 and "also in the training list" in record["error"]
 
 
-def test_linear_probe_refuses_weights_with_wrong_keys(synth_voc_root: Path, tmp_path: Path) -> None:
+def test_linear_probe_refuses_weights_with_wrong_keys(synth_voc_root: Path, tmp_path: Path, capsys) -> None:
     state = create_encoder("caffenet").state_dict()
     del state["conv3.bias"]
     torch.save(state, tmp_path / "encoder.pt")
-    code, record = run_eval(
-        "cls-linear", tmp_path / "encoder.pt", synth_voc_root, tmp_path / "runs", TINY_LINEAR
-    )
-    assert code == 2 and "missing keys: conv3.bias" in record["error"]
+    weights, out = tmp_path / "encoder.pt", tmp_path / "runs"
+    err = refused("cls-linear", weights, synth_voc_root, out, TINY_LINEAR, capsys)
+    assert "missing keys: conv3.bias" in err

@@ -14,15 +14,16 @@ from PIL import Image
 
 from ssl_bench.encoders import create_encoder
 from ssl_bench.errors import DataError, RecipeError
+from ssl_bench.evaluators.engine import data_dependent_init_
 from ssl_bench.evaluators.segmentation import (
     CLASS_NAMES,
     FCN32s,
+    Protocol,
     TrainTransform,
     bilinear_kernel,
     bilinear_upsampling_matrix,
     segmentation_loss,
     segmentation_training_set,
-    step_lr,
 )
 from ssl_bench.metrics import SegmentationConfusion
 
@@ -118,7 +119,7 @@ def test_data_dependent_init_gives_unit_variance_head_on_a_gaussian_trunk() -> N
     torch.manual_seed(0)
     model = FCN32s(load_encoder("random", "caffenet"), "caffenet", fc_width=16)
     x = torch.randn(4, 3, 99, 99)
-    model.data_dependent_init_(x)
+    data_dependent_init_(model, (model.fc6, model.fc7), model.pool5, x)
     assert model.training  # the train/eval mode is restored
     model.eval()
     with torch.no_grad():
@@ -153,13 +154,6 @@ def test_train_transform_pads_with_ignore_and_crops() -> None:
     assert x.shape == (3, 64, 64) and y.shape == (64, 64) and y.dtype == torch.int64
     assert set(y.unique().tolist()) == {7, 255}
     assert (y == 7).sum() == 50 * 64  # 50 rows of the image, cropped to 64 of its 70 columns
-
-
-def test_step_lr_drops_tenfold_at_each_step() -> None:
-    steps = (50_000, 100_000)
-    assert [step_lr(1e-4, i, steps, 0.1) for i in (0, 49_999, 50_000, 100_000)] == pytest.approx(
-        [1e-4, 1e-4, 1e-5, 1e-6]
-    )
 
 
 def _bench_eval(argv: list[str]) -> int:
@@ -228,7 +222,7 @@ def _context(voc_root: Path, tmp_path: Path, **recipe: object):
         weights="random",
         arch="caffenet",
         voc_root=voc_root,
-        recipe=dict(recipe),
+        protocol=Protocol(**recipe),
         progress=False,
         work_dir=tmp_path / "work",
     )
