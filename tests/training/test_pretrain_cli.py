@@ -15,6 +15,7 @@ import torch
 
 from ssl_bench.cli import main
 from ssl_bench.methods import available_methods, create_method
+from ssl_bench.training.run_folder import RunFolder
 from tests.conftest import TINY_SYNTH_IMAGES
 
 CAFFENET_SHAPES = {
@@ -89,46 +90,91 @@ def _states(out: Path) -> dict[str, torch.Tensor]:
     }
 
 
-def test_sigkill_then_resume_ends_with_identical_weights(synth_cache, tmp_path):
-    env = {**os.environ, "SSL_BENCH_CACHE": str(synth_cache)}
-    common = [
-        "pretrain",
-        "--steps",
-        "40",
-        "--checkpoint-every",
-        "5",
-        "--seed",
-        "3",
-        *FAST,
-        "--set",
-        "train.log_every=1",
-    ]
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    subprocess.run(_bench(*common, "--out", str(straight)), env=env, check=True, capture_output=True)
+KILL_COMMON = [
+    "pretrain",
+    "--steps",
+    "40",
+    "--checkpoint-every",
+    "5",
+    "--seed",
+    "3",
+    *FAST,
+    "--set",
+    "train.log_every=1",
+]
 
-    proc = subprocess.Popen(
-        _bench(*common, "--out", str(killed)), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    metrics, deadline = killed / "metrics.jsonl", time.time() + 120
+
+@pytest.fixture(scope="module")
+def straight_run(synth_cache, tmp_path_factory) -> Path:
+    """The uninterrupted run that killed-and-resumed runs must match."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    env = {**os.environ, "SSL_BENCH_CACHE": str(synth_cache)}
+    subprocess.run(_bench(*KILL_COMMON, "--out", str(out)), env=env, check=True, capture_output=True)
+    return out
+
+
+def _start_and_signal(out: Path, env: dict[str, str], signum: int) -> subprocess.CompletedProcess:
+    """Start the run, send ``signum`` once a dozen steps are logged; returns the finished process."""
+    command = _bench(*KILL_COMMON, "--out", str(out))
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics, deadline = out / "metrics.jsonl", time.time() + 120
     while time.time() < deadline:
         rows = metrics.read_text().splitlines() if metrics.is_file() else []
         if len(rows) >= 12:
             break
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    step = torch.load(killed / "checkpoint.pt", weights_only=True)["step"]
-    assert 5 <= step < 40, "the kill must land mid-run"
-    subprocess.run(
-        _bench(*common, "--out", str(killed), "--resume"), env=env, check=True, capture_output=True
-    )
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
-    a, b = _states(straight), _states(killed)
+
+def _resume_and_compare(straight: Path, out: Path, env: dict[str, str]) -> None:
+    command = _bench(*KILL_COMMON, "--out", str(out), "--resume")
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    a, b = _states(straight), _states(out)
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, f"resumed run differs in {different}"
-    logged = [json.loads(x)["step"] for x in metrics.read_text().splitlines()]
+    logged = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert logged == list(range(1, 41)), "metrics.jsonl holds each step once after the resume"
+
+
+def test_sigkill_then_resume_ends_with_identical_weights(synth_cache, straight_run, tmp_path):
+    env = {**os.environ, "SSL_BENCH_CACHE": str(synth_cache)}
+    killed = tmp_path / "killed"
+    result = _start_and_signal(killed, env, signal.SIGKILL)
+    assert result.returncode == -signal.SIGKILL
+    step = torch.load(killed / "checkpoint.pt", weights_only=True)["step"]
+    assert 5 <= step < 40, "the kill must land mid-run"
+    _resume_and_compare(straight_run, killed, env)
+
+
+def test_sigterm_saves_the_last_step_and_resume_gives_identical_weights(synth_cache, straight_run, tmp_path):
+    """A job scheduler's SIGTERM loses nothing: the step in progress is finished and saved, exit 143, and
+    the message gives the command that resumes."""
+    env = {**os.environ, "SSL_BENCH_CACHE": str(synth_cache)}
+    stopped = tmp_path / "stopped"
+    result = _start_and_signal(stopped, env, signal.SIGTERM)
+    assert result.returncode == 143, result.stderr[-2000:]
+    step = torch.load(stopped / "checkpoint.pt", weights_only=True)["step"]
+    last_logged = json.loads((stopped / "metrics.jsonl").read_text().splitlines()[-1])["step"]
+    assert 12 <= step < 40 and step == last_logged, "the last completed step is the one saved"
+    message = result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+    assert f"stopped by SIGTERM: step {step} saved" in message
+    command = message.split("resume with: ", 1)[1]
+    assert command.startswith("bench pretrain") and command.endswith("--resume") and str(stopped) in command
+    _resume_and_compare(straight_run, stopped, env)
+
+
+def test_ctrl_c_saves_the_last_step_and_exits_130(synth_cache, tmp_path):
+    env = {**os.environ, "SSL_BENCH_CACHE": str(synth_cache)}
+    stopped = tmp_path / "stopped"
+    result = _start_and_signal(stopped, env, signal.SIGINT)
+    assert result.returncode == 130, result.stderr[-2000:]
+    step = torch.load(stopped / "checkpoint.pt", weights_only=True)["step"]
+    last_logged = json.loads((stopped / "metrics.jsonl").read_text().splitlines()[-1])["step"]
+    assert step == last_logged and f"stopped by SIGINT: step {step} saved" in result.stderr
 
 
 def test_two_process_ddp_equals_one_process_on_the_combined_batch(synth_cache, tmp_path):
@@ -210,9 +256,43 @@ def test_corrupt_jpeg_stops_with_the_file_named_and_skip_flag_counts_it(workers,
     assert main([*args, "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
     assert "img05.jpg" in err and "Traceback" not in err
-    assert main([*args, "--out", str(tmp_path / "b"), "--skip-bad-images", "--set", "train.log_every=1"]) == 0
+    assert not (tmp_path / "a").exists(), "found before anything is written"
+    assert main([*args, "--out", str(tmp_path / "b"), "--skip-bad-images", "--set", "train.log_every=2"]) == 0
+    captured = capsys.readouterr()
+    # Every draw of img05 is counted: epoch e's order is randperm(12, seed 0 + e), 3 batches of 4 per epoch.
+    order = [torch.randperm(12, generator=torch.Generator().manual_seed(e)).tolist() for e in (0, 1)]
+    expected = (order[0] + order[1][:4]).count(5)
     rows = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
-    assert sum(r.get("skipped", 0) for r in rows) >= 1
+    totals = [r["skipped"] for r in rows if "loss" in r]
+    assert totals == sorted(totals) and totals[-1] == expected, "a running total, steps between logs included"
+    assert json.loads(captured.out.strip().splitlines()[-1])["skipped_images"] == expected
+    assert f"{expected} unreadable image(s) skipped" in captured.err
+
+
+def test_overwrite_clears_the_old_run_and_resume_may_change_only_speed_and_cadence(synth_cache, tmp_path):
+    out = tmp_path / "run"
+    assert main(["pretrain", "--steps", "4", "--sample-every", "2", "--out", str(out), *FAST]) == 0
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
+    autoencoder = ["pretrain", "--method", "autoencoder", "--out", str(out), *FAST]
+    assert main([*autoencoder, "--steps", "3", "--overwrite"]) == 0
+    assert [p.name for p in (out / "samples").iterdir()] == ["step_000003.png"], "stale grids are gone"
+    assert RunFolder(out).method_name == "autoencoder"
+    assert [r["step"] for r in RunFolder(out).metrics() if "loss" in r] == [3]
+
+    more = ["--steps", "6", "--workers", "1", "--set", "train.log_every=1"]
+    more += ["--set", "train.loader_thread=false", "--sample-every", "0"]
+    assert main([*autoencoder, "--resume", *more]) == 0
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 6
+    assert RunFolder(out).config["train"]["steps"] == 6
+
+
+def test_config_records_the_classes_of_a_labelled_pool(synth_cache, tmp_path):
+    out = tmp_path / "sup"
+    args = ["pretrain", "--method", "supervised", "--steps", "2", "--out", str(out), *FAST]
+    assert main([*args, "--set", "model.head_width=16"]) == 0
+    run = RunFolder(out)
+    assert run.config["data"]["num_classes"] == 20
+    assert run.load_method().head[-1].out_features == 20  # rebuilt from config.yaml and loaded strictly
 
 
 def test_bad_flags_and_recipes_fail_with_a_clear_message(tmp_path, capsys):
