@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 # A user's whole first run on the generated SynthVOC default (CPU): pretrain a context encoder and the
 # random baseline, fine-tune FCN-32s segmentation on both, print the comparison table.
 demo: install
-	$(BIN)/bench pretrain --method context_encoder --profile smoke --out $(DEMO)/context_encoder
+	$(BIN)/bench pretrain --method context_encoder --profile smoke --out $(DEMO)/context_encoder --overwrite
 	$(BIN)/bench show $(DEMO)/context_encoder
-	$(BIN)/bench pretrain --method random --profile smoke --out $(DEMO)/random
+	$(BIN)/bench pretrain --method random --profile smoke --out $(DEMO)/random --overwrite
 	$(BIN)/bench eval --task seg --profile smoke --weights $(DEMO)/context_encoder/encoder.pt --out $(DEMO)/records
 	$(BIN)/bench eval --task seg --profile smoke --weights $(DEMO)/random/encoder.pt --out $(DEMO)/records
 	$(BIN)/bench table --results $(DEMO)/records --tasks seg
