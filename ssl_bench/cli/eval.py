@@ -34,38 +34,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="evaluate encoder weights on a transfer task (cls, seg, det, …)",
         description="Evaluate an encoder on a transfer task and store a result record. With no --data, uses "
-        "the generated SynthVOC default.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "the generated SynthVOC default. A usage error (unknown task, bad recipe key or value, unreadable "
+        "weights, CUDA where there is none) exits 2 and writes no record.",
     )
-    p.add_argument(
-        "--task", required=True, help=f"one of: {', '.join(BUILT_IN_TASKS)} (or a plug-in's registered task)"
-    )
-    p.add_argument(
-        "--weights", required=True, help="an encoder.pt, or 'random' (the Gaussian-initialised trunk)"
-    )
-    p.add_argument(
-        "--arch",
-        default="caffenet",
-        type=_arch,
-        help=f"encoder the weights load into: {', '.join(sorted(ENCODERS))} or timm:<model>",
-    )
+    tasks = ", ".join(BUILT_IN_TASKS)
+    arches = ", ".join(sorted(ENCODERS))
+    p.add_argument("--task", required=True, help=f"required: {tasks}, or a plug-in's registered task")
+    p.add_argument("--weights", required=True, help="required: an encoder.pt, or 'random' (Gaussian init)")
+    p.add_argument("--arch", default="caffenet", type=_arch,
+                   help=f"encoder the weights load into: {arches} or timm:<model> (default: caffenet)")
     p.add_argument("--data", type=Path, help="VOC year folder, e.g. VOCdevkit/VOC2007 (default: SynthVOC)")
-    p.add_argument("--profile", default="smoke", choices=PROFILES, help="recipe profile")
+    p.add_argument("--profile", default="smoke", choices=PROFILES, help="recipe profile (default: smoke)")
     p.add_argument("--recipe", type=Path, help="evaluation recipe (default: eval/<profile>/<task>.yaml)")
-    p.add_argument(
-        "--seed", type=int, default=0, help="evaluation seed (initialisation, data order, dropout)"
-    )
-    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda if available)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="evaluation seed: new layers, data order, dropout (default: 0)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 … (default: cuda if available, else cpu)")
     p.add_argument("--out", type=Path, help="folder for the result record (default: results/runs)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value (YAML value), e.g. --set iterations=200; unknown keys are an error",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=run)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe value (a YAML value), e.g. --set iterations=200; repeatable; an "
+                   "unknown key is an error (default: none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (default: shown)")
+    p.set_defaults(func=run)  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

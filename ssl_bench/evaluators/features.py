@@ -1,4 +1,4 @@
-"""The one frozen-feature extractor: ``cls-linear``, ``knn``, the inpainting NN baseline and the t-SNE figure.
+"""The one frozen-feature extractor: ``cls-linear``, ``knn``, the inpainting NN baseline, the t-SNE figure.
 
 The trunk is asserted frozen (moco ``main_lincls.py``'s sanity check): in ``eval()`` mode, without gradients,
 and bit-identical after the extraction (:func:`frozen`).
@@ -136,6 +136,33 @@ def extract_features(
                 out.append(tap_features(encoder, images, p.layer, p.max_dim).cpu())
             ctx.images_processed += images.shape[0]
             bar.update(images.shape[0])
+    return torch.cat(out).numpy()  # [N, D]
+
+
+@torch.no_grad()
+def image_features(
+    encoder: nn.Module,
+    images: torch.Tensor,
+    layer: str = "pool5",
+    max_dim: int | None = None,
+    device: torch.device | str = "cpu",
+    batch_size: int = 32,
+) -> np.ndarray:
+    """Features of in-memory images (normalised [N, 3, H, W], e.g. the t-SNE figure's) from ``encoder``,
+    frozen and checked unchanged as in the evaluators.
+
+    Returns:
+        (N, D) float32 array.
+    """
+    device = torch.device(device)
+    perf = eval_performance(device)
+    encoder = encoder.to(device)
+    out = []
+    with frozen(encoder):
+        for start in range(0, len(images), batch_size):
+            x = images_to(images[start : start + batch_size], device, perf)  # [B, 3, H, W]
+            with perf.autocast(device):
+                out.append(tap_features(encoder, x, layer, max_dim).cpu())
     return torch.cat(out).numpy()  # [N, D]
 
 

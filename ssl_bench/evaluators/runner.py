@@ -141,8 +141,6 @@ def prepare(
     evaluator = get_evaluator(task)
     protocol = resolve_protocol(task, profile, recipe, recipe_overrides)
     weights = str(weights)
-    if weights != "random" and not Path(weights).is_file():
-        raise CheckpointError(f"--weights {weights}: no such file")
     try:
         load_encoder(weights, arch)  # strict: unreadable or unfitting weights fail here, before any record
     except BenchError:

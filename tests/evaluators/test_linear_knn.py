@@ -149,3 +149,15 @@ def test_linear_probe_refuses_weights_with_wrong_keys(synth_voc_root: Path, tmp_
     weights, out = tmp_path / "encoder.pt", tmp_path / "runs"
     err = refused("cls-linear", weights, synth_voc_root, out, TINY_LINEAR, capsys)
     assert "missing keys: conv3.bias" in err
+
+
+def test_image_features_are_the_taps_of_the_frozen_encoder() -> None:
+    """The t-SNE figure's entry point: in-memory images, any batch size, the same numbers as a direct pass."""
+    torch.manual_seed(0)
+    encoder = create_encoder("caffenet").train()
+    x = torch.randn(5, 3, 99, 99)
+    got = features.image_features(encoder, x, "pool5", batch_size=2)
+    assert not encoder.training and not any(p.requires_grad for p in encoder.parameters())
+    with torch.no_grad():
+        expected = encoder(x).flatten(1).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
