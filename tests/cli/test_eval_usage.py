@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from ssl_bench.cli import main
+from ssl_bench.cli.eval import BUILT_IN_ARCHES, BUILT_IN_TASKS
+from ssl_bench.encoders import ENCODERS
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators import available_evaluators
 from ssl_bench.evaluators.base import evaluator_protocol
@@ -134,6 +136,12 @@ def test_an_unknown_arch_lists_the_choices(capsys: pytest.CaptureFixture[str]) -
     assert caught.value.code == 2
     err = capsys.readouterr().err
     assert "unknown encoder 'caffnet' (did you mean 'caffenet'?); choose from: caffenet, caffenet_bn" in err
+
+
+def test_the_help_lists_every_built_in_task_and_encoder() -> None:
+    registered = [t for t in available_evaluators() if not t.startswith("fake-")]
+    assert sorted(BUILT_IN_TASKS) == sorted(BUILT_IN) == registered
+    assert sorted(BUILT_IN_ARCHES) == sorted(ENCODERS)
 
 
 def test_help_gives_every_flag_a_text_and_its_default(capsys: pytest.CaptureFixture[str]) -> None:
