@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from torch import nn
+
 from ssl_bench.data.masks import MASK_TYPES, mask_options
 from ssl_bench.encoders import pool5_size
 from ssl_bench.errors import RecipeError
-from ssl_bench.methods import available_methods, method_class
+from ssl_bench.methods import PretrainMethod, available_methods, method_class
 from ssl_bench.options import did_you_mean, options_dict, options_from, unknown_name_error
 from ssl_bench.recipes import merge
 
@@ -176,13 +178,16 @@ def _plain_type(tp: Any) -> Any:
     return tp
 
 
-def _constructor_parameters(cls: type) -> list[tuple[str, Any, Any]]:
-    """(name, type, default) of every keyword ``cls(...)`` takes, following ``**options`` to the parent."""
+def _constructor_parameters(cls: type) -> tuple[list[tuple[str, Any, Any]], bool]:
+    """(name, type, default) of every keyword ``cls(...)`` takes, following ``**options`` to the parent;
+    and whether it takes any keyword (a ``**options`` that no parent's signature spells out)."""
     found: dict[str, tuple[str, Any, Any]] = {}
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
             continue
+        if klass in (PretrainMethod, nn.Module, object):  # takes no options: the **options stay open
+            return list(found.values()), True
         hints = get_type_hints(init)
         params = list(inspect.signature(init).parameters.values())[1:]  # without self
         for p in params:
@@ -192,14 +197,18 @@ def _constructor_parameters(cls: type) -> list[tuple[str, Any, Any]]:
             found[p.name] = (p.name, _plain_type(hints.get(p.name, Any)), default)
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             break
-    return list(found.values())
+    return list(found.values()), False
 
 
 @cache
-def model_options_class(method: str) -> type:
-    """A dataclass of ``method``'s model options, built from its constructor's signature."""
+def model_options_class(method: str) -> type | None:
+    """A dataclass of ``method``'s model options, built from its constructor's signature; None for a
+    plug-in whose constructor takes any ``**options`` (its keys cannot be checked here)."""
     fields = []
-    for name, tp, default in _constructor_parameters(method_class(method)):
+    params, open_ended = _constructor_parameters(method_class(method))
+    if open_ended:
+        return None
+    for name, tp, default in params:
         if name in FROM_DATA:
             continue
         if name == "fill":
@@ -216,8 +225,9 @@ def model_options_class(method: str) -> type:
 
 def model_defaults(method: str) -> dict[str, Any]:
     """The constructor's default for each model option (for comparing a saved recipe with a new one)."""
+    cls = model_options_class(method)
     out = {}
-    for f in dataclasses.fields(model_options_class(method)):
+    for f in dataclasses.fields(cls) if cls is not None else ():
         if f.default is not dataclasses.MISSING:
             out[f.name] = f.default
         elif f.default_factory is not dataclasses.MISSING:
@@ -256,6 +266,8 @@ def _check_section(section: str, values: Any, method: str, place: str) -> Any:
                 where = "data.image_size" if key == "image_size" else "the data folder's labels"
                 raise RecipeError(f"model.{key} in {place}: not a model option; it comes from {where}")
         cls = model_options_class(method)
+        if cls is None:
+            return dict(values)
     else:
         cls = DataOptions if section == "data" else TrainOptions
     where = place if place.startswith("--") else f"the {section} section of {place}"
