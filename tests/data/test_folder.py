@@ -91,6 +91,18 @@ def test_empty_or_missing_folder_is_a_data_error(tmp_path: Path) -> None:
         ImageFolderIndex(tmp_path / "empty")
     with pytest.raises(DataError, match=str(tmp_path / "missing")):
         ImageFolderIndex(tmp_path / "missing")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        ImageFolderIndex(image(tmp_path / "one.jpg"))
+
+
+def test_listing_hash_is_the_same_for_the_same_files_elsewhere(tmp_path: Path) -> None:
+    for name in ("a/1.jpg", "a/2.png", "b/3.jpg"):
+        image(tmp_path / "here" / name)
+        image(tmp_path / "copy" / name, colour=(0, 0, 0))  # the listing, not the pixels
+    here = ImageFolderIndex(tmp_path / "here").listing_hash()
+    assert ImageFolderIndex(tmp_path / "copy").listing_hash() == here
+    image(tmp_path / "copy" / "b" / "4.jpg")
+    assert ImageFolderIndex(tmp_path / "copy").listing_hash() != here
 
 
 def test_listing_is_one_numpy_array_not_a_list_of_strings(tmp_path: Path) -> None:
