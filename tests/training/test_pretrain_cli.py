@@ -315,3 +315,22 @@ def test_bad_flags_and_recipes_fail_with_a_clear_message(tmp_path, capsys):
     assert "bogus" in capsys.readouterr().err
     assert main(["pretrain", "--resume", "--out", str(tmp_path / "empty")]) == 2
     assert "checkpoint" in capsys.readouterr().err
+
+
+def test_resume_may_read_the_same_files_from_another_folder(tmp_path, capsys):
+    """A data set copied to a node's local disk: the same listing under another root resumes; other files
+    do not."""
+    from PIL import Image
+
+    here, copy, other = tmp_path / "here", tmp_path / "copy", tmp_path / "other"
+    for folder in (here, copy, other):
+        folder.mkdir()
+        for i in range(8 if folder != other else 9):
+            Image.new("RGB", (100, 100), (i * 30, 90, 40)).save(folder / f"img{i}.jpg")
+    out = tmp_path / "run"
+    args = ["pretrain", "--out", str(out), *FAST, "--set", "model.fill=[0,0,0]"]
+    assert main([*args, "--data", str(here), "--steps", "2"]) == 0
+    assert main([*args, "--data", str(other), "--steps", "4", "--resume"]) == 2
+    assert "does not list the files of the saved run's folder" in capsys.readouterr().err
+    assert main([*args, "--data", str(copy), "--steps", "4", "--resume"]) == 0
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 4
