@@ -98,7 +98,7 @@ class RunFolder:
         return method_class(self.method_name).inpaint is not PretrainMethod.inpaint
 
     def metrics(self) -> list[dict[str, Any]]:
-        """The rows of metrics.jsonl ([] when there is none); a torn last line (a crash mid-write) is skipped."""
+        """The rows of metrics.jsonl ([] when there is none); a torn line (a crash mid-write) is skipped."""
         if not self.metrics_path.is_file():
             return []
         rows = []

@@ -63,7 +63,8 @@ def test_wrong_type_names_key_value_and_type(key, value, expected):
 
 
 def test_did_you_mean():
-    assert did_you_mean("contxt_encoder", ["context_encoder", "autoencoder"]) == " (did you mean 'context_encoder'?)"
+    suggestion = did_you_mean("contxt_encoder", ["context_encoder", "autoencoder"])
+    assert suggestion == " (did you mean 'context_encoder'?)"
     assert did_you_mean("zzz", ["seg", "cls"]) == ""
     err = unknown_name_error("task", "segg", ["seg", "cls", "det"])
     assert str(err) == "unknown task 'segg' (did you mean 'seg'?); choose from: cls, det, seg"
