@@ -14,6 +14,7 @@ from ssl_bench.metrics.detection import (
     detection_pr_curve,
     voc_detection_ap,
 )
+from ssl_bench.metrics.filters import conv1_structure
 from ssl_bench.metrics.inpainting import hole_errors, hole_metrics, psnr, summarize_hole_errors
 from ssl_bench.metrics.segmentation import SegmentationConfusion
 
@@ -22,6 +23,7 @@ __all__ = [
     "PrecisionRecallCurve",
     "SegmentationConfusion",
     "coco_style_detection_ap",
+    "conv1_structure",
     "detection_pr_curve",
     "hole_errors",
     "hole_metrics",
