@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         # A stop signal that the command handled (a checkpoint saved) says what it did; plain Ctrl-C
         # elsewhere is an interruption.
-        print(f"bench {args.command}: {e or 'interrupted'}", file=sys.stderr)
+        print(f"bench {args.command}: {str(e) or 'interrupted'}", file=sys.stderr)
         return int(getattr(e, "exit_code", 128 + signal.SIGINT))
 
 
