@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import yaml
 
-from ssl_bench.encoders import load_state_dict_strict
+from ssl_bench.encoders import load_state_dict_strict, read_weights_file
 from ssl_bench.errors import CheckpointError
 from ssl_bench.methods import PretrainMethod, build_method, method_class
 from ssl_bench.training.checkpoint import load_checkpoint
@@ -125,9 +125,4 @@ class RunFolder:
 
     def load_encoder_state(self) -> dict[str, torch.Tensor]:
         """encoder.pt as a state dict (``weights_only=True``)."""
-        try:
-            return torch.load(self.encoder_path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise CheckpointError(f"no encoder weights in {self.path} ({self.ENCODER})") from None
-        except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
-            raise CheckpointError(f"cannot read encoder weights {self.encoder_path}: {e}") from None
+        return read_weights_file(self.encoder_path, "encoder weights")
