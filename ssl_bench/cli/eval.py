@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from ssl_bench.options import did_you_mean
 from ssl_bench.recipes import PROFILES
@@ -70,12 +69,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"bench eval: error: {record['error']} (record: {record['record_path']})", file=sys.stderr)
     print(json.dumps({k: v for k, v in record.items() if k != "traceback"}, default=str))
     return code
-
-
-def __getattr__(name: str) -> Any:
-    """``evaluate``, ``resolve_eval_recipe``: moved to ``ssl_bench.evaluators.runner`` (old imports work)."""
-    if name in ("evaluate", "resolve_eval_recipe"):
-        from ssl_bench.evaluators import runner
-
-        return getattr(runner, name)
-    raise AttributeError(name)
