@@ -75,7 +75,7 @@ def synthetic_batch(
     batch_size: int, image_size: int, device: torch.device, channels_last: bool, mask: str = "random_region"
 ) -> dict[str, torch.Tensor]:
     """An in-memory batch of images and masks: the model-only measurements read no files."""
-    from ssl_bench.methods.masks import make_mask
+    from ssl_bench.data.masks import make_mask
 
     g = torch.Generator().manual_seed(0)
     batch = {

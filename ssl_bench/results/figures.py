@@ -38,6 +38,7 @@ from ssl_bench.data.masks import center_mask, fill_holes  # noqa: E402
 from ssl_bench.data.transforms import denormalize, normalize, to_tensor  # noqa: E402
 from ssl_bench.data.voc import VOC_CLASSES, load_image, parse_annotation, read_image_set  # noqa: E402
 from ssl_bench.encoders import load_encoder  # noqa: E402
+from ssl_bench.evaluators.features import image_features  # noqa: E402
 from ssl_bench.metrics.inpainting import hole_errors, summarize_hole_errors  # noqa: E402
 from ssl_bench.training.run_folder import RunFolder  # noqa: E402
 
@@ -204,13 +205,9 @@ def conv1_filters(weights: Mapping[str, Path], out: Path) -> Path:
 def pool5_features(
     weights: Path, images: torch.Tensor, arch: str = "caffenet", device: str = "cpu", batch_size: int = 32
 ) -> np.ndarray:
-    """Flattened pool5 features [N, 9216] of ``images`` through the encoder in ``weights``."""
-    encoder = load_encoder(weights, arch).eval().to(device)
-    feats = [
-        encoder(images[i : i + batch_size].to(device)).flatten(1).cpu()  # [B, 256·6·6]
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(feats).numpy()
+    """Flattened pool5 features [N, 9216] of ``images`` through the encoder in ``weights``, by the
+    evaluators' frozen-feature extractor (the same features cls-linear and knn see)."""
+    return image_features(load_encoder(weights, arch), images, "pool5", device=device, batch_size=batch_size)
 
 
 def tsne_embedding(features: np.ndarray, seed: int = 0) -> np.ndarray:
