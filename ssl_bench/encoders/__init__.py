@@ -68,7 +68,8 @@ _CHECKPOINT_KEYS = {"format", "step", "model", "optimizer"}
 
 def _refused_reason(message: str) -> str:
     """What torch's weights-only unpickler refused, without its advice to retry with weights_only off."""
-    found = re.search(r"(?:unsupported|Unsupported) (?:GLOBAL|global:?) ?([\w.]+)", message)
+    # torch says e.g. "Unsupported global: GLOBAL print was not an allowed global"
+    found = re.search(r"[Uu]nsupported global:?\s+(?:GLOBAL\s+)?([\w.]+)", message)
     if found:
         return f"it would run or build the Python object {found.group(1)} when loaded"
     return "it holds Python objects beyond tensors and plain containers"
