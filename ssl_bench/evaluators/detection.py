@@ -13,20 +13,9 @@ CaffeNet model:
 * region proposals: a ``proposals`` file (Fast R-CNN, as in the paper), else an RPN trained jointly on
   the same conv5 (Faster R-CNN, approximate joint training).
 
-Coordinates. VOC boxes are 1-based and inclusive: ``x1..x2`` are the first and last pixel columns of the
-object, counted from 1, and the devkit measures widths as ``x2 - x1 + 1``. torchvision works in 0-based
-continuous coordinates, where pixel ``i`` (0-based) spans ``[i, i + 1)``. The same box is therefore
-``[x1 - 1, x2]`` there: only the top-left corner moves (:func:`voc_to_torchvision`), and
-:func:`torchvision_to_voc` moves it back, so that the ground truth and the detections handed to
-:func:`~ssl_bench.metrics.voc_detection_ap` are both in the VOC convention. Widths, areas and IoUs agree
-exactly between the two conventions (``x2 - (x1 - 1) == x2 - x1 + 1``). Horizontal flips in continuous
-coordinates are ``x → W - x``, also exact.
-
-Proposals file (``--set proposals=FILE``): a ``.npz`` (``numpy.savez(FILE, **{image_id: boxes})``) or a
-``.pt`` (``torch.save({image_id: tensor}, FILE)``) mapping every train and test image id to a float
-``(K, 4)`` array of ``x1, y1, x2, y2`` boxes in VOC 1-based pixel coordinates of the original image.
-Fast R-CNN's ``selective_search_data/voc_2007_*.mat`` store ``y1, x1, y2, x2`` (1-based): reorder the
-columns to ``x1, y1, x2, y2`` and keep them 1-based.
+Coordinates: ground truth and detections reach :func:`~ssl_bench.metrics.voc_detection_ap` in VOC's 1-based
+inclusive convention; the model sees torchvision's 0-based continuous one. The conversion, and the format of a
+proposals file (``--set proposals=FILE``), are in :mod:`ssl_bench.data.detection`.
 
 NOTE (deviations, each switchable in the recipe where it is a number):
 * NOTE: without a proposals file the proposals come from an RPN on the trunk being evaluated (Faster
@@ -57,7 +46,6 @@ NOTE (deviations, each switchable in the recipe where it is a number):
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +53,6 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -75,9 +62,17 @@ from torchvision.ops import MultiScaleRoIAlign, RoIPool
 from tqdm import tqdm
 
 from ssl_bench.data.batches import endless_batches
-from ssl_bench.data.transforms import MEAN, STD, to_tensor
-from ssl_bench.data.voc import VOC_CLASSES, VOCDetection, load_detection_ground_truth, load_image
-from ssl_bench.errors import DataError, RecipeError
+from ssl_bench.data.detection import (
+    check_proposals_cover,
+    collate_detection_samples,
+    detection_batch_to,
+    detections_to_voc,
+    load_proposals,
+    voc_detection_set,
+)
+from ssl_bench.data.transforms import MEAN, STD
+from ssl_bench.data.voc import VOC_CLASSES, load_detection_ground_truth, load_image
+from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
 from ssl_bench.evaluators.engine import FinetuneProtocol, eval_performance, finetune, make_loader, sgd
 from ssl_bench.evaluators.examples import boxes_image, save_grid
@@ -126,27 +121,6 @@ class Protocol(FinetuneProtocol):
     detections_per_image: int = 100  # max_per_image
     test_batch_size: int = 4
     figure_images: int = 4
-
-
-# VOC 1-based inclusive → torchvision 0-based continuous: only the top-left corner moves by one pixel.
-_VOC_TO_TORCHVISION = (-1.0, -1.0, 0.0, 0.0)
-
-
-def voc_to_torchvision(boxes: torch.Tensor) -> torch.Tensor:
-    """VOC boxes (1-based, inclusive pixel indices) → torchvision's 0-based continuous coordinates.
-
-    Args:
-        boxes: ``[..., 4]`` ``x1, y1, x2, y2`` as written in VOC annotations.
-
-    Returns:
-        ``[..., 4]`` ``x1 - 1, y1 - 1, x2, y2`` (a new tensor): the box covers ``[x1 - 1, x2]``.
-    """
-    return boxes + boxes.new_tensor(_VOC_TO_TORCHVISION)
-
-
-def torchvision_to_voc(boxes: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`voc_to_torchvision` (exact for VOC's integer coordinates)."""
-    return boxes - boxes.new_tensor(_VOC_TO_TORCHVISION)
 
 
 # --- Network ---
@@ -264,80 +238,6 @@ def build_detector(encoder: nn.Module, p: Protocol) -> nn.Module:
     return model
 
 
-# --- Data ---
-
-
-def load_proposals(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a proposals file (format in the module docstring).
-
-    Returns:
-        image id → float32 ``(K, 4)`` boxes ``x1, y1, x2, y2`` in VOC 1-based pixel coordinates.
-
-    Raises:
-        DataError: unreadable file, or an entry that is not a finite ``(K, 4)`` array.
-        RecipeError: a suffix other than ``.npz`` / ``.pt``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"proposals file not found: {path}")
-    try:
-        if path.suffix == ".npz":
-            with np.load(path) as f:
-                raw: Mapping[str, Any] = {k: f[k] for k in f.files}
-        elif path.suffix == ".pt":
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-        else:
-            raise RecipeError(f"proposals file {path}: expected a .npz or .pt file")
-    except (OSError, ValueError, RuntimeError) as e:
-        raise DataError(f"cannot read proposals file {path}: {e}") from e
-    if not isinstance(raw, Mapping):
-        raise DataError(f"proposals file {path} holds a {type(raw).__name__}, not a mapping image id → boxes")
-    proposals = {}
-    for image_id, value in raw.items():
-        boxes = np.asarray(value.numpy() if isinstance(value, torch.Tensor) else value, dtype=np.float32)
-        boxes = boxes.reshape(0, 4) if boxes.size == 0 else boxes
-        if boxes.ndim != 2 or boxes.shape[1] != 4 or not np.isfinite(boxes).all():
-            raise DataError(f"proposals file {path}: entry {image_id!r} is not a finite (K, 4) array")
-        proposals[str(image_id)] = boxes
-    return proposals
-
-
-class DetectionSample:
-    """Joint transform for :class:`~ssl_bench.data.voc.VOCDetection`: PIL image and VOC target → model input.
-
-    Returns ``(image [3, H, W] in [0, 1], target)`` with target ``{"boxes": [K, 4] torchvision coordinates,
-    "labels": [K] in 1..20 (0 is background), "image_id": str}`` plus ``"proposals": [P, 4]`` (torchvision
-    coordinates) when a proposals mapping is given. Difficult boxes are dropped (py-faster-rcnn
-    ``use_diff=False``); the detector normalises the image itself.
-    """
-
-    def __init__(self, flip: bool, proposals: Mapping[str, np.ndarray] | None = None) -> None:
-        self.flip = flip
-        self.proposals = proposals
-
-    def __call__(self, image: Image.Image, target: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
-        x = to_tensor(image)  # [3, H, W]
-        keep = ~target["difficult"]
-        out: dict[str, Any] = {
-            "boxes": voc_to_torchvision(target["boxes"][keep].float()),  # [K, 4]
-            "labels": target["labels"][keep] + 1,  # [K]
-            "image_id": target["image_id"],
-        }
-        if self.proposals is not None:
-            out["proposals"] = voc_to_torchvision(torch.from_numpy(self.proposals[target["image_id"]]))
-        if self.flip and torch.rand(()) < 0.5:  # py-faster-rcnn TRAIN.USE_FLIPPED
-            x, width = x.flip(-1), x.shape[-1]
-            for key in ("boxes", "proposals"):
-                if key in out:
-                    b = out[key]
-                    out[key] = torch.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], dim=1)
-        return x, out
-
-
-def _collate(batch: list) -> tuple:
-    return tuple(zip(*batch, strict=True))
-
-
 # --- Training and detection ---
 
 
@@ -367,37 +267,13 @@ def detector_forward(
     return model.transform.postprocess(detections, batch.image_sizes, original_sizes)
 
 
-def _to_device(targets: Sequence[dict[str, Any]], device: torch.device) -> list[dict[str, Any]]:
-    return [{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in t.items()} for t in targets]
-
-
 def training_step(
     model: nn.Module, batch: tuple[Sequence, Sequence], device: torch.device, use_proposals: bool
 ) -> tuple[torch.Tensor, int]:
     """The summed detector losses of one training batch (images, targets) and its number of images."""
-    images = [im.to(device, non_blocking=True) for im in batch[0]]
-    targets = _to_device(batch[1], device)
-    proposals = [t["proposals"] for t in targets] if use_proposals else None
+    images, targets, proposals = detection_batch_to(batch, device, use_proposals)
     losses = detector_forward(model, images, targets, proposals)
     return sum(losses.values()), len(images)
-
-
-def detections_to_voc(
-    outputs: Sequence[Mapping[str, torch.Tensor]], image_ids: Sequence[str]
-) -> dict[str, dict]:
-    """torchvision detections (continuous coordinates, labels 1..20) → the VOC AP code's input.
-
-    Returns:
-        image id → ``{"boxes": float64 [D, 4] VOC 1-based, "labels": int64 [D] in 0..19, "scores": [D]}``.
-    """
-    detections = {}
-    for out, image_id in zip(outputs, image_ids, strict=True):
-        detections[image_id] = {
-            "boxes": torchvision_to_voc(out["boxes"].detach().double().cpu()).numpy(),
-            "labels": out["labels"].cpu().numpy().astype(np.int64) - 1,
-            "scores": out["scores"].detach().double().cpu().numpy(),
-        }
-    return detections
 
 
 @torch.no_grad()
@@ -406,9 +282,8 @@ def detect(model: nn.Module, loader: Iterable, ctx: EvalContext, use_proposals: 
     perf = eval_performance(ctx.device, ctx.protocol.amp)
     model.eval()
     detections: dict[str, dict] = {}
-    for images, targets in tqdm(loader, desc="det test", unit="batch", disable=not ctx.progress):
-        images = [im.to(ctx.device, non_blocking=True) for im in images]
-        proposals = [t["proposals"].to(ctx.device) for t in targets] if use_proposals else None
+    for batch in tqdm(loader, desc="det test", unit="batch", disable=not ctx.progress):
+        images, targets, proposals = detection_batch_to(batch, ctx.device, use_proposals)
         with perf.autocast(ctx.device):
             outputs = detector_forward(model, images, None, proposals)
         detections |= detections_to_voc(outputs, [t["image_id"] for t in targets])
@@ -437,25 +312,20 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
     p: Protocol = ctx.protocol
     root = Path(ctx.voc_root)
     proposals = load_proposals(p.proposals) if p.proposals else None
-    train_set = VOCDetection(root, p.train_split, DetectionSample(p.hflip, proposals))
-    test_set = VOCDetection(root, p.test_split, DetectionSample(False, proposals))
-    train_ids = [train_set.image_id(i) for i in range(len(train_set))]
-    test_ids = [test_set.image_id(i) for i in range(len(test_set))]
+    train_set, train_ids = voc_detection_set(root, p.train_split, p.hflip, proposals)
+    test_set, test_ids = voc_detection_set(root, p.test_split, False, proposals)
     check_disjoint(train_ids, test_ids, f"detection {p.train_split} → {p.test_split}")
     if proposals is not None:
-        lacking = [i for i in train_ids + test_ids if i not in proposals]
-        if lacking:
-            raise DataError(f"proposals file {p.proposals} lacks {len(lacking)} image(s), e.g. {lacking[:5]}")
+        check_proposals_cover(proposals, train_ids + test_ids, p.proposals)
 
     model = build_detector(ctx.load_encoder(), p).to(ctx.device)
     perf = eval_performance(ctx.device, p.amp)
     if perf.channels_last:
         model = model.to(memory_format=torch.channels_last)
     shuffled = {"shuffle": True, "drop_last": True, "generator": torch.Generator().manual_seed(ctx.seed)}
-    train_loader = make_loader(train_set, ctx, p.batch_size, p.workers, persistent=True, collate_fn=_collate,
-                               **shuffled)  # fmt: skip
-    test_loader = make_loader(test_set, ctx, p.test_batch_size, p.workers, persistent=True,
-                              collate_fn=_collate)  # fmt: skip
+    loading = {"persistent": True, "collate_fn": collate_detection_samples}
+    train_loader = make_loader(train_set, ctx, p.batch_size, p.workers, **loading, **shuffled)
+    test_loader = make_loader(test_set, ctx, p.test_batch_size, p.workers, **loading)
     use_proposals = proposals is not None
 
     step = functools.partial(training_step, model, device=ctx.device, use_proposals=use_proposals)

@@ -55,21 +55,19 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
-from torch.utils.data import ConcatDataset, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
 from ssl_bench.data.batches import endless_batches
-from ssl_bench.data.folder import load_image
-from ssl_bench.data.transforms import normalize, to_tensor
+from ssl_bench.data.segmentation import TrainTransform, segmentation_training_set, test_transform
 from ssl_bench.data.voc import VOC_CLASSES, VOCSegmentation, read_image_set
-from ssl_bench.errors import DataError, RecipeError
+from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
 from ssl_bench.evaluators.engine import (
     FinetuneProtocol,
@@ -264,98 +262,6 @@ def training_step(
     return segmentation_loss(logits, y.to(device, non_blocking=True)), x.shape[0]
 
 
-# --- data ---------------------------------------------------------------------------------------------------
-
-
-class TrainTransform:
-    """Image + mask → (normalised [3, S, S], int64 [S, S]): random flip, then a random S×S crop.
-
-    Images smaller than S are padded bottom/right with the mean pixel (0 after normalisation) and label 255.
-    """
-
-    def __init__(self, crop_size: int, hflip: bool = True) -> None:
-        self.crop_size, self.hflip = crop_size, hflip
-
-    def __call__(self, image: Image.Image, mask: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
-        x = normalize(to_tensor(image))  # [3, H, W]
-        y = torch.from_numpy(np.array(mask, dtype=np.int64))  # [H, W]
-        if self.hflip and torch.rand(()) < 0.5:
-            x, y = x.flip(-1), y.flip(-1)
-        s = self.crop_size
-        h, w = y.shape
-        x = F.pad(x, (0, max(s - w, 0), 0, max(s - h, 0)))
-        y = F.pad(y, (0, max(s - w, 0), 0, max(s - h, 0)), value=IGNORE_INDEX)
-        top = int(torch.randint(y.shape[0] - s + 1, ()))
-        left = int(torch.randint(y.shape[1] - s + 1, ()))
-        return x[:, top : top + s, left : left + s], y[top : top + s, left : left + s]
-
-
-def test_transform(image: Image.Image, mask: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
-    """Whole image at its own size: (normalised [3, H, W], int64 [H, W])."""
-    return normalize(to_tensor(image)), torch.from_numpy(np.array(mask, dtype=np.int64))
-
-
-class SBDSegmentation(Dataset):
-    """Semantic Boundaries Dataset (Hariharan et al. 2011) class masks: ``img/<id>.jpg``, ``cls/<id>.mat``.
-
-    Args:
-        root: the SBD ``dataset`` folder (holding ``img``, ``cls``, ``train.txt``).
-        ids: the image ids to serve.
-        transform: joint transform, as for ``VOCSegmentation``.
-    """
-
-    def __init__(self, root: str | Path, ids: list[str], transform: Any) -> None:
-        self.root, self.ids, self.transform = Path(root), list(ids), transform
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> tuple[Any, Any]:
-        from scipy.io import loadmat
-
-        image_id = self.ids[i]
-        path = self.root / "cls" / f"{image_id}.mat"
-        try:
-            mask = loadmat(path, squeeze_me=True, struct_as_record=False)["GTcls"].Segmentation
-        except (OSError, KeyError, AttributeError, ValueError) as e:
-            raise DataError(f"cannot read SBD mask {path}: {e}") from e
-        image = load_image(self.root / "img" / f"{image_id}.jpg")
-        return self.transform(image, Image.fromarray(np.asarray(mask, dtype=np.uint8)))
-
-
-def segmentation_training_set(
-    ctx: EvalContext, transform: TrainTransform, test_ids: list[str]
-) -> tuple[Dataset, list[str]]:
-    """VOC ``Segmentation/<train_split>``, plus SBD ``train`` when the recipe names an existing ``sbd_root``.
-
-    SBD images that VOC's own split already holds keep VOC's masks (they mark boundaries 255); SBD images
-    of the test split are dropped, so the test set stays unseen (FCN's seg11valid removes them from the
-    test side instead; here the test split is fixed).
-    """
-    p: Protocol = ctx.protocol
-    voc = VOCSegmentation(ctx.voc_root, p.train_split, transform=transform)
-    voc_ids = [voc.image_id(i) for i in range(len(voc))]
-    ctx.extra["sbd_images"] = 0
-    if not p.sbd_root or not Path(p.sbd_root).is_dir():
-        if p.sbd_root:
-            ctx.extra["sbd_note"] = f"sbd_root {p.sbd_root} not found; trained on VOC only"
-        return voc, voc_ids
-    sbd_ids = read_sbd_ids(Path(p.sbd_root) / "train.txt")
-    known = set(voc_ids)
-    dropped = set(sbd_ids) & set(test_ids)
-    extra_ids = [i for i in sbd_ids if i not in known and i not in dropped]
-    ctx.extra |= {"sbd_images": len(extra_ids), "sbd_dropped_test_overlap": len(dropped),
-                  "sbd_root": str(p.sbd_root)}
-    return ConcatDataset([voc, SBDSegmentation(p.sbd_root, extra_ids, transform)]), voc_ids + extra_ids
-
-
-def read_sbd_ids(path: Path) -> list[str]:
-    try:
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    except OSError as e:
-        raise DataError(f"cannot read SBD image list {path}: {e}") from e
-
-
 # --- testing ------------------------------------------------------------------------------------------------
 
 
@@ -401,7 +307,11 @@ def evaluate_segmentation(ctx: EvalContext) -> Metrics:
     test_ids = read_image_set(ctx.voc_root, p.test_split, "Segmentation")
     if p.max_test_images is not None and p.max_test_images < len(test_ids):
         test_set = Subset(test_set, range(p.max_test_images))
-    train_set, train_ids = segmentation_training_set(ctx, TrainTransform(p.crop_size, p.hflip), test_ids)
+    transform = TrainTransform(p.crop_size, IGNORE_INDEX, p.hflip)
+    train_set, train_ids, notes = segmentation_training_set(
+        ctx.voc_root, p.train_split, transform, test_ids, p.sbd_root
+    )
+    ctx.extra |= notes
     check_disjoint(train_ids, test_ids, "seg")
 
     model = FCN32s(ctx.load_encoder(), ctx.arch, fc_width=p.fc_width, dropout=p.dropout, pad=p.input_pad)

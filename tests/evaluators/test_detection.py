@@ -1,4 +1,7 @@
-"""Detection evaluator: end to end through ``bench eval``, box conventions, proposals files, metric path."""
+"""Detection evaluator: end to end through ``bench eval``, proposals files, metric path.
+
+The box conventions and the proposals-file reader are tested in ``tests/data/test_detection_data.py``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import torch
 from PIL import Image
 
 from ssl_bench.cli import main
+from ssl_bench.data.detection import detections_to_voc, load_proposals, voc_to_torchvision
 from ssl_bench.data.synthvoc import generate_synthvoc
 from ssl_bench.data.voc import VOC_CLASSES, load_detection_ground_truth, read_image_set
 from ssl_bench.encoders import create_encoder
@@ -119,7 +123,7 @@ def test_proposals_file_runs_fast_rcnn(voc_root: Path, tmp_path: Path) -> None:
 def test_proposals_file_must_cover_every_image(voc_root: Path, tmp_path: Path) -> None:
     path = tmp_path / "proposals.pt"
     torch.save({read_image_set(voc_root, "test")[0]: torch.tensor([[1.0, 1.0, 20.0, 20.0]])}, path)
-    assert len(detection.load_proposals(path)) == 1
+    assert len(load_proposals(path)) == 1
     out = tmp_path / "runs"
     assert (
         main(
@@ -144,56 +148,18 @@ def test_proposals_file_must_cover_every_image(voc_root: Path, tmp_path: Path) -
     assert "lacks" in json.loads(record_path.read_text())["error"]
 
 
-def test_voc_torchvision_round_trip_is_exact() -> None:
-    rng = np.random.default_rng(1)
-    x1y1 = rng.integers(1, 400, size=(1000, 2))
-    voc = torch.from_numpy(np.concatenate([x1y1, x1y1 + rng.integers(0, 100, size=(1000, 2))], 1)).float()
-    tv = detection.voc_to_torchvision(voc)
-    assert torch.equal(detection.torchvision_to_voc(tv), voc)
-    # A single pixel (1, 1, 1, 1) in VOC is the unit square [0, 1] × [0, 1]: widths agree (x2 - x1 + 1).
-    assert detection.voc_to_torchvision(torch.tensor([[1.0, 1.0, 1.0, 1.0]])).tolist() == [
-        [0.0, 0.0, 1.0, 1.0]
-    ]
-    np.testing.assert_array_equal((tv[:, 2] - tv[:, 0]).numpy(), (voc[:, 2] - voc[:, 0] + 1).numpy())
-
-
-def test_flip_mirrors_voc_pixel_columns() -> None:
-    """Pixel column c (1-based) of a W-wide image lands on column W + 1 - c after a horizontal flip."""
-    width = 50
-    image = Image.new("RGB", (width, 30))
-    target = {
-        "boxes": torch.tensor([[3.0, 4.0, 10.0, 20.0], [5.0, 5.0, 6.0, 6.0]]),
-        "labels": torch.tensor([2, 7]),
-        "difficult": torch.tensor([False, True]),
-        "truncated": torch.tensor([False, False]),
-        "image_id": "x",
-    }
-    sample = detection.DetectionSample(
-        flip=True, proposals={"x": np.array([[1.0, 1.0, 50.0, 30.0]], np.float32)}
-    )
-    torch.manual_seed(0)
-    outs = [sample(image, target)[1] for _ in range(20)]
-    flipped = [o for o in outs if o["boxes"][0, 0] != 2.0]
-    assert flipped and len(flipped) < 20
-    for out in (outs[0], flipped[0]):
-        assert out["labels"].tolist() == [3]  # background is 0; the difficult box is no target
-    back = detection.torchvision_to_voc(flipped[0]["boxes"])
-    assert back.tolist() == [[width + 1 - 10, 4.0, width + 1 - 3, 20.0]]
-    assert detection.torchvision_to_voc(flipped[0]["proposals"]).tolist() == [[1.0, 1.0, 50.0, 30.0]]
-
-
 def test_perfect_detector_scores_one(voc_root: Path) -> None:
     """Ground-truth boxes fed back as torchvision detections pass the evaluator's conversion to AP 1."""
     gt = load_detection_ground_truth(voc_root, "test")
     outputs = [
         {
-            "boxes": detection.voc_to_torchvision(torch.from_numpy(g["boxes"])),
+            "boxes": voc_to_torchvision(torch.from_numpy(g["boxes"])),
             "labels": torch.from_numpy(g["labels"]) + 1,
             "scores": torch.linspace(1.0, 0.5, len(g["labels"])),
         }
         for g in gt.values()
     ]
-    metrics = detection.detection_metrics(gt, detection.detections_to_voc(outputs, list(gt)))
+    metrics = detection.detection_metrics(gt, detections_to_voc(outputs, list(gt)))
     with_positives = {
         VOC_CLASSES[c] for g in gt.values() for c, d in zip(g["labels"], g["difficult"], strict=True) if not d
     }
@@ -203,7 +169,7 @@ def test_perfect_detector_scores_one(voc_root: Path) -> None:
     for out in outputs:
         b = out["boxes"]
         out["boxes"] = b + torch.stack([(b[:, 2] - b[:, 0]) * 0.6, torch.zeros(len(b))] * 2, dim=1)
-    shifted = detection.detection_metrics(gt, detection.detections_to_voc(outputs, list(gt)))
+    shifted = detection.detection_metrics(gt, detections_to_voc(outputs, list(gt)))
     assert shifted["map_voc07_11point"] < 0.2
 
 

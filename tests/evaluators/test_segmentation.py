@@ -19,11 +19,9 @@ from ssl_bench.evaluators.segmentation import (
     CLASS_NAMES,
     FCN32s,
     Protocol,
-    TrainTransform,
     bilinear_kernel,
     bilinear_upsampling_matrix,
     segmentation_loss,
-    segmentation_training_set,
 )
 from ssl_bench.metrics import SegmentationConfusion
 
@@ -146,16 +144,6 @@ def test_loss_ignores_255_pixels() -> None:
     assert everything_ignored.item() == 0.0
 
 
-def test_train_transform_pads_with_ignore_and_crops() -> None:
-    torch.manual_seed(0)
-    image = Image.fromarray(np.full((50, 70, 3), 200, dtype=np.uint8))
-    mask = Image.fromarray(np.full((50, 70), 7, dtype=np.uint8))
-    x, y = TrainTransform(64, hflip=True)(image, mask)
-    assert x.shape == (3, 64, 64) and y.shape == (64, 64) and y.dtype == torch.int64
-    assert set(y.unique().tolist()) == {7, 255}
-    assert (y == 7).sum() == 50 * 64  # 50 rows of the image, cropped to 64 of its 70 columns
-
-
 def _bench_eval(argv: list[str]) -> int:
     from ssl_bench.cli import eval as eval_cli
 
@@ -233,37 +221,6 @@ def test_overlapping_train_and_test_images_are_refused(voc_root: Path, tmp_path:
 
     with pytest.raises(DataError, match="also in the training list"):
         evaluate_segmentation(_context(voc_root, tmp_path, train_split="trainval", test_split="val"))
-
-
-def test_sbd_train_images_are_added_without_test_images(voc_root: Path, tmp_path: Path) -> None:
-    from scipy.io import savemat
-
-    from ssl_bench.data.voc import read_image_set
-
-    train_ids = read_image_set(voc_root, "train", "Segmentation")
-    test_ids = read_image_set(voc_root, "val", "Segmentation")
-    sbd = tmp_path / "sbd"
-    (sbd / "img").mkdir(parents=True)
-    (sbd / "cls").mkdir()
-    ids = ["2008_000001", "2008_000002", train_ids[0], test_ids[0]]
-    for image_id in ids:
-        Image.fromarray(np.zeros((40, 60, 3), dtype=np.uint8)).save(sbd / "img" / f"{image_id}.jpg")
-        mask = np.zeros((40, 60), dtype=np.uint8)
-        mask[10:20, 10:30] = 5
-        savemat(sbd / "cls" / f"{image_id}.mat", {"GTcls": {"Segmentation": mask}})
-    (sbd / "train.txt").write_text("\n".join(ids) + "\n")
-
-    ctx = _context(voc_root, tmp_path, sbd_root=str(sbd))
-    dataset, all_ids = segmentation_training_set(ctx, TrainTransform(40, hflip=False), test_ids)
-    assert all_ids == train_ids + ["2008_000001", "2008_000002"]
-    assert len(dataset) == len(all_ids)
-    assert (ctx.extra["sbd_images"], ctx.extra["sbd_dropped_test_overlap"]) == (2, 1)
-    _, mask = dataset[len(train_ids)]
-    assert set(mask.unique().tolist()) == {0, 5}
-
-    missing = _context(voc_root, tmp_path, sbd_root=str(tmp_path / "nowhere"))
-    dataset, all_ids = segmentation_training_set(missing, TrainTransform(64), test_ids)
-    assert all_ids == train_ids and missing.extra["sbd_images"] == 0
 
 
 def test_smoke_recipe_runs_on_default_synthvoc(tmp_path: Path) -> None:
