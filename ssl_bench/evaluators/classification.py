@@ -33,9 +33,8 @@ NOTE: whether voc-classification raises the lr of the new fc layers is **unverif
 multiplies fc6/fc7/fc8's lr by 10); ``head_lr_mult`` (default 1, the solver's base lr everywhere) switches it.
 NOTE: the loss is summed over classes and averaged over the images of the batch, as Caffe's sigmoid
 cross-entropy layer normalises by the batch size.
-NOTE: voc-classification breaks score ties pessimistically (it subtracts 1e-5 from positives' scores before
-scikit-learn's AP); ``map_sklearn`` here groups tied scores as scikit-learn does. Summed fc8 scores are
-practically never tied, so the two agree.
+``map_sklearn`` is voc-classification's AP exactly, near-ties included (positives' scores nudged down by 1e-5
+before scikit-learn's AP: ``ssl_bench.metrics.classification``).
 """
 
 from __future__ import annotations
