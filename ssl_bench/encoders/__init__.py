@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ssl_bench.encoders.alexnet import CaffeNetEncoder, TorchvisionAlexNetEncoder, pool5_size
+from ssl_bench.encoders.init import gaussian_init_
 from ssl_bench.errors import CheckpointError, RecipeError
 
 ENCODERS: dict[str, Callable[[], nn.Module]] = {
@@ -144,8 +145,6 @@ def load_encoder(weights: str | Path, arch: str = "caffenet") -> nn.Module:
     A torchvision AlexNet state dict (``features.*`` and ``classifier.*`` keys) is accepted for
     ``arch='torchvision_alexnet'``; its classifier keys are dropped.
     """
-    from ssl_bench.encoders.init import gaussian_init_
-
     encoder = create_encoder(arch)
     if str(weights) == "random":
         gaussian_init_(encoder)

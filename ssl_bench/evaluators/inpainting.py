@@ -67,6 +67,7 @@ from tqdm import tqdm
 from ssl_bench.data.folder import ImageFolderIndex
 from ssl_bench.data.masks import center_mask, fill_holes
 from ssl_bench.data.pretrain import PretrainDataset, collate
+from ssl_bench.data.synthvoc import synthvoc_pool
 from ssl_bench.data.transforms import denormalize, normalize_uint8
 from ssl_bench.data.voc import read_image_set
 from ssl_bench.errors import CheckpointError, DataError
@@ -265,8 +266,6 @@ def _database(ctx: EvalContext, test_ids: list[str], image_size: int) -> tuple[D
         ids = [ids[i] for i in _evenly_spaced(len(ids), cap)]
         check_disjoint(ids, test_ids, "inpainting NN database (Main trainval) vs Main test")
         return _voc_images(ctx.voc_root, ids, image_size), f"Main {DATABASE_SPLIT} ({len(ids)} images)"
-    from ssl_bench.data.synthvoc import synthvoc_pool
-
     pool = synthvoc_pool(ctx.voc_root)
     if not pool.is_dir():
         raise DataError(f"nn_database: pool needs a SynthVOC root (no pretraining pool at {pool})")

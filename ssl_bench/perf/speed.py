@@ -25,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ssl_bench.data import pretrain as pretrain_data
 from ssl_bench.data.folder import ImageFolderIndex
+from ssl_bench.data.masks import make_mask
 from ssl_bench.data.prefetch import ThreadPrefetcher
 from ssl_bench.data.pretrain import PREFETCH_FACTOR, EpochSampler, PretrainDataset
 from ssl_bench.methods import create_method
@@ -75,8 +76,6 @@ def synthetic_batch(
     batch_size: int, image_size: int, device: torch.device, channels_last: bool, mask: str = "random_region"
 ) -> dict[str, torch.Tensor]:
     """An in-memory batch of images and masks: the model-only measurements read no files."""
-    from ssl_bench.data.masks import make_mask
-
     g = torch.Generator().manual_seed(0)
     batch = {
         "image": torch.randn(batch_size, 3, image_size, image_size, generator=g),

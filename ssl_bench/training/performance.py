@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from ssl_bench.errors import RecipeError
+
 
 @lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
@@ -49,8 +51,6 @@ def _choice(value: Any, auto: bool, key: str) -> bool:
         return auto
     if isinstance(value, bool):
         return value
-    from ssl_bench.errors import RecipeError
-
     raise RecipeError(f"train.{key} must be auto, true or false, not {value!r}")
 
 
@@ -98,8 +98,6 @@ def resolve_workers(value: Any, device: torch.device) -> int:
     """
     if value not in (None, "auto"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            from ssl_bench.errors import RecipeError
-
             raise RecipeError(f"train.workers must be auto or a whole number >= 0, not {value!r}")
         return value
     if device.type == "cpu":

@@ -34,6 +34,7 @@ from ssl_bench.atomic import atomic_write_text
 from ssl_bench.data.batches import endless_batches
 from ssl_bench.data.folder import ImageFolderIndex
 from ssl_bench.data.pretrain import EpochSampler, PretrainDataset, collate, make_loader
+from ssl_bench.data.synthvoc import ensure_synthvoc, synthvoc_pool
 from ssl_bench.data.transforms import normalize_uint8
 from ssl_bench.errors import BenchError, CheckpointError, DataError, RecipeError
 from ssl_bench.methods import PretrainMethod, create_method, method_class
@@ -94,8 +95,6 @@ def resolve_data_root(data: DataOptions, info: DistInfo) -> Path:
         if not path.is_dir():
             raise RecipeError(f"--data {data.source}: no such folder")
         return path
-    from ssl_bench.data.synthvoc import ensure_synthvoc, synthvoc_pool
-
     root = ensure_synthvoc(num_images=data.synth_images) if info.is_main else None
     barrier(info)  # rank 0 generates it once; the others find it complete
     return synthvoc_pool(root or ensure_synthvoc(num_images=data.synth_images))
