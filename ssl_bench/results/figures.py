@@ -37,8 +37,9 @@ from ssl_bench.atomic import atomic_open, atomic_write_json  # noqa: E402
 from ssl_bench.data.masks import center_mask, fill_holes  # noqa: E402
 from ssl_bench.data.transforms import denormalize, normalize, to_tensor  # noqa: E402
 from ssl_bench.data.voc import VOC_CLASSES, load_image, parse_annotation, read_image_set  # noqa: E402
-from ssl_bench.encoders import load_encoder  # noqa: E402
+from ssl_bench.encoders import load_encoder, read_weights_file  # noqa: E402
 from ssl_bench.evaluators.features import image_features  # noqa: E402
+from ssl_bench.metrics.filters import conv1_structure  # noqa: E402
 from ssl_bench.metrics.inpainting import hole_errors, summarize_hole_errors  # noqa: E402
 from ssl_bench.training.run_folder import RunFolder  # noqa: E402
 
@@ -182,7 +183,9 @@ def filter_mosaic(weight: torch.Tensor, columns: int = 12) -> np.ndarray:
 
 
 def conv1_filters(weights: Mapping[str, Path], out: Path) -> Path:
-    """One panel per encoder with its conv1 filters (96 of 11×11×3 for CaffeNet)."""
+    """One panel per encoder with its conv1 filters (96 of 11×11×3 for CaffeNet), titled with their
+    structure (``metrics.filters.conv1_structure``: about 0 for a Gaussian init, high for smooth edges and
+    colour blobs)."""
     items = list(weights.items())
     if not items:
         return _message_figure(out, "conv1 filters", "no encoder weights")
@@ -190,12 +193,13 @@ def conv1_filters(weights: Mapping[str, Path], out: Path) -> Path:
     for ax, (name, path) in zip(axes[0], items, strict=True):
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(name, fontsize=9)
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_weights_file(path, "encoder weights")
         key = next((k for k in ("conv1.weight", "features.0.weight") if k in state), None)
         if key is None or state[key].shape[1] != 3:
+            ax.set_title(name, fontsize=9)
             ax.text(0.5, 0.5, "no RGB conv1", ha="center", va="center", transform=ax.transAxes)
             continue
+        ax.set_title(f"{name}\nstructure {conv1_structure(state[key]):.2f}", fontsize=9)
         ax.imshow(filter_mosaic(state[key]), interpolation="nearest")
     fig.suptitle("conv1 filters (each scaled to its own range)", fontsize=10)
     return save_figure(fig, out)

@@ -35,7 +35,9 @@ FIGURES = (
     (
         "conv1_filters",
         "conv1 filters",
-        "The 96 first-layer filters of each encoder, each scaled to its own range.",
+        "The 96 first-layer filters of each encoder, each scaled to its own range; each title gives their "
+        "structure, the mean correlation between neighbouring weights of a filter (about 0 for a Gaussian "
+        "init, high for smooth edges and colour blobs).",
     ),
     (
         "tsne_pool5",
