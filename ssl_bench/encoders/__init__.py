@@ -86,7 +86,7 @@ def read_weights_file(path: str | Path, what: str = "weights") -> Any:
     Raises:
         CheckpointError: one line naming the file and what is wrong with it: missing, a folder, empty,
             not a PyTorch file, a truncated file, or a pickle that a weights-only load refuses. The
-            message never suggests loading with ``weights_only=False``.
+            message never suggests turning the weights-only safety off.
     """
     path = Path(path)
     if path.is_dir():

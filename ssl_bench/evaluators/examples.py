@@ -21,19 +21,25 @@ GAP = 2  # pixels between tiles
 
 
 def save_grid(rows: Sequence[Sequence[Image.Image]], path: Path, titles: Sequence[str] = ()) -> Path:
-    """Tiles in rows on a white canvas, column ``titles`` above the first row; written atomically as PNG."""
+    """Tiles in rows on a white canvas, column ``titles`` above the first row; written atomically as PNG.
+
+    Rows may be shorter than the widest one (their tiles fill the first columns); titles name columns, so
+    there are at most as many as the widest row has tiles.
+    """
     columns = max(len(row) for row in rows)
+    if len(titles) > columns:
+        raise ValueError(f"{len(titles)} titles for {columns} columns")
     widths = [max(row[j].width for row in rows if j < len(row)) for j in range(columns)]
     heights = [max(tile.height for tile in row) for row in rows]
     xs = [sum(widths[:j]) + GAP * j for j in range(columns)]
     top = HEADER if titles else 0
     canvas = Image.new("RGB", (xs[-1] + widths[-1], top + sum(heights) + GAP * (len(rows) - 1)), "white")
     draw = ImageDraw.Draw(canvas)
-    for x, title in zip(xs, titles, strict=False):
-        draw.text((x + 2, 1), title, fill="black")
+    for j, title in enumerate(titles):
+        draw.text((xs[j] + 2, 1), title, fill="black")
     for i, row in enumerate(rows):
-        for x, tile in zip(xs, row, strict=False):
-            canvas.paste(tile.convert("RGB"), (x, top + sum(heights[:i]) + GAP * i))
+        for j, tile in enumerate(row):
+            canvas.paste(tile.convert("RGB"), (xs[j], top + sum(heights[:i]) + GAP * i))
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "wb") as f:
         canvas.save(f, format="PNG")
