@@ -46,14 +46,12 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ssl_bench.data.batches import endless_batches
-from ssl_bench.data.pretrain import EpochSampler, sample_generator
-from ssl_bench.data.transforms import normalize, to_tensor
+from ssl_bench.data.classification import AugmentedVOCClassification
+from ssl_bench.data.pretrain import EpochSampler
 from ssl_bench.data.voc import VOC_CLASSES, VOCClassification
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
@@ -146,73 +144,6 @@ def classification_metrics(ctx: EvalContext, scores: np.ndarray, labels: np.ndar
     if missing:
         ctx.extra["classes_without_test_positives"] = missing
     return metrics
-
-
-# ------------------------------------------------------------------------------------------------------
-# Data: voc-classification's augmentation, one reproducible generator per (epoch, image).
-
-
-def random_scale_crop(
-    image: Image.Image,
-    crop: int,
-    min_scale: float,
-    max_scale: float,
-    g: torch.Generator,
-    resize: int | None = None,
-) -> torch.Tensor:
-    """Random scale, random ``crop``×``crop`` crop (mean-padded where the image is smaller), random mirror.
-
-    Args:
-        image: RGB image.
-        crop: crop side in pixels.
-        min_scale, max_scale: the scale factor is uniform in this range.
-        g: the sample's generator (all random choices come from it).
-        resize: resize the shorter side to this before scaling (None: use the image as stored).
-
-    Returns:
-        Normalised image [3, crop, crop].
-    """
-    w, h = image.size
-    base = resize / min(w, h) if resize else 1.0
-    scale = base * (min_scale + (max_scale - min_scale) * float(torch.rand((), generator=g)))
-    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-    x = normalize(to_tensor(image.resize((sw, sh), resample=Image.BILINEAR)))  # [3, sh, sw]
-    if sw < crop or sh < crop:
-        # Place the small image at a random offset inside a mean-valued (zero) canvas of at least crop².
-        cw, ch = max(sw, crop), max(sh, crop)
-        px = int(torch.randint(0, cw - sw + 1, (1,), generator=g))
-        py = int(torch.randint(0, ch - sh + 1, (1,), generator=g))
-        x = F.pad(x, (px, cw - sw - px, py, ch - sh - py))  # [3, ch, cw]
-    _, ch, cw = x.shape
-    x0 = int(torch.randint(0, cw - crop + 1, (1,), generator=g))
-    y0 = int(torch.randint(0, ch - crop + 1, (1,), generator=g))
-    x = x[:, y0 : y0 + crop, x0 : x0 + crop]  # [3, crop, crop]
-    if bool(torch.rand((), generator=g) < 0.5):
-        x = x.flip(-1)
-    return x.contiguous()
-
-
-class AugmentedVOCClassification(Dataset):
-    """VOC classification images under :func:`random_scale_crop`; keys are ``(epoch, index)`` pairs.
-
-    The crop of image ``i`` in epoch ``e`` depends only on ``(seed, e, i)``, not on the number of workers.
-    Items: ``{"image": [3, crop, crop], "label": int8 [20]}`` (the suite's batch convention).
-    """
-
-    def __init__(self, voc: VOCClassification, p: Protocol, seed: int) -> None:
-        self.voc, self.p, self.seed = voc, p, seed
-
-    def __len__(self) -> int:
-        return len(self.voc)
-
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
-        epoch, i = key
-        image, labels = self.voc[i]
-        g = sample_generator(self.seed, epoch, i)
-        crop = random_scale_crop(
-            image, self.p.crop_size, self.p.min_scale, self.p.max_scale, g, self.p.resize
-        )
-        return {"image": crop, "label": labels}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -316,7 +247,8 @@ def evaluate_classification(ctx: EvalContext) -> Metrics:
         model = model.to(memory_format=torch.channels_last)
     optimizer = sgd(model.encoder, [model.head], p)
 
-    train_set = AugmentedVOCClassification(train_voc, p, ctx.seed)
+    augment = (p.crop_size, p.min_scale, p.max_scale, p.resize)
+    train_set = AugmentedVOCClassification(train_voc, *augment, ctx.seed)
     if p.head_init == "data":
         count = min(p.head_init_images, len(train_set))
         # Crops from an epoch no training or test batch uses: the training stream stays as it was.
@@ -360,7 +292,7 @@ def predict_crops(ctx: EvalContext, model: nn.Module, voc: VOCClassification, p:
     perf = eval_performance(ctx.device, p.amp)
     n = len(voc)
     keys = [(_TEST_EPOCH_OFFSET + c, i) for c in range(p.test_crops) for i in range(n)]
-    dataset = AugmentedVOCClassification(voc, p, ctx.seed)
+    dataset = AugmentedVOCClassification(voc, p.crop_size, p.min_scale, p.max_scale, p.resize, ctx.seed)
     loader = make_loader(dataset, ctx, p.test_batch_size, p.workers, sampler=keys)
     scores = np.zeros((n, len(VOC_CLASSES)), dtype=np.float64)
     done = 0

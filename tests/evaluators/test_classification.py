@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from ssl_bench.cli import main
+from ssl_bench.data.classification import random_scale_crop
 from ssl_bench.encoders import create_encoder
 from ssl_bench.evaluators.base import EvalContext
 from ssl_bench.evaluators.classification import (
     FineTuneClassifier,
     classification_metrics,
     masked_sigmoid_cross_entropy,
-    random_scale_crop,
 )
 from ssl_bench.evaluators.engine import data_dependent_init_, param_groups
 from ssl_bench.metrics import AP_VARIANTS
