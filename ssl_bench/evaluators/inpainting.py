@@ -70,6 +70,7 @@ from ssl_bench.data.pretrain import PretrainDataset, collate
 from ssl_bench.data.synthvoc import synthvoc_pool
 from ssl_bench.data.transforms import denormalize, normalize_uint8
 from ssl_bench.data.voc import read_image_set
+from ssl_bench.encoders import read_weights_file
 from ssl_bench.errors import CheckpointError, DataError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
 from ssl_bench.evaluators.engine import eval_performance, images_to, make_loader
@@ -221,10 +222,7 @@ def load_inpainting_model(ctx: EvalContext) -> tuple[PretrainMethod | None, dict
         return None, run.config
     method = run.load_method()  # checkpoint.pt, weights_only, loaded strictly
     # The record names encoder.pt: make sure the checkpoint's encoder is that one.
-    try:
-        encoder_state = torch.load(ctx.weights, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise CheckpointError(f"cannot read encoder weights {ctx.weights}: {e}") from None
+    encoder_state = read_weights_file(ctx.weights, "encoder weights")
     own = method.encoder.state_dict()
     if set(own) != set(encoder_state) or any(not torch.equal(own[k], encoder_state[k]) for k in own):
         raise CheckpointError(f"{ctx.weights} differs from the encoder in {run.checkpoint_path}")
