@@ -16,7 +16,7 @@ import yaml
 
 from ssl_bench.errors import RecipeError
 
-PROFILES = ("smoke", "paper")
+PROFILES = ("smoke", "mini", "paper")
 _PACKAGE = Path(__file__).resolve().parent
 
 

@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "show": "ssl_bench.cli.show",
     "eval": "ssl_bench.cli.eval",
     "table": "ssl_bench.cli.table",
+    "compare": "ssl_bench.cli.compare",
     "reproduce": "ssl_bench.cli.reproduce",
     "speed": "ssl_bench.cli.speed",
 }

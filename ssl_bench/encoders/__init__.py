@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssl_bench.encoders.alexnet import CaffeNetEncoder, TorchvisionAlexNetEncoder, pool5_size
+from ssl_bench.encoders.alexnet import CaffeNetEncoder, TorchvisionAlexNetEncoder, fold_batch_norm, pool5_size
 from ssl_bench.encoders.init import gaussian_init_
 from ssl_bench.errors import CheckpointError, RecipeError
 
@@ -37,6 +37,16 @@ def create_encoder(name: str = "caffenet") -> nn.Module:
         return ENCODERS[name]()
     except KeyError:
         raise RecipeError(f"unknown encoder '{name}'; registered: {', '.join(sorted(ENCODERS))}") from None
+
+
+def exported_encoder_state(encoder: nn.Module, fold_bn: bool) -> dict[str, torch.Tensor]:
+    """The state a pretraining run saves as ``encoder.pt``: the encoder's own, or, with ``fold_bn``, that of
+    the plain CaffeNet with its batch norms folded in (``fold_batch_norm``), on the CPU."""
+    if fold_bn:
+        if not isinstance(encoder, CaffeNetEncoder) or not encoder.batch_norm:
+            raise RecipeError("train.fold_batch_norm needs model.encoder: caffenet_bn")
+        encoder = fold_batch_norm(encoder)
+    return {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
 
 
 def load_state_dict_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -166,6 +176,8 @@ __all__ = [
     "TorchvisionAlexNetEncoder",
     "create_encoder",
     "describe_weights",
+    "exported_encoder_state",
+    "fold_batch_norm",
     "load_encoder",
     "load_state_dict_strict",
     "pool5_size",

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext
 from ssl_bench.training.performance import Performance, resolve_performance
+from ssl_bench.training.schedules import cosine_lr, poly_lr, step_lr
 
 Schedule = Literal["step", "poly", "cosine"]
 
@@ -87,22 +88,7 @@ class FinetuneProtocol:
 
 
 # ------------------------------------------------------------------------------------------------------
-# Schedules: pure functions of the iteration.
-
-
-def step_lr(base_lr: float, iteration: int, steps: Sequence[int], gamma: float) -> float:
-    """Caffe's "multistep": ``base_lr · gamma^k``, k the number of ``steps`` already reached."""
-    return base_lr * gamma ** sum(iteration >= s for s in steps)
-
-
-def poly_lr(base_lr: float, iteration: int, iterations: int, power: float) -> float:
-    """Caffe's "poly": ``base_lr · (1 - iteration / iterations)^power``."""
-    return base_lr * (1 - iteration / iterations) ** power
-
-
-def cosine_lr(base_lr: float, iteration: int, iterations: int) -> float:
-    """Half a cosine from ``base_lr`` at iteration 0 to 0 at ``iterations`` (SGDR without restarts)."""
-    return base_lr * 0.5 * (1 + math.cos(math.pi * iteration / iterations))
+# Schedules: pure functions of the iteration (ssl_bench/training/schedules.py).
 
 
 def lr_at(p: FinetuneProtocol, iteration: int) -> float:

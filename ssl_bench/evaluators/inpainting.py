@@ -70,7 +70,7 @@ from ssl_bench.data.pretrain import PretrainDataset, collate
 from ssl_bench.data.synthvoc import synthvoc_pool
 from ssl_bench.data.transforms import denormalize, normalize_uint8
 from ssl_bench.data.voc import read_image_set
-from ssl_bench.encoders import read_weights_file
+from ssl_bench.encoders import exported_encoder_state, read_weights_file
 from ssl_bench.errors import CheckpointError, DataError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
 from ssl_bench.evaluators.engine import eval_performance, images_to, make_loader
@@ -223,7 +223,8 @@ def load_inpainting_model(ctx: EvalContext) -> tuple[PretrainMethod | None, dict
     method = run.load_method()  # checkpoint.pt, weights_only, loaded strictly
     # The record names encoder.pt: make sure the checkpoint's encoder is that one.
     encoder_state = read_weights_file(ctx.weights, "encoder weights")
-    own = method.encoder.state_dict()
+    fold_bn = bool(((run.config or {}).get("train") or {}).get("fold_batch_norm", False))
+    own = exported_encoder_state(method.encoder, fold_bn)
     if set(own) != set(encoder_state) or any(not torch.equal(own[k], encoder_state[k]) for k in own):
         raise CheckpointError(f"{ctx.weights} differs from the encoder in {run.checkpoint_path}")
     return freeze(method), run.config

@@ -22,7 +22,7 @@ from torch import nn
 
 from ssl_bench.data.masks import MASK_TYPES, fill_holes
 from ssl_bench.encoders import create_encoder, pool5_size
-from ssl_bench.encoders.init import kaiming_init_
+from ssl_bench.encoders.init import gaussian_init_, kaiming_init_
 from ssl_bench.methods.base import PretrainMethod
 from ssl_bench.methods.losses import masked_reconstruction_loss
 from ssl_bench.methods.registry import register_method
@@ -94,6 +94,9 @@ class ContextEncoder(PretrainMethod):
         fill: hole value per channel in normalised units (the dataset mean; resolved by the trainer).
         channel_dropout: dropout before the channel-wise layer (unverified in the paper).
         bottleneck_kernel: kernel of the stride-1 channel-mixing convolution (unverified; default 1).
+        encoder_init_std: N(0, std²) for the encoder's weights instead of He-normal (None); the authors'
+            code draws every conv from N(0, 0.02²). Behind batch norm (``caffenet_bn``) the scale of a conv's
+            weights does not change what the net computes, only how far each Adam step turns them.
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class ContextEncoder(PretrainMethod):
         fill: Sequence[float] = (0.0, 0.0, 0.0),
         channel_dropout: float = 0.0,
         bottleneck_kernel: int = 1,
+        encoder_init_std: float | None = None,
     ) -> None:
         super().__init__()
         if mask not in MASK_TYPES:
@@ -125,6 +129,8 @@ class ContextEncoder(PretrainMethod):
         self.decoder = Decoder(c)
         self.register_buffer("fill", torch.as_tensor(fill, dtype=torch.float32).view(3), persistent=True)
         kaiming_init_(self)
+        if encoder_init_std is not None:
+            gaussian_init_(self.encoder, encoder_init_std)
 
     def reconstruct(self, visible: torch.Tensor) -> torch.Tensor:
         """visible: [N,3,H,W] image with holes already filled → full reconstruction [N,3,H,W]."""

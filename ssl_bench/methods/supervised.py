@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssl_bench.encoders import create_encoder, pool5_size
-from ssl_bench.encoders.init import kaiming_init_
+from ssl_bench.encoders.init import gaussian_init_, kaiming_init_
 from ssl_bench.methods.base import PretrainMethod
 from ssl_bench.methods.registry import register_method
 
@@ -24,6 +24,8 @@ class Supervised(PretrainMethod):
     Args:
         num_classes: filled in by the trainer from the dataset's label set.
         head_width: fc6/fc7 width (4096 in AlexNet; smaller in the CPU smoke recipe).
+        encoder_init_std: N(0, std²) for the encoder's weights instead of He-normal (None), as the
+            context encoder's option of the same name.
     """
 
     needs_labels = True
@@ -35,6 +37,7 @@ class Supervised(PretrainMethod):
         image_size: int = 227,
         head_width: int = 4096,
         dropout: float = 0.5,
+        encoder_init_std: float | None = None,
     ) -> None:
         super().__init__()
         self.encoder = create_encoder(encoder)
@@ -50,12 +53,18 @@ class Supervised(PretrainMethod):
             nn.Linear(head_width, num_classes),  # fc8
         )
         kaiming_init_(self)
+        if encoder_init_std is not None:
+            gaussian_init_(self.encoder, encoder_init_std)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         logits = self.head(self.encoder(batch["image"])).float()  # [N, C]
         label = batch["label"]
+        top = logits.detach().argmax(1)  # [N]
         if label.dtype == torch.long:  # [N] class indices
             loss = F.cross_entropy(logits, label)
+            hit = top == label
         else:  # [N, C] multi-hot
             loss = F.binary_cross_entropy_with_logits(logits, label.float())
-        return {"loss": loss}
+            hit = label.gather(1, top[:, None])[:, 0] > 0  # the top-scoring class is present
+        # The pretext's accuracy for the training curve: top-1 (single label) or hit@1 (multi-hot).
+        return {"loss": loss, "accuracy": hit.float().mean()}

@@ -310,7 +310,14 @@ def loss_curves(runs: Mapping[str, Path], out: Path) -> Path:
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step")
         ax.set_yscale("log")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="lower left")
+        accuracy = [x for x in rows if "accuracy" in x]
+        if accuracy:  # the pretext's own accuracy, on a right-hand axis
+            right = ax.twinx()
+            right.plot([x["step"] for x in accuracy], [x["accuracy"] for x in accuracy], color="tab:green",
+                       lw=0.8, alpha=0.8, label="pretext accuracy")
+            right.set_ylim(0, 1)
+            right.legend(fontsize=7, loc="upper right")
     fig.suptitle("Pretraining curves (metrics.jsonl)", fontsize=10)
     return save_figure(fig, out)
 

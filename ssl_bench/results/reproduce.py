@@ -305,13 +305,13 @@ class Reproduction:
             if steps
             else int((config.get("model") or {}).get("num_images", 0) or 0)
         )  # datainit: images used for the init
-        losses = [r for r in run.metrics() if "loss" in r]
+        evidence = run.learning_evidence()  # conv1 structure, final pretext loss / accuracy, img/s
         data = config.get("data") or {}
         root = data.get("resolved_root")
         record = {
             "task": "pretrain", "status": "ok", "seed": seed, "profile": self.o.profile,
             "metrics": {"wall_s": round(wall_s, 3), "steps": steps, "images_seen": images_seen,
-                        **({"final_loss": losses[-1]["loss"]} if losses else {})},
+                        **evidence},
             "extra": {"primary_metric": "wall_s", "world_size": world, "stage_key": key,
                       "pretrain_seed_policy": "per seed" if self.o.pretrain_per_seed else "once (seed 0)"},
             "recipe": config, "recipe_hash": config_hash(config),

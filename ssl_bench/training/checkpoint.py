@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ssl_bench.atomic import atomic_torch_save
-from ssl_bench.encoders import read_weights_file
+from ssl_bench.encoders import exported_encoder_state, read_weights_file
 from ssl_bench.errors import CheckpointError
 
 FORMAT = 1
@@ -66,5 +66,6 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
-def save_encoder(path: Path, encoder: torch.nn.Module) -> None:
-    atomic_torch_save({k: v.detach().cpu() for k, v in encoder.state_dict().items()}, path)
+def save_encoder(path: Path, encoder: torch.nn.Module, fold_bn: bool = False) -> None:
+    """``encoder.pt``: the encoder's weights (``fold_bn``: as a plain CaffeNet, batch norms folded in)."""
+    atomic_torch_save(exported_encoder_state(encoder, fold_bn), path)

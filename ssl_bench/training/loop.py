@@ -191,11 +191,13 @@ def train_loop(
     sample_every: int,
     skipped: int = 0,
     progress: bool = True,
+    lr_at: Callable[[int], float] | None = None,
 ) -> LoopResult:
     """Train from ``start_step`` to ``steps``; ``on_checkpoint(step, skipped)`` saves a resumable state.
 
     ``skipped`` is the running total of unreadable images skipped before ``start_step``; each logged row
-    carries the total so far. When SIGINT or SIGTERM arrives, the step in progress is finished and saved,
+    carries the total so far. ``lr_at(step)`` (1-based) sets every parameter group's lr before the step;
+    None keeps the optimizer's. When SIGINT or SIGTERM arrives, the step in progress is finished and saved,
     then TrainingStopped is raised.
     """
     device = info.device
@@ -230,8 +232,12 @@ def train_loop(
                     break
                 raise
             batch = to_device(batch, device, perf.channels_last)
+            if lr_at is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step)
             with perf.autocast(device):
-                loss = model(batch)["loss"]
+                output = model(batch)
+            loss = output["loss"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -240,13 +246,15 @@ def train_loop(
             skipped += int(batch.get("skipped", 0))
             bar.update(1)
             if step % log_every == 0 or step == steps:
-                value = loss.detach().float()
+                # the loss and any other scalar the method reports (a pretext's accuracy), this step's batch
+                names = [k for k, v in output.items() if torch.is_tensor(v) and v.numel() == 1]
+                values = torch.stack([output[k].detach().float() for k in names])
                 if info.enabled:
-                    dist.all_reduce(value, op=dist.ReduceOp.AVG)
+                    dist.all_reduce(values, op=dist.ReduceOp.AVG)
                 now = time.perf_counter()
                 row = {
                     "step": step,
-                    "loss": value.item(),
+                    **dict(zip(names, values.tolist(), strict=True)),
                     "img_s": seen / (now - t_last),
                     "lr": optimizer.param_groups[0]["lr"],
                     "skipped": skipped,  # running total since step 0

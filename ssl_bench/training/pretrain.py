@@ -65,6 +65,7 @@ from ssl_bench.training.recipe import (
 )
 from ssl_bench.training.run_folder import RunFolder
 from ssl_bench.training.samples import write_sample_grid
+from ssl_bench.training.schedules import pretrain_lr
 
 RUN_FILES = (RunFolder.CONFIG, RunFolder.CHECKPOINT, RunFolder.ENCODER, RunFolder.METRICS, RunFolder.SAMPLES)
 # What a resumed run may change: how fast it runs and what it records, never what it learns. ``train.steps``
@@ -414,7 +415,7 @@ def _run(
             )
         if info.is_main:
             save_checkpoint(ckpt_path, 0, method, None, config)
-            save_encoder(out / RunFolder.ENCODER, method.encoder)
+            save_encoder(out / RunFolder.ENCODER, method.encoder, train.fold_batch_norm)
         wall_s = time.perf_counter() - started
         return {"method": recipe.method, "steps": 0, "wall_s": wall_s, "skipped_images": 0}
 
@@ -466,11 +467,12 @@ def _run(
             sample_every=train.sample_every,
             skipped=skipped,
             progress=progress,
+            lr_at=lambda step: pretrain_lr(train.lr, step, steps, train.schedule, train.warmup_steps),
         )
     if info.is_main:
         if start_step < steps and (not train.checkpoint_every or steps % train.checkpoint_every):
             save_checkpoint(ckpt_path, steps, method, optimizer, config, result.skipped)
-        save_encoder(out / RunFolder.ENCODER, method.encoder)
+        save_encoder(out / RunFolder.ENCODER, method.encoder, train.fold_batch_norm)
         if train.sample_every and steps % train.sample_every:
             on_sample(steps)  # the final state, when the last periodic grid came earlier
     barrier(info)

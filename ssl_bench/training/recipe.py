@@ -74,6 +74,9 @@ class TrainOptions:
     batch_size: int | None = None  # per process; required for methods that read data
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float | None = None  # required for methods that train
+    schedule: Literal["constant", "cosine"] = "constant"  # training/schedules.py
+    warmup_steps: int = 0  # linear warm-up to lr over the first steps (either schedule)
+    fold_batch_norm: bool = False  # encoder.pt as plain caffenet, BN folded in (model.encoder: caffenet_bn)
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     workers: int | Literal["auto"] = "auto"
@@ -122,6 +125,7 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "train.lr": (lambda v: v is None or v > 0, "greater than 0"),
     "train.betas": (lambda v: all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
     "train.weight_decay": _at_least(0),
+    "train.warmup_steps": _at_least(0),
     "train.workers": (lambda v: v == "auto" or v >= 0, "auto or a whole number ≥ 0"),
     "train.log_every": _at_least(1),
     "train.sample_every": (lambda v: v >= 0, "0 (off) or a whole number ≥ 1"),
@@ -326,6 +330,9 @@ def check_recipe(config: Mapping[str, Any], place: str) -> PretrainRecipe:
     _check_section("model", model, method, place)
     data = _check_section("data", config.get("data") or {}, method, place)
     train = _check_section("train", config.get("train") or {}, method, place)
+    encoder = model.get("encoder") or model_defaults(method).get("encoder")
+    if train.fold_batch_norm and encoder != "caffenet_bn":
+        raise RecipeError(f"train.fold_batch_norm in {place} needs model.encoder: caffenet_bn")
     cls = method_class(method)
     required = []
     if cls.trains:

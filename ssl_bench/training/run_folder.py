@@ -22,6 +22,7 @@ import yaml
 from ssl_bench.encoders import load_state_dict_strict, read_weights_file
 from ssl_bench.errors import CheckpointError
 from ssl_bench.methods import PretrainMethod, build_method, method_class
+from ssl_bench.metrics.filters import conv1_structure
 from ssl_bench.training.checkpoint import load_checkpoint
 
 
@@ -126,3 +127,32 @@ class RunFolder:
     def load_encoder_state(self) -> dict[str, torch.Tensor]:
         """encoder.pt as a state dict (``weights_only=True``)."""
         return read_weights_file(self.encoder_path, "encoder weights")
+
+    def learning_evidence(self, last: int = 5) -> dict[str, float]:
+        """Numbers that say whether the run learnt, from its own files (issue #13):
+
+        - ``conv1_structure``: of encoder.pt's conv1 (``metrics.filters``; about 0 for a noise init);
+        - ``final_loss`` / ``final_accuracy``: the mean of the last ``last`` logged values of the pretext's
+          loss / accuracy (single batches are noisy), where logged;
+        - ``img_s``: the median logged pretraining throughput;
+        - ``sample_psnr_db`` / ``fill_psnr_db``: the last training sample grid's hole PSNR and the mean
+          fill's (``metrics.inpainting``; pool images, the training masks).
+        """
+        out: dict[str, float] = {}
+        if self.encoder_path.is_file():
+            state = self.load_encoder_state()
+            if "conv1.weight" in state:
+                out["conv1_structure"] = round(conv1_structure(state["conv1.weight"]), 4)
+        rows = self.metrics()
+        for key, name in (("loss", "final_loss"), ("accuracy", "final_accuracy")):
+            values = [r[key] for r in rows if key in r][-last:]
+            if values:
+                out[name] = sum(values) / len(values)
+        speeds = sorted(r["img_s"] for r in rows if "img_s" in r)
+        if speeds:
+            out["img_s"] = speeds[len(speeds) // 2]
+        samples = [r for r in rows if "sample_psnr_db" in r]
+        if samples:
+            out["sample_psnr_db"] = samples[-1]["sample_psnr_db"]
+            out["fill_psnr_db"] = samples[-1]["fill_psnr_db"]
+        return out

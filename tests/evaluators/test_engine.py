@@ -12,16 +12,14 @@ from torch import nn
 from ssl_bench.evaluators.base import EvalContext
 from ssl_bench.evaluators.engine import (
     FinetuneProtocol,
-    cosine_lr,
     data_dependent_init_,
     eval_performance,
     finetune,
     lr_at,
     param_groups,
-    poly_lr,
     sgd,
-    step_lr,
 )
+from ssl_bench.training.schedules import cosine_lr, poly_lr, step_lr
 
 
 def test_step_schedule_multiplies_by_gamma_at_each_step() -> None:

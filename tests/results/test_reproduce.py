@@ -234,6 +234,9 @@ def test_bench_reproduce_command_line(env, monkeypatch, capsys, synth_voc_root):
     report = (env.out / "REPORT.md").read_text()
     assert "bench reproduce --profile smoke --seeds 1 --methods random --tasks fake-cls" in report
     assert "bench table --results" in report and "pretrained once (seed 0)" in report
+    # the random encoder's conv1 structure, computed from its encoder.pt: a Gaussian init scores about 0
+    (row,) = [x for x in report.splitlines() if x.startswith("| random") and "(n=1)" in x]
+    assert "## Did pretraining learn?" in report and abs(float(row.split("|")[2].split()[0])) < 0.05
 
     assert main(["reproduce", "--set", "nothing.x=1", "--out", str(env.out)]) == 2
     assert "neither" in capsys.readouterr().err

@@ -334,3 +334,29 @@ def test_resume_may_read_the_same_files_from_another_folder(tmp_path, capsys):
     assert "does not list the files of the saved run's folder" in capsys.readouterr().err
     assert main([*args, "--data", str(copy), "--steps", "4", "--resume"]) == 0
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 4
+
+
+@pytest.mark.parametrize("method", ["context_encoder", "supervised"])
+def test_mini_recipe_trains_bn_and_saves_a_folded_plain_caffenet(method, synth_cache, tmp_path, capsys):
+    """The mini recipes (caffenet_bn, cosine lr, folded BN, N(0, 0.02²) encoder init) run as a user runs them;
+    encoder.pt is a plain CaffeNet; the supervised pretext logs its accuracy; the lr follows warm-up, then
+    cosine."""
+    out = tmp_path / method
+    extra = ["--set", "model.head_width=64"] if method == "supervised" else []
+    args = ["pretrain", "--method", method, "--profile", "mini", "--steps", "12", "--out", str(out), *FAST]
+    assert main([*args, "--set", "train.warmup_steps=2", "--set", "train.log_every=1", *extra]) == 0
+    state = torch.load(out / "encoder.pt", weights_only=True)
+    assert sorted(state) == sorted(f"conv{i}.{p}" for i in range(1, 6) for p in ("weight", "bias"))
+    method_state = RunFolder(out).load_method().encoder.state_dict()
+    assert any(k.startswith("bn") for k in method_state)  # checkpoint.pt keeps the BN net (for --resume)
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
+    lrs = [r["lr"] for r in rows]
+    assert lrs[0] == pytest.approx(lrs[1] / 2) and lrs[1] == max(lrs) and lrs[-1] < lrs[1] / 10
+    if method == "supervised":
+        assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
+
+
+def test_fold_batch_norm_without_a_bn_encoder_is_refused_before_anything_runs(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["pretrain", "--out", str(out), *FAST, "--set", "train.fold_batch_norm=true"]) == 2
+    assert "train.fold_batch_norm" in capsys.readouterr().err and not out.exists()
