@@ -45,6 +45,10 @@ def summarise(run_dir: Path) -> dict[str, Any]:
             out |= {"hole_psnr_output": last["sample_psnr_db"], "hole_psnr_mean_fill": last["fill_psnr_db"]}
     if grids:
         out["latest_samples"] = str(grids[-1])
+    evidence = folder.learning_evidence()
+    for key in ("conv1_structure", "final_accuracy"):
+        if key in evidence:
+            out[key] = evidence[key]
     return out
 
 
@@ -69,6 +73,13 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"hole PSNR:      {s['hole_psnr_output']:.2f} dB inpainted vs {s['hole_psnr_mean_fill']:.2f} dB "
             "mean fill"
+        )
+    if "final_accuracy" in s:
+        print(f"pretext acc.:   {s['final_accuracy']:.3f}  (mean of the last 5 logged batches)")
+    if "conv1_structure" in s:
+        print(
+            f"conv1:          structure {s['conv1_structure']:.3f}  (mean neighbour correlation in a filter: "
+            "about 0 for a noise init, high for smooth edge / colour-blob filters)"
         )
     if s.get("latest_samples"):
         print(f"samples:        {s['latest_samples']}  (rows: masked input / output / original)")

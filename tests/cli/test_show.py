@@ -73,3 +73,19 @@ def test_bench_show_prints_hole_l2_and_psnr(tmp_path, capsys):
 def test_bench_show_of_a_folder_without_a_run_is_a_one_line_error(tmp_path: Path, capsys):
     assert main(["show", str(tmp_path)]) == 2
     assert "not a pretraining run folder" in capsys.readouterr().err
+
+
+def test_bench_show_prints_conv1_structure_and_pretext_accuracy(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"method": "supervised", "data": {"image_size": SIZE}}))
+    rows = [{"step": s, "loss": 0.5, "accuracy": a, "img_s": 5.0} for s, a in ((10, 0.2), (20, 0.6))]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    torch.manual_seed(0)
+    state = {"conv1.weight": torch.randn(96, 3, 11, 11) * 0.01}  # a Gaussian init: structure about 0
+    torch.save(state, run / "encoder.pt")
+    assert main(["show", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "pretext acc.:   0.400" in out
+    value = float(out.split("structure ")[1].split()[0])
+    assert abs(value) < 0.02
