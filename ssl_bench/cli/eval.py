@@ -15,7 +15,7 @@ from ssl_bench.options import did_you_mean
 from ssl_bench.recipes import PROFILES
 
 # Listed here so that `bench --help` does not import torch; tests check them against the registries.
-BUILT_IN_TASKS = ("cls", "cls-linear", "knn", "det", "seg", "inpaint")
+BUILT_IN_TASKS = ("cls", "cls-fc6-8", "cls-linear", "knn", "det", "seg", "inpaint")
 BUILT_IN_ARCHES = ("caffenet", "caffenet_bn", "torchvision_alexnet")
 
 

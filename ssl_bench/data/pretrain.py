@@ -98,6 +98,9 @@ class PretrainDataset(Dataset):
             raise
         item: dict[str, Any] = {"image": self._crop(image, g), "index": i}
         item["mask"] = make_mask(self.mask_type, self.image_size, g, **self.mask_options)  # [1, H, W]
+        # A seed for the method's own per-sample randomness (a rotation, a permutation…): drawn after the
+        # crop and mask, so those are unchanged, and the same for a sample whatever the number of processes.
+        item["sample_seed"] = int(torch.randint(0, 2**62, (), generator=g))
         if self.with_labels:
             label = self.index.label(i)
             item["label"] = torch.as_tensor(label, dtype=torch.long if np.ndim(label) == 0 else torch.float32)

@@ -15,6 +15,13 @@ produced the classification column of the paper's Table 2 (ImageNet 78.2, random
 
 Trained on Main ``trainval``, tested on Main ``test`` (refused if they overlap).
 
+Task ``cls-fc6-8``: the same protocol with conv1…conv5 frozen (no gradient, eval mode, checked unchanged after
+training as moco's ``sanity_check``) and only fc6-fc8 trained: the "fc6-8" column of Split-Brain's Table 4
+(Zhang et al., CVPR 2017) and RotNet's Table 7, with the same code and solver (voc-classification's
+``--train-from pool5``, its ``all_fc`` experiment).
+NOTE: voc-classification keeps a model's pretrained fc6/fc7 (only fc8 new); ``encoder.pt`` ends at pool5, so
+here they are always new (which published fc6-8 rows started from pretrained fc6/fc7 is **unverified**).
+
 NOTE: fc6/fc7 are initialised with CaffeNet's fillers (N(0, 0.005), bias 0.1); the paper does not say how its
 new fc6/fc7 were initialised (**unverified**); fc8 follows voc-classification (N(0, 0.01), bias 0).
 ``head_init: data`` (the smoke recipe) rescales fc6/fc7 instead, on a few training images, to zero-mean,
@@ -110,7 +117,7 @@ class Protocol(FinetuneProtocol):
 
 
 # ------------------------------------------------------------------------------------------------------
-# Metrics shared by the three classification evaluators (cls, cls-linear, knn).
+# Metrics shared by the classification evaluators (cls, cls-fc6-8, cls-linear, knn).
 
 
 def classification_metrics(ctx: EvalContext, scores: np.ndarray, labels: np.ndarray, primary: str) -> Metrics:
@@ -151,7 +158,7 @@ def classification_metrics(ctx: EvalContext, scores: np.ndarray, labels: np.ndar
 
 
 class FineTuneClassifier(nn.Module):
-    """Trunk + AlexNet head (fc6, ReLU, dropout, fc7, ReLU, dropout, fc8); every layer trains.
+    """Trunk + AlexNet head (fc6, ReLU, dropout, fc7, ReLU, dropout, fc8); all train, or the head only.
 
     Args:
         encoder: the pretrained trunk; ``encoder(x)`` gives its last feature map (pool5 for AlexNets).
@@ -159,13 +166,15 @@ class FineTuneClassifier(nn.Module):
         num_classes: 20 for VOC.
         width: fc6/fc7 width (4096 in AlexNet).
         dropout: dropout probability after fc6 and fc7.
+        frozen_trunk: no gradient to the trunk, which stays in eval mode even when the model trains
+            (task ``cls-fc6-8``).
     """
 
-    def __init__(
-        self, encoder: nn.Module, feature_dim: int, num_classes: int, width: int, dropout: float
-    ) -> None:
+    def __init__(self, encoder: nn.Module, feature_dim: int, num_classes: int, width: int, dropout: float,
+                 frozen_trunk: bool = False) -> None:  # fmt: skip
         super().__init__()
-        self.encoder = encoder
+        self.encoder = encoder.requires_grad_(not frozen_trunk)
+        self.frozen_trunk = frozen_trunk
         self.head = nn.Sequential(
             nn.Linear(feature_dim, width),  # fc6
             nn.ReLU(inplace=True),
@@ -185,6 +194,12 @@ class FineTuneClassifier(nn.Module):
     def new_hidden_layers(self) -> tuple[nn.Linear, nn.Linear]:
         """fc6 and fc7 (the layers ``head_init: data`` rescales)."""
         return self.head[0], self.head[3]
+
+    def train(self, mode: bool = True) -> FineTuneClassifier:
+        super().train(mode)
+        if self.frozen_trunk:
+            self.encoder.eval()  # batch-norm statistics (and any trunk dropout) stay as pretrained
+        return self
 
     def pool5(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, 3, H, W] → the trunk's output, flattened [N, feature_dim]."""
@@ -228,6 +243,17 @@ def masked_sigmoid_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> 
 @register_evaluator("cls", protocol=Protocol)
 def evaluate_classification(ctx: EvalContext) -> Metrics:
     """Fine-tune the encoder for VOC multi-label classification; mAP on the test split (module docstring)."""
+    return classify(ctx, frozen_trunk=False)
+
+
+@register_evaluator("cls-fc6-8", protocol=Protocol)
+def evaluate_classification_fc6_8(ctx: EvalContext) -> Metrics:
+    """``cls`` with conv1…conv5 frozen: only the new fc6, fc7 and fc8 train (module docstring)."""
+    return classify(ctx, frozen_trunk=True)
+
+
+def classify(ctx: EvalContext, frozen_trunk: bool) -> Metrics:
+    """The ``cls`` protocol, training every layer or (``frozen_trunk``) only fc6-fc8."""
     p: Protocol = ctx.protocol
     train_voc, test_voc = (
         VOCClassification(ctx.voc_root, p.train_split),
@@ -241,11 +267,13 @@ def evaluate_classification(ctx: EvalContext) -> Metrics:
 
     encoder = ctx.load_encoder()
     dim = feature_dim(encoder, p.crop_size)
-    model = FineTuneClassifier(encoder, dim, len(VOC_CLASSES), p.fc_width, p.dropout).to(ctx.device)
+    model = FineTuneClassifier(encoder, dim, len(VOC_CLASSES), p.fc_width, p.dropout, frozen_trunk)
+    model = model.to(ctx.device)
     perf = eval_performance(ctx.device, p.amp)
     if perf.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = sgd(model.encoder, [model.head], p)
+    optimizer = sgd(model.encoder, [model.head], p)  # a frozen trunk has no parameter to give it
+    trunk_before = {k: v.clone() for k, v in model.encoder.state_dict().items()} if frozen_trunk else {}
 
     augment = (p.crop_size, p.min_scale, p.max_scale, p.resize)
     train_set = AugmentedVOCClassification(train_voc, *augment, ctx.seed)
@@ -264,6 +292,8 @@ def evaluate_classification(ctx: EvalContext) -> Metrics:
 
     losses = finetune(ctx, model, optimizer, endless_batches(loader, sampler), step, p, perf, "cls fine-tune")
     del loader  # stops the persistent training workers before testing
+    if frozen_trunk:
+        check_trunk_unchanged(model.encoder, trunk_before)
 
     scores = predict_crops(ctx, model, test_voc, p)
     metrics = classification_metrics(ctx, scores, test_voc.labels, PRIMARY_AP)
@@ -277,8 +307,16 @@ def evaluate_classification(ctx: EvalContext) -> Metrics:
         "test_crops": p.test_crops,
         "crop_size": p.crop_size,
         "train_loss_definition": "mean training loss over the last 10% of iterations",
+        "trained_layers": "fc6-fc8 (conv1-conv5 frozen)" if frozen_trunk else "all",
     }
     return metrics
+
+
+def check_trunk_unchanged(trunk: nn.Module, before: dict[str, torch.Tensor]) -> None:
+    """Raise if a frozen trunk's weights or batch-norm statistics moved while the head trained."""
+    changed = [k for k, v in trunk.state_dict().items() if not torch.equal(v, before[k])]
+    if changed:
+        raise RuntimeError(f"cls-fc6-8: the frozen trunk changed during training ({', '.join(changed)})")
 
 
 @torch.no_grad()

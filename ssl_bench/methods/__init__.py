@@ -1,6 +1,12 @@
-"""Pretraining methods, registered by name (``create_method``); importing this package registers them."""
+"""Pretraining methods, registered by name (``create_method``); importing this package registers them.
 
-from ssl_bench.methods import context_encoder, datainit, random_init, supervised  # noqa: F401 - registration
+Every module of this package is imported here, so a new method is one file with its ``@register_method``:
+nothing else to edit. (Methods of other packages register through the ``ssl_bench.methods`` entry point.)
+"""
+
+import importlib
+import pkgutil
+
 from ssl_bench.methods.base import PretrainMethod
 from ssl_bench.methods.registry import (
     available_methods,
@@ -9,6 +15,11 @@ from ssl_bench.methods.registry import (
     method_class,
     register_method,
 )
+
+_NOT_METHODS = {"base", "registry", "losses"}
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _module not in _NOT_METHODS and not _module.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = [
     "PretrainMethod",

@@ -12,6 +12,11 @@ import torch
 from torch import nn
 
 
+def per_sample_generators(seeds: torch.Tensor) -> list[torch.Generator]:
+    """One CPU ``torch.Generator`` per sample, from ``batch["sample_seed"]`` [N]."""
+    return [torch.Generator().manual_seed(int(s)) for s in seeds.tolist()]
+
+
 class PretrainMethod(nn.Module):
     """Base class of pretraining methods.
 
@@ -35,7 +40,13 @@ class PretrainMethod(nn.Module):
         self.mask_options = {}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """batch: {"image": [N,3,H,W], "mask": [N,1,H,W] bool, "label": …} → {"loss": scalar, …}."""
+        """batch → {"loss": scalar, and any other scalar to log (e.g. "accuracy")}.
+
+        ``batch``: "image" [N,3,H,W] normalised; "mask" [N,1,H,W] bool (``mask_type``); "label" (with
+        ``needs_labels``); "index" [N] (the image's position in the dataset); "sample_seed" [N] int64, a seed
+        for the method's own per-sample random choices: a generator seeded with it (``per_sample_generators``)
+        draws the same for a sample whatever the number of DDP processes, so the loss stays per sample.
+        """
         raise NotImplementedError
 
     def prepare(self, batches: Iterable[dict[str, torch.Tensor]]) -> None:  # noqa: B027 - optional hook

@@ -42,13 +42,15 @@ FORMATS = ("markdown", "csv", "latex")
 _PACKAGE = Path(__file__).resolve().parent.parent
 
 # Column order: the paper's three tasks first, then the suite's extensions, then anything a plug-in adds.
-TASK_ORDER = ("cls", "det", "seg", "cls-linear", "knn", "inpaint")
+TASK_ORDER = ("cls", "det", "seg", "cls-fc6-8", "cls-linear", "knn", "inpaint")
 TASK_LABELS = {"cls": "classification", "det": "detection", "seg": "segmentation",
-               "cls-linear": "linear probe", "knn": "kNN", "inpaint": "inpainting"}  # fmt: skip
+               "cls-fc6-8": "classification, fc6-8 (conv frozen)", "cls-linear": "linear probe",
+               "knn": "kNN", "inpaint": "inpainting"}  # fmt: skip
 # The metric a column shows when the records have it (the paper's, PAPER.md §3/§5); otherwise the
 # records' own primary metric.
 PREFERRED_METRIC = {"cls": "map_sklearn", "det": "map_voc07_11point", "seg": "miou",
-                    "cls-linear": "map_area", "knn": "map_area", "inpaint": "psnr_db"}  # fmt: skip
+                    "cls-fc6-8": "map_sklearn", "cls-linear": "map_area", "knn": "map_area",
+                    "inpaint": "psnr_db"}  # fmt: skip
 METRIC_LABELS = {
     "map_sklearn": "mAP, sklearn AP",
     "map_voc07_11point": "mAP, VOC07 11-point AP",
@@ -116,7 +118,9 @@ class PaperNumber:
 def load_paper_numbers(folder: Path | None = None) -> dict[tuple[str, str], PaperNumber]:
     """``{(method_key, task): PaperNumber}`` from ``table2.csv`` then ``later_rows.csv`` (first wins).
 
-    Rows without a ``method_key`` (methods the suite does not implement) are reference-only.
+    A file's task columns are those with a ``<task>_metric`` column beside them (``cls``, ``det``, ``seg``;
+    ``later_rows.csv`` also ``cls-fc6-8``). Rows without a ``method_key`` (methods the suite does not
+    implement) are reference-only.
     """
     folder = Path(folder) if folder is not None else paper_dir()
     out: dict[tuple[str, str], PaperNumber] = {}
@@ -125,9 +129,11 @@ def load_paper_numbers(folder: Path | None = None) -> dict[tuple[str, str], Pape
         if not path.is_file():
             continue
         with path.open(newline="") as f:
-            for row in csv.DictReader(f):
+            reader = csv.DictReader(f)
+            tasks = [c.removesuffix("_metric") for c in reader.fieldnames or () if c.endswith("_metric")]
+            for row in reader:
                 key = (row.get("method_key") or "").strip()
-                for task in ("cls", "det", "seg"):
+                for task in tasks:
                     text = (row.get(task) or "").strip()
                     if not key or not text or (key, task) in out:
                         continue

@@ -21,7 +21,7 @@ from ssl_bench.evaluators.runner import evaluate, resolve_protocol
 from ssl_bench.options import option_names
 from tests.results import fakes  # noqa: F401 - registers fake-cls / fake-det (plug-in style evaluators)
 
-BUILT_IN = ("cls", "cls-linear", "knn", "det", "seg", "inpaint")
+BUILT_IN = ("cls", "cls-fc6-8", "cls-linear", "knn", "det", "seg", "inpaint")
 
 
 def _misspelt(key: str) -> str:
@@ -108,7 +108,7 @@ def _refused(argv: list[str], out: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_an_unknown_task_suggests_the_closest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     err = _refused(["--task", "segg", "--weights", "random"], tmp_path / "runs", capsys)
-    assert "unknown task 'segg' (did you mean 'seg'?); choose from: cls, cls-linear" in err
+    assert "unknown task 'segg' (did you mean 'seg'?); choose from: cls, cls-fc6-8, cls-linear" in err
 
 
 @pytest.mark.parametrize("content", [None, b"", b"not a torch file", "folder"])
@@ -152,7 +152,7 @@ def test_help_gives_every_flag_a_text_and_its_default(capsys: pytest.CaptureFixt
                  "--out", "--set", "--no-progress"):  # fmt: skip
         assert flag in text
     assert "evaluation seed" in text and "(default: 0)" in text and "(default: smoke)" in text
-    assert "cls, cls-linear, knn, det, seg, inpaint" in text and "caffenet, caffenet_bn" in text
+    assert "cls, cls-fc6-8, cls-linear, knn, det, seg, inpaint" in text and "caffenet, caffenet_bn" in text
 
 
 def test_the_python_api_records_a_refused_request(tmp_path: Path) -> None:
