@@ -251,6 +251,15 @@ def write_report(
             "protocol and the metric each number must be compared in.",
             "",
         ]
+    if options.profile == "mini":
+        lines += [
+            "> The mini profile is the paper's comparison in miniature on 2 CPU cores: every trained method "
+            "gets the same 2,000 steps × 32 crops of 128 px on the 1,000-image SynthVOC pool (batch norm "
+            "while training, folded into a plain CaffeNet), and every encoder the same evaluation recipes "
+            "(`eval/mini/`). Its numbers are NOT comparable to the paper's; what it can show is whether the "
+            "encoders learnt (next section) and how the methods order under one budget.",
+            "",
+        ]
     lines += [
         "## Results",
         "",

@@ -159,7 +159,8 @@ class Cell:
     """One (row, task) cell and the records behind it.
 
     ``values`` are in display units (percent for fractions). ``status``: ``ok`` (all seeds succeeded),
-    ``partial`` (some failed), ``failed`` (none succeeded), ``missing`` (no record at all).
+    ``partial`` (some failed), ``failed`` (none succeeded), ``n/a`` (the evaluations succeeded but do not
+    give the column's metric: the inpainting PSNR of an encoder without a decoder), ``missing`` (no record).
     """
 
     profile: str
@@ -170,6 +171,7 @@ class Cell:
     seeds: list[int] = field(default_factory=list)
     record_ids: list[str] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)  # {record_id, seed, error}
+    not_applicable: list[str] = field(default_factory=list)  # ok records without the column's metric
     superseded: list[str] = field(default_factory=list)
     paper: PaperNumber | None = None
 
@@ -181,7 +183,9 @@ class Cell:
     def status(self) -> str:
         if self.values:
             return "partial" if self.failed else "ok"
-        return "failed" if self.failed else "missing"
+        if self.failed:
+            return "failed"
+        return "n/a" if self.not_applicable else "missing"
 
     @property
     def comparable(self) -> bool:
@@ -417,6 +421,8 @@ def format_cell(c: Cell) -> str:
     """``56.5 ± 1.2 (n=3)``, ``56.5 (n=1, no CI)``, ``… 1 failed``, ``failed: <error>``, ``missing``."""
     if c.status == "missing":
         return "missing"
+    if c.status == "n/a":
+        return f"n/a (no {c.metric} in its {len(c.not_applicable)} records)"
     if c.status == "failed":
         return f"failed: {_short_error(c.failed[0]['error'], 60)}" + (
             f" (+{len(c.failed) - 1} more)" if len(c.failed) > 1 else ""
@@ -514,12 +520,14 @@ def build_table(
                     c.failed.append(
                         {"record_id": r.get("id"), "seed": seed, "error": r.get("error") or "error"}
                     )
-                elif value is None or (isinstance(value, float) and math.isnan(value)):
+                elif value is None:  # it ran but does not give this number (no decoder: no inpainting PSNR)
+                    c.not_applicable.append(str(r.get("id")))
+                elif isinstance(value, float) and math.isnan(value):
                     c.failed.append(
                         {
                             "record_id": r.get("id"),
                             "seed": seed,
-                            "error": f"record has no value for {c.metric}",
+                            "error": f"{c.metric} is NaN",
                         }
                     )
                 else:

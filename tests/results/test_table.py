@@ -247,3 +247,17 @@ def test_pretraining_time_falls_back_to_the_run_folder(tmp_path):
     assert (row.steps, row.images_seen, row.wall_s, row.estimated) == (20, 320, 15.0, True)
     assert table.display_frame().iloc[0]["pretraining time"] == "≈ 15 s, 20 steps"
     assert any("estimated" in line for line in table.legend())
+
+
+def test_an_ok_record_without_the_columns_metric_is_not_applicable_not_failed():
+    recs = [
+        record("inpaint", "context_encoder", 0, 17.0, metric="psnr_db", fill_psnr_db=15.0),
+        {**record("inpaint", "random", 0, metric="nn_psnr_db", value=13.0), "metrics": {"nn_psnr_db": 13.0}},
+        record("inpaint", "datainit", 0, float("nan"), metric="psnr_db"),
+    ]
+    table = build_table(recs, paper={}, tasks=["inpaint"])
+    cells = {m: table.cells[("smoke", m, "inpaint")] for m in ("context_encoder", "random", "datainit")}
+    assert cells["context_encoder"].status == "ok"
+    assert cells["random"].status == "n/a"
+    assert format_cell(cells["random"]) == "n/a (no psnr_db in its 1 records)"
+    assert cells["datainit"].status == "failed" and "psnr_db is NaN" in format_cell(cells["datainit"])
