@@ -7,15 +7,52 @@ One optional hook lets a method plan each epoch (one epoch = one pass over the p
 step, in the training thread, with the weights the previous step left; it may read every pool image
 (centre crops, no augmentation), change the method's own state (pseudo-labels, a re-initialised layer) and
 return the epoch's sample order. DeepCluster (``methods/deepcluster.py``) uses it to re-cluster.
+
+Several optimisers (a GAN's generator and discriminator; ``methods/semantic_inpainting.py``): a method may
+split its parameters into named ``OptimizerGroup`` s by overriding ``optimizer_groups()``. The default is
+one group, ``main``, of every parameter, trained on ``forward(batch)["loss"]``: methods that do not override
+it train exactly as before. Each training step then is:
+
+1. one ``forward(batch)``, which returns every group's loss (``group.loss`` names its key) and any other
+   scalar to log;
+2. for each group in order: its gradients are cleared, its loss is back-propagated into its own
+   parameters only (``torch.autograd.backward(loss, inputs=group.params)``: the discriminator's loss
+   leaves the generator's gradients alone and the other way round), and, under DDP, only those
+   gradients are averaged over the processes;
+3. every group's optimiser steps (after all the backward passes, which may share one graph).
+
+Every optimiser is the recipe's (``train.optimizer``, betas, weight decay) with lr ``train.lr ·
+group.lr_factor`` at every step of the schedule; ``checkpoint.pt`` keeps each optimiser's state under
+its group's name. Every parameter of a group must receive a gradient from its loss at every step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+MAIN_GROUP = "main"  # the one optimiser of a method that does not override ``optimizer_groups``
+
+
+@dataclass(frozen=True)
+class OptimizerGroup:
+    """Parameters trained by one optimiser, on one of the losses ``forward`` returns.
+
+    Attributes:
+        name: the optimiser's name (``checkpoint.pt`` keys its state by it), e.g. ``generator``.
+        params: the parameters it trains; groups may not share a parameter.
+        loss: the key of ``forward``'s output that this optimiser minimises.
+        lr_factor: its lr is ``train.lr`` times this, at every step of the schedule.
+    """
+
+    name: str
+    params: tuple[nn.Parameter, ...]
+    loss: str = "loss"
+    lr_factor: float = 1.0
 
 
 def per_sample_generators(seeds: torch.Tensor) -> list[torch.Generator]:
@@ -47,6 +84,8 @@ class PretrainMethod(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """batch → {"loss": scalar, and any other scalar to log (e.g. "accuracy")}.
+
+        A method with several optimisers returns each group's loss under ``group.loss`` instead.
 
         ``batch``: "image" [N,3,H,W] normalised; "mask" [N,1,H,W] bool (``mask_type``); "label" (with
         ``needs_labels``); "index" [N] (the image's position in the dataset); "sample_seed" [N] int64, a seed
@@ -81,6 +120,13 @@ class PretrainMethod(nn.Module):
             take interleaved positions of it, as of the shuffle), or None to keep the shuffle.
         """
         return None
+
+    def optimizer_groups(self) -> list[OptimizerGroup]:
+        """The method's optimisers, in the order their losses are back-propagated (module docstring).
+
+        Default: one group, ``main``, of every parameter, on ``forward(batch)["loss"]``.
+        """
+        return [OptimizerGroup(MAIN_GROUP, tuple(self.parameters()))]
 
     def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
         """Reconstruction for sample grids and the inpainting evaluator; None if the method has no decoder."""
