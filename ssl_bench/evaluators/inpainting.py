@@ -108,7 +108,8 @@ PIXEL_FEATURE_SIDE = 16
 FIGURE_IMAGES = 6
 NO_MODEL = "none (no decoder)"
 # Table 1's rows in the figure's and the record's order: (metric prefix, figure column title).
-ROWS = (("", "network"), ("nn_hog_", "NN HOG"), ("nn_", "NN features"), ("telea_", "Telea"),
+# ``nn_``'s title names its features ("NN pool5", "NN pixels").
+ROWS = (("", "network"), ("nn_hog_", "NN HOG"), ("nn_", "NN {}"), ("telea_", "Telea"),
         ("ns_", "Navier-Stokes"), ("biharmonic_", "biharmonic"), ("fill_", "mean fill"))  # fmt: skip
 
 
@@ -451,7 +452,9 @@ def evaluate_inpainting(ctx: EvalContext) -> Metrics:
 
     # Inpaint each test image every way; keep per-image errors, and the first images for the figure.
     errors: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {prefix: [] for prefix, _ in ROWS}
-    columns: dict[str, list[torch.Tensor]] = {"masked input": [], **{t: [] for _, t in ROWS}, "original": []}
+    nn_name = "pixels" if encoder is None else feature_tap(encoder)
+    titles = {prefix: title.format(nn_name) for prefix, title in ROWS}
+    columns: dict[str, list[torch.Tensor]] = {t: [] for t in ("masked input", *titles.values(), "original")}
     seconds: dict[str, float] = {}
     with frozen(watched) if watched is not None else nullcontext():
         db = _build_databases(ctx, data.database, encoder, context_fill, box, seconds)
@@ -484,9 +487,8 @@ def evaluate_inpainting(ctx: EvalContext) -> Metrics:
             if room > 0:
                 white = fill_holes(target[:room], masks_cpu[:room], torch.ones(3, dtype=target.dtype))
                 columns["masked input"].append(white)
-                for prefix, title in ROWS:
-                    if prefix in outputs:
-                        columns[title].append(outputs[prefix][:room])
+                for prefix, output in outputs.items():
+                    columns[titles[prefix]].append(output[:room])
                 columns["original"].append(target[:room])
             test_images += len(images)
 
@@ -497,10 +499,10 @@ def evaluate_inpainting(ctx: EvalContext) -> Metrics:
             mse = torch.cat([e[1] for e in per_batch])  # [N]
             metrics |= summarize_hole_errors(l1, mse, prefix)
     # One row per test image, one column per method: masked input, each method's output, original.
-    titles = [title for title, shown in columns.items() if shown]
-    shown = [torch.cat(columns[title]) for title in titles]  # each [n, 3, S, S]
+    shown = {title: torch.cat(images) for title, images in columns.items() if images}  # each [n, 3, S, S]
     figure = ctx.work_dir / "inpainting.png"
-    save_grid([[to_image(column[i]) for column in shown] for i in range(len(shown[0]))], figure, titles)
+    grid = [[to_image(column[i]) for column in shown.values()] for i in range(len(shown["original"]))]
+    save_grid(grid, figure, list(shown))
 
     side = PIXEL_FEATURE_SIDE
     ctx.extra |= {
@@ -521,6 +523,6 @@ def evaluate_inpainting(ctx: EvalContext) -> Metrics:
                              "psnr = mean over images of 10*log10(1/MSE_i)",
         "seconds": {(prefix or "network").rstrip("_"): round(t, 3) for prefix, t in seconds.items()},
         "figure": str(figure),
-        "figure_columns": " / ".join(titles),
+        "figure_columns": " / ".join(shown),
     }  # fmt: skip
     return metrics
