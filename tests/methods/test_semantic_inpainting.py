@@ -1,0 +1,239 @@
+"""The semantic-inpainting net (PAPER.md §1.1): the code's architecture, its losses, its two optimisers, a
+short run on SynthVOC, and how its run folder meets the evaluators."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from ssl_bench.cli import main
+from ssl_bench.data.masks import center_mask, make_mask
+from ssl_bench.data.transforms import MEAN, STD
+from ssl_bench.encoders import exported_encoder_state
+from ssl_bench.methods import create_method
+from ssl_bench.recipes import PROFILES, find_recipe, load_yaml
+from ssl_bench.training.optimizers import Optimizers
+from ssl_bench.training.recipe import check_recipe
+from tests.conftest import TINY_SYNTH_IMAGES
+
+TINY = {"width": 4, "bottleneck_dim": 8}  # the code's layout with few channels: fast
+
+
+def _batch(n: int = 4, size: int = 32, mask: str = "center", seed: int = 0) -> dict[str, torch.Tensor]:
+    """Smooth images (bilinearly upsampled 4×4 noise) with the pipeline's masks."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(n, 3, 4, 4, generator=g)
+    image = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+    masks = torch.stack([make_mask(mask, size, g) for _ in range(n)])  # [N, 1, S, S]
+    return {"image": image, "mask": masks}
+
+
+def test_the_public_codes_net_at_128_px():
+    """train.lua with nBottleneck=4000: encoder 64-64-128-256-512, a 4000-d code, the 64×64 centre, and a
+    64-px DCGAN discriminator."""
+    net = create_method("semantic_inpainting", image_size=128)
+    assert [tuple(c.weight.shape) for c in net.encoder.conv_layers()] == [
+        (64, 3, 4, 4), (64, 64, 4, 4), (128, 64, 4, 4), (256, 128, 4, 4), (512, 256, 4, 4)
+    ]  # fmt: skip
+    assert tuple(net.bottleneck[0].weight.shape) == (4000, 512, 4, 4)
+    ups = [m for m in net.decoder if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [m.out_channels for m in ups] == [512, 256, 128, 64, 3]
+    assert [tuple(c.weight.shape)[:2] for c in net.discriminator.trunk.conv_layers()] == [
+        (64, 3), (128, 64), (256, 128), (512, 256)
+    ]  # fmt: skip
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)]
+    assert all(m.bias is None for m in convs)  # the code zeroes every conv bias before each forward
+    net.eval()
+    batch = _batch(n=2, size=128)
+    assert net.predict(batch["image"]).shape == (2, 3, 64, 64)
+    assert net.discriminator(torch.zeros(2, 3, 64, 64)).shape == (2,)
+    assert net.encode(batch["image"], batch["mask"]).shape == (2, 4000)
+    assert [g.name for g in net.optimizer_groups()] == ["generator", "discriminator"]
+
+
+def test_the_ring_weighs_ten_times_the_hole_and_the_hole_is_the_square_without_it():
+    net = create_method("semantic_inpainting", image_size=128, overlap=4, **TINY)
+    weights = net.center_weights[0, 0]  # [64, 64]
+    assert weights[4:60, 4:60].eq(1).all() and (weights == 10).sum() == 64 * 64 - 56 * 56
+    hole = net.center_hole[0, 0]  # [128, 128]: the code's 56×56 at rows/columns 36…91
+    assert hole.sum() == 56 * 56 and hole[36:92, 36:92].all()
+    paper = create_method("semantic_inpainting", image_size=128, overlap=7, **TINY)
+    assert paper.center_hole.sum() == 50 * 50
+    region_net = create_method("semantic_inpainting", image_size=32, mask="random_region", overlap=2, **TINY)
+    mask = torch.zeros(1, 1, 32, 32, dtype=torch.bool)
+    mask[..., 10:20, 10:20] = True
+    w = region_net.l2_weights(mask)[0, 0]
+    assert w[10:20, 10:20].eq(1).all() and w[8:22, 8:22].sum() == 100 + 10 * (14 * 14 - 100)
+    assert w[0].eq(1).all(), "pixels away from the hole weigh 1 (the code's useOverlapPred=0 plain MSE)"
+
+
+def test_l2_only_loss_is_the_codes_weighted_mse_by_hand():
+    torch.manual_seed(0)
+    net = create_method("semantic_inpainting", image_size=32, adversarial_weight=0, overlap=2, **TINY)
+    assert net.discriminator is None and [g.name for g in net.optimizer_groups()] == ["generator"]
+    batch = _batch(n=2, size=32)
+    # By hand: the inner 12×12 of the centre 16×16 filled with the fill value, the original in [-1, 1].
+    visible = batch["image"].clone()
+    visible[:, :, 10:22, 10:22] = net.fill.view(3, 1, 1)
+    prediction = net.predict(visible)  # [2, 3, 16, 16]
+    mean, std = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
+    original = (batch["image"] * std + mean).clamp(0, 1) * 2 - 1
+    weights = torch.full((16, 16), 10.0)
+    weights[2:14, 2:14] = 1.0
+    expected = (weights * (prediction - original[:, :, 8:24, 8:24]) ** 2).sum() / (2 * 3 * 16 * 16)
+    out = net(batch)
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert set(out) == {"loss", "l2"}
+
+
+def test_each_optimiser_gets_only_its_own_losses_gradient():
+    """The discriminator's loss never reaches the generator's weights, nor the generator's loss the
+    discriminator's; their lrs differ by the factor."""
+    torch.manual_seed(0)
+    net = create_method("semantic_inpainting", image_size=32, **TINY)
+    twin = copy.deepcopy(net)
+    batch = _batch(size=32)
+    optimizers = Optimizers(net, lambda p: torch.optim.SGD(p, lr=0.1))
+    optimizers.set_lr(0.1)
+    assert [o.param_groups[0]["lr"] for o in optimizers.optimizers] == [0.1, pytest.approx(0.01)]
+    optimizers.step(net(batch))
+    out = twin(batch)
+    g_params, d_params = (g.params for g in twin.optimizer_groups())
+    g_grads = torch.autograd.grad(out["loss"], g_params, retain_graph=True)
+    d_grads = torch.autograd.grad(out["loss_discriminator"], d_params)
+    g_net, d_net = (g.params for g in net.optimizer_groups())
+    for p, expected in zip((*g_net, *d_net), (*g_grads, *d_grads), strict=True):
+        assert torch.allclose(p.grad, expected, rtol=1e-5, atol=1e-7)
+        assert expected.abs().sum() > 0
+
+
+def test_the_joint_losses_and_discriminator_accuracies_are_sane_numbers():
+    torch.manual_seed(0)
+    net = create_method("semantic_inpainting", image_size=32, **TINY)
+    out = net(_batch(size=32))
+    logged = {"loss", "l2", "adversarial", "loss_discriminator", "d_accuracy_real", "d_accuracy_fake"}
+    assert set(out) == logged
+    weighted_l2 = (out["loss"] - 0.001 * out["adversarial"]) / 0.999  # ring pixels weigh 10, hole pixels 1
+    assert out["l2"] < weighted_l2 < 10 * out["l2"]
+    assert all(0 <= out[k].item() <= 1 for k in ("d_accuracy_real", "d_accuracy_fake"))
+    assert 0 < out["loss_discriminator"].item() < 10 and math.isfinite(out["adversarial"].item())
+
+
+def test_inpaint_fills_the_whole_hole_and_keeps_every_visible_pixel():
+    """The evaluator's hole is hidden entirely (the ring too): what the net pastes does not depend on the
+    original's pixels there."""
+    torch.manual_seed(0)
+    net = create_method("semantic_inpainting", image_size=32, **TINY).eval()
+    batch = _batch(n=2, size=32)
+    mask = center_mask(32).expand(2, 1, 32, 32)  # the inpaint task's hole: the 16×16 centre
+    out = net.inpaint(batch["image"], mask)
+    visible = ~mask.expand_as(out)
+    assert torch.equal(out[visible], batch["image"][visible])
+    other = torch.where(mask, torch.randn_like(batch["image"]), batch["image"])
+    assert torch.equal(net.inpaint(other, mask), out)
+    assert not torch.equal(out[~visible], batch["image"][~visible])
+
+
+def test_region_masks_predict_the_whole_image():
+    torch.manual_seed(0)
+    net = create_method("semantic_inpainting", image_size=64, mask="random_region", **TINY)
+    batch = _batch(n=2, size=64, mask="random_region")
+    assert net.predict(batch["image"]).shape == (2, 3, 64, 64)
+    assert len(net.discriminator.trunk.taps) == 4  # a 64-px DCGAN discriminator on the whole image
+    out = net.eval().inpaint(batch["image"], batch["mask"])
+    visible = ~batch["mask"].expand_as(out)
+    assert torch.equal(out[visible], batch["image"][visible])
+
+
+def test_a_fixed_seed_gives_identical_steps():
+    def two_steps() -> dict[str, torch.Tensor]:
+        torch.manual_seed(3)
+        net = create_method("semantic_inpainting", image_size=32, **TINY)
+        optimizers = Optimizers(net, lambda p: torch.optim.Adam(p, lr=2e-3, betas=(0.5, 0.999)))
+        for seed in (0, 1):
+            optimizers.step(net(_batch(size=32, seed=seed)))
+        return net.state_dict()
+
+    a, b = two_steps(), two_steps()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_options_the_alexnet_encoder_and_the_channel_wise_bottleneck():
+    alexnet = create_method("semantic_inpainting", image_size=128, encoder="caffenet", **TINY)
+    state = exported_encoder_state(alexnet.encoder, fold_bn=False)
+    assert sorted(state) == sorted(f"conv{i}.{p}" for i in range(1, 6) for p in ("weight", "bias"))
+    assert alexnet.eval().predict(torch.zeros(1, 3, 128, 128)).shape == (1, 3, 64, 64)
+    channel_wise = create_method("semantic_inpainting", image_size=128, bottleneck="channel_wise", width=4)
+    assert channel_wise.bottleneck[0].fc.weight.numel() == 32 * 4**4  # 8w maps of 4×4: (8w)·4⁴ weights
+    assert channel_wise.eval().encode(torch.zeros(1, 3, 128, 128), center_mask(128)[None]).shape == (1, 512)
+    for bad in ({"image_size": 99}, {"mask": "none"}, {"encoder": "vgg"}, {"adversarial_weight": 1.0},
+                {"mask_options": {"area": 0.3}}, {"overlap": 40}):  # fmt: skip
+        with pytest.raises(ValueError):
+            create_method("semantic_inpainting", **{"image_size": 128, **TINY, **bad})
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_shipped_recipes_are_valid(profile):
+    path = find_recipe("pretrain", profile, "semantic_inpainting")
+    recipe = check_recipe(load_yaml(path), str(path))
+    assert recipe.data.image_size == 128 and recipe.model["mask"] == "center"
+    assert tuple(recipe.train.betas) == (0.5, 0.999)  # Adam β1 = 0.5, as the code
+
+
+# ------------------------------------------------------------------------------------------------------
+# A short run on SynthVOC, as a user runs it
+
+SMALL_RUN = ["--set", "model.width=8", "--set", "model.bottleneck_dim=64", "--batch-size", "8", "--workers",
+             "0", "--no-progress", "--set", f"data.synth_images={TINY_SYNTH_IMAGES}"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def smoke_run(synth_cache, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("semantic") / "run"
+    args = ["pretrain", "--method", "semantic_inpainting", "--profile", "smoke", "--steps", "12", *SMALL_RUN]
+    assert main([*args, "--set", "train.log_every=1", "--sample-every", "12", "--out", str(out)]) == 0
+    return out
+
+
+def test_smoke_recipe_trains_both_networks_without_collapse(smoke_run):
+    rows = [json.loads(x) for x in (smoke_run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "loss" in r]
+    assert [r["step"] for r in steps] == list(range(1, 13))
+    for key in ("loss", "l2", "adversarial", "loss_discriminator"):
+        assert all(math.isfinite(r[key]) and r[key] >= 0 for r in steps), key
+    assert all(r["lr"] == 0.002 for r in steps)
+    perfect = [r["d_accuracy_real"] == 1 and r["d_accuracy_fake"] == 1 for r in steps]
+    assert not all(perfect), "the discriminator is right on every image at every step: it has collapsed"
+    assert any(r["d_accuracy_fake"] < 1 or r["d_accuracy_real"] < 1 for r in steps[-4:])
+    grid = [r for r in rows if "sample_psnr_db" in r]
+    assert len(grid) == 1 and (smoke_run / "samples" / "step_000012.png").is_file()
+    state = torch.load(smoke_run / "checkpoint.pt", weights_only=True)
+    assert sorted(state["optimizer"]) == ["discriminator", "generator"]
+    assert state["optimizer"]["discriminator"]["param_groups"][0]["lr"] == pytest.approx(2e-4)
+
+
+def test_a_dcgan_encoder_pt_is_refused_by_the_caffenet_evaluators(smoke_run, tmp_path, capsys):
+    """encoder.pt is the DCGAN encoder's (conv1…conv5, BN); a CaffeNet evaluator names the mismatch."""
+    weights = str(smoke_run / "encoder.pt")
+    code = main(["eval", "--task", "knn", "--weights", weights, "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "do not fit CaffeNetEncoder" in err and "shape mismatches: conv1.weight" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_inpaint_evaluator_rebuilds_the_run_with_its_decoder(smoke_run):
+    from ssl_bench.evaluators.inpainting import load_inpainting_model
+
+    method, config = load_inpainting_model(SimpleNamespace(weights=str(smoke_run / "encoder.pt")))
+    assert config["method"] == "semantic_inpainting" and not method.training
+    image = torch.randn(2, 3, 128, 128)
+    mask = center_mask(128).expand(2, 1, 128, 128)
+    out = method.inpaint(image, mask)
+    assert torch.equal(out[~mask.expand_as(out)], image[~mask.expand_as(image)])
