@@ -16,12 +16,13 @@ the code's width w = 64 (``nef = ngf = ndf``)::
     discriminator on the predicted region (real: the original's), the encoder's layout down to 4×4, then
                   conv 4×4 (valid)                     [N] logit (the code: sigmoid + BCE; here BCE on logits)
 
-Losses, as the code computes them (``wtl2 = 0.999``, ``adversarial_weight = 1 − wtl2 = 0.001``)::
+Losses, as the code computes them (``wtl2 = 0.999``, ``adversarial_weight = 1 − wtl2 = 0.001``), in the
+order the two optimisers step within a training step::
 
+    loss_discriminator = BCE(D(original region), real) + BCE(D(prediction, detached), fake)   D steps
     l2            = mean over the region's N·3·P·P values of  w · (prediction − original)²,  in [-1, 1] units,
                     w = 1 in the hole, ``overlap_weight`` (10) on the visible ring that is predicted too
-    loss (G)      = 0.999 · l2 + 0.001 · BCE(D(prediction), real)
-    loss_discriminator = BCE(D(original region), real) + BCE(D(prediction), fake)
+    loss (G)      = 0.999 · l2 + 0.001 · BCE(D'(prediction), real),  D' = D after its step       G steps
 
 Geometry. ``mask: center`` (Table 1): the predicted region is the centre square of half the side (64×64
 of 128, the data pipeline's 1/4-area centre mask); the hole filled in the input is that square minus a
@@ -34,18 +35,25 @@ command, ``useOverlapPred=0``, is ``overlap: 0``).
 NOTE: the region-mask variant predicts the whole 128×128 image, as ``train_random.lua`` does (its D also
 sees the whole image); only the hole is pasted by ``inpaint``.
 
-Two optimisers (``PretrainMethod.optimizer_groups``): ``generator`` (encoder, bottleneck, decoder) at the
-recipe's lr, ``discriminator`` at ``discriminator_lr_factor`` (0.1) of it: "a higher learning rate for
-the context encoder (10 times) than for the discriminator", the code's 2e-3 / 2e-4. Adam with β1 = 0.5 is
-the recipe's (``train.betas``). With ``adversarial_weight: 0`` there is no discriminator: the L2-only net
-of the same size, with one optimiser.
+Two optimisers (``PretrainMethod.optimizer_groups``), stepped in turn (``methods/base.py``):
+``discriminator`` first, at ``discriminator_lr_factor`` (0.1) of the recipe's lr, then ``generator``
+(encoder, bottleneck, decoder) at the recipe's lr: "a higher learning rate for the context encoder (10
+times) than for the discriminator", the code's 2e-3 / 2e-4. ``forward(batch, group=...)`` computes one
+optimiser's loss: the discriminator's on the original region and on the generator's prediction (computed
+without gradients), then the generator's, from a fresh forward through the discriminator just updated.
+Adam with β1 = 0.5 is the recipe's (``train.betas``). With ``adversarial_weight: 0`` there is no
+discriminator: the L2-only net of the same size, with one optimiser and the plain ``forward(batch)``.
+Metrics: ``loss`` (G's joint loss), ``l2`` (unweighted, the code's ``Err_G_L2``), ``adversarial``,
+``loss_discriminator``, and D's accuracy on the original and on the prediction (``d_accuracy_real`` /
+``d_accuracy_fake``, from D's forward before its step).
 
-NOTE: one forward per step gives both losses, and the two optimisers step together after both backward
-passes (``training/optimizers.py``): the generator's adversarial gradient comes from the discriminator as
-it was before this step's update. The code updates D first, then takes G's gradient from D's output of
-before the update (``netD.output``) back-propagated through the updated weights; PyTorch's DCGAN example
-recomputes D(G(x)) after D's update. Both are alternating schemes of one step each; this one needs one
-generator forward per step.
+NOTE: the generator's adversarial term comes from a fresh forward of D on the prediction after D's step,
+as in PyTorch's DCGAN example. The code (``train.lua``, ``fGx``) also updates D first, but reuses D's
+output on the fake from before the update (``netD.output``) and back-propagates it through the updated
+weights. The generator thus runs twice per step here (once without gradients for D's step), so its
+batch-norm running statistics move twice per step (the same batch statistics both times), once in the
+code: an effective momentum of 0.19 instead of 0.1 for the running statistics that ``inpaint`` and
+``encode`` use in ``eval()`` mode.
 NOTE: the code zeroes every conv bias before each forward (``m.bias:zero()``): here the convs have no bias.
 NOTE: the encoder sees the suite's ImageNet-normalised images (every evaluator feeds the encoder those);
 the code feeds images in [-1, 1], a per-channel affine change of the input only. The decoder's tanh output,
@@ -93,6 +101,7 @@ BOTTLENECKS = ("fc", "channel_wise")
 MASKS = ("center", "random_region", "random_block")
 INIT_STD = 0.02  # the code's weights_init: conv weights N(0, 0.02²), BN weights N(1, 0.02²), biases 0
 LEAK = 0.2  # LeakyReLU slope of the encoder and discriminator (DCGAN)
+GENERATOR, DISCRIMINATOR = "generator", "discriminator"  # the optimisers' names
 
 
 def _doublings(small: int, large: int) -> int:
@@ -341,26 +350,30 @@ class SemanticInpainting(PretrainMethod):
         return torch.where(ring > 0, ring, torch.ones_like(ring))
 
     def optimizer_groups(self) -> list[OptimizerGroup]:
-        """``generator`` (encoder, bottleneck, decoder) and, with an adversarial loss, ``discriminator``."""
+        """With an adversarial loss ``discriminator``, which steps first; then ``generator`` (encoder,
+        bottleneck, decoder)."""
         generator = tuple(
             p for module in (self.encoder, self.bottleneck, self.decoder) for p in module.parameters()
         )
-        groups = [OptimizerGroup("generator", generator, loss="loss")]
+        groups = [OptimizerGroup(GENERATOR, generator, loss="loss")]
         if self.discriminator is not None:
-            groups.append(
-                OptimizerGroup(
-                    "discriminator",
-                    tuple(self.discriminator.parameters()),
-                    loss="loss_discriminator",
-                    lr_factor=self.discriminator_lr_factor,
-                )
-            )
+            discriminator = tuple(self.discriminator.parameters())
+            factor = self.discriminator_lr_factor
+            groups.insert(0, OptimizerGroup(DISCRIMINATOR, discriminator, "loss_discriminator", factor))
         return groups
 
     # ------------------------------------------------------------------------------------------------
     # Training
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, batch: dict[str, torch.Tensor], group: str = GENERATOR) -> dict[str, torch.Tensor]:
+        """The loss of optimiser ``group`` (``discriminator`` or ``generator``) on ``batch``, and its metrics.
+
+        Nothing here is random: the hole is the centre square or the batch's mask, so the two forwards of a
+        training step see the same inputs.
+        """
+        names = [g.name for g in self.optimizer_groups()]
+        if group not in names:
+            raise ValueError(f"no optimiser '{group}'; this net has {', '.join(names)}")
         image = batch["image"]  # [N, 3, S, S] normalised
         if self.mask_type == "center":
             hole = self.center_hole.expand(image.shape[0], -1, -1, -1)  # [N, 1, S, S]
@@ -368,29 +381,29 @@ class SemanticInpainting(PretrainMethod):
         else:
             hole = batch["mask"]  # [N, 1, S, S]
             weights = self.l2_weights(hole)  # [N, 1, S, S]: the region is the image
-        prediction = self.predict(fill_holes(image, hole, self.fill))  # [N, 3, P, P] in [-1, 1]
-        real = self.region(to_tanh_range(image))  # [N, 3, P, P]
+        visible = fill_holes(image, hole, self.fill)  # [N, 3, S, S]
+        real = self.region(to_tanh_range(image))  # [N, 3, P, P] in [-1, 1]
+        if group == DISCRIMINATOR:
+            with torch.no_grad():
+                fake = self.predict(visible)  # [N, 3, P, P]: the generator's, trained in its own step
+            d_real, d_fake = self.discriminator(real), self.discriminator(fake)  # [N] logits each
+            on_real = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+            on_fake = F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+            return {
+                "loss_discriminator": on_real + on_fake,
+                "d_accuracy_real": (d_real.detach() > 0).float().mean(),
+                "d_accuracy_fake": (d_fake.detach() < 0).float().mean(),
+            }
+        prediction = self.predict(visible)  # [N, 3, P, P] in [-1, 1]
         squared = (prediction - real).square()
         l2 = (weights * squared).mean()  # the code's weighted MSECriterion over the region
         out = {"l2": squared.mean().detach()}  # the code's Err_G_L2 (unweighted)
         if self.discriminator is None:
             return {"loss": l2, **out}
-        d_real = self.discriminator(real)  # [N] logits
-        d_fake = self.discriminator(prediction)  # [N]; D's loss trains only D, G's only G (optimizers.py)
-        real_label, fake_label = torch.ones_like(d_fake), torch.zeros_like(d_fake)
-        adversarial = F.binary_cross_entropy_with_logits(d_fake, real_label)  # G wants "real"
-        loss_d = F.binary_cross_entropy_with_logits(d_real, real_label) + F.binary_cross_entropy_with_logits(
-            d_fake, fake_label
-        )
+        d_fake = self.discriminator(prediction)  # [N]: the discriminator as updated in this step
+        adversarial = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))  # G wants "real"
         a = self.adversarial_weight
-        return {
-            "loss": (1.0 - a) * l2 + a * adversarial,
-            **out,
-            "adversarial": adversarial.detach(),
-            "loss_discriminator": loss_d,
-            "d_accuracy_real": (d_real.detach() > 0).float().mean(),
-            "d_accuracy_fake": (d_fake.detach() < 0).float().mean(),
-        }
+        return {"loss": (1.0 - a) * l2 + a * adversarial, **out, "adversarial": adversarial.detach()}
 
     # ------------------------------------------------------------------------------------------------
     # Using the trained net

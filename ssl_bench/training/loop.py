@@ -1,7 +1,8 @@
-"""The one training loop for every pretraining method: ``model(batch)`` → loss(es) → backward → step.
+"""The one training loop for every pretraining method: ``model(batch)`` → loss → backward → step.
 
-It knows nothing of any method: ``Optimizers.step`` (``training/optimizers.py``) back-propagates each of
-the method's losses into its own optimiser's parameters (one loss, ``"loss"``, for every method but a GAN).
+It knows nothing of any method: ``Optimizers.step`` (``training/optimizers.py``) takes the step, the plain
+one for a method with one optimiser, and for a method with several (a GAN) one forward, backward and step
+per optimiser in turn.
 Checkpoints are written every ``checkpoint_every`` steps and when a stop signal arrives (SIGINT from Ctrl-C,
 SIGTERM from a job scheduler): the step in progress is finished, saved, and :class:`TrainingStopped` raised,
 so a run can always continue with ``--resume``.
@@ -264,8 +265,8 @@ def train_loop(
     ``skipped`` is the running total of unreadable images skipped before ``start_step``; each logged row
     carries the total so far. ``lr_at(step)`` (1-based) sets every optimiser's lr before the step (times its
     group's ``lr_factor``); None keeps the optimisers'. Each logged row holds every scalar the method's
-    forward returned (each optimiser's loss among them) and the first optimiser's lr. When SIGINT or
-    SIGTERM arrives, the step in progress is finished and saved, then TrainingStopped is raised.
+    forward(s) returned (each optimiser's loss among them) and the schedule's lr. When SIGINT or SIGTERM
+    arrives, the step in progress is finished and saved, then TrainingStopped is raised.
     """
     device = info.device
     log = (out / "metrics.jsonl").open("a") if info.is_main else None
@@ -301,9 +302,7 @@ def train_loop(
             batch = to_device(batch, device, perf.channels_last)
             if lr_at is not None:
                 optimizers.set_lr(lr_at(step))
-            with perf.autocast(device):
-                output = model(batch)
-            optimizers.step(output)
+            output = optimizers.step(model, batch, functools.partial(perf.autocast, device))
             completed = step
             seen += batch["image"].shape[0] * info.world_size
             skipped += int(batch.get("skipped", 0))
@@ -323,8 +322,8 @@ def train_loop(
                     "skipped": skipped,  # running total since step 0
                 }
                 t_last, seen = now, 0
-                loss_key = optimizers.groups[0].loss
-                bar.set_postfix(loss=f"{row[loss_key]:.4f}", img_s=f"{row['img_s']:.1f}")
+                losses = {g.loss: f"{row[g.loss]:.4f}" for g in optimizers.groups}
+                bar.set_postfix(**losses, img_s=f"{row['img_s']:.1f}")
                 if log:
                     log.write(json.dumps(row) + "\n")
                     log.flush()

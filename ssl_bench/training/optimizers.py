@@ -1,26 +1,29 @@
-"""A method's optimisers (``PretrainMethod.optimizer_groups``, see ``methods/base.py``), stepped together.
+"""A method's optimisers (``PretrainMethod.optimizer_groups``, see ``methods/base.py``), one step each.
 
-Every training step: one forward; then, group by group, that group's gradients cleared and its loss
-back-propagated into its own parameters; then every optimiser steps. A method with one group (every method
-but a GAN) takes exactly the step it always took: ``zero_grad``, ``loss.backward()``, ``step``.
+A training step with one group (every method but a GAN) is exactly the step it always was: ``model(batch)``
+under autocast, ``zero_grad``, ``loss.backward()``, ``step``. With several groups the steps alternate, in
+the groups' order: for each group, ``model(batch, group=name)`` under autocast, that group's gradients
+cleared and its loss back-propagated into its own parameters, its optimiser's step; so each forward sees
+the earlier groups' updates of this step (a GAN's generator loss comes from the updated discriminator).
 
 DDP. A method with one group is wrapped in ``DistributedDataParallel`` as before (its backward all-reduces
 the gradients in buckets, overlapped with the backward). A method with several groups is not wrapped: DDP's
-reducer expects one backward per forward, reaching every parameter, and here each group's backward reaches
+reducer expects each backward to reach every parameter it wraps, and here each group's backward reaches
 only that group's parameters. Instead each group's gradients are averaged over the processes right after
-its own backward (``distributed.average_gradients``: one all-reduce of one flat buffer per group), so each
-phase all-reduces only what it trains, and the initial state is broadcast from rank 0 as DDP does
+its own backward, before its optimiser steps (``distributed.average_gradients``: one all-reduce of one flat
+buffer per group), and the initial state is broadcast from rank 0 as DDP does
 (``distributed.broadcast_state``). Batch-norm buffers are then each rank's own, where DDP would copy rank
 0's to the others before each forward: training uses batch statistics either way, and rank 0, whose buffers
 are the same in both cases, is the one that writes checkpoints and sample grids.
 
-Mixed precision: the bf16 autocast of ``training/performance.py`` needs no loss scaling. An fp16 path would
-need one ``GradScaler`` for all optimisers: each group's loss scaled before its backward, ``scaler.step``
-for each optimiser, one ``scaler.update()`` per step.
+Mixed precision: the bf16 autocast of ``training/performance.py`` needs no loss scaling; it wraps each
+group's forward. An fp16 path would need one ``GradScaler`` for all optimisers: each group's loss scaled
+before its backward, ``scaler.step`` for each optimiser, one ``scaler.update()`` per step.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -53,45 +56,69 @@ class Optimizers:
         self.optimizers = [make(list(group.params)) for group in self.groups]
         self.average = average_gradients
         self._names = {id(p): name for name, p in method.named_parameters()}
+        self.set_lr(self.optimizers[0].param_groups[0]["lr"])  # the lr ``make`` gave, times each factor
 
     @property
     def names(self) -> list[str]:
         return [group.name for group in self.groups]
 
-    @property
-    def lr(self) -> float:
-        """The first group's current lr (the one metrics.jsonl logs)."""
-        return self.optimizers[0].param_groups[0]["lr"]
-
     def set_lr(self, lr: float) -> None:
-        """Every optimiser's lr: ``lr`` times its group's ``lr_factor``."""
+        """Every optimiser's lr: ``lr`` times its group's ``lr_factor``; ``self.lr`` = ``lr``."""
+        self.lr = lr  # the schedule's lr, the one metrics.jsonl logs
         for group, optimizer in zip(self.groups, self.optimizers, strict=True):
             for param_group in optimizer.param_groups:
                 param_group["lr"] = lr * group.lr_factor
 
-    def step(self, output: Mapping[str, torch.Tensor]) -> None:
-        """The parameter update of one training step, from the forward's ``output`` (module docstring)."""
-        several = len(self.groups) > 1
-        for i, (group, optimizer) in enumerate(zip(self.groups, self.optimizers, strict=True)):
-            if group.loss not in output:
-                raise KeyError(
-                    f"the method's forward returned no '{group.loss}', the loss of its optimiser "
-                    f"'{group.name}'; it returned: {', '.join(output)}"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            if several:
-                # Only this group's parameters receive gradients; the graph is kept for the next groups'
-                # losses, which may share parts of it (a discriminator's forward on the fake images).
-                torch.autograd.backward(
-                    output[group.loss], inputs=list(group.params), retain_graph=i < len(self.groups) - 1
-                )
-                self._check_gradients(group)
-            else:
-                output[group.loss].backward()
-            if self.average:
-                average_gradients(group.params)
-        for optimizer in self.optimizers:
-            optimizer.step()
+    def step(
+        self,
+        model: Callable[..., Mapping[str, torch.Tensor]],
+        batch: Mapping[str, Any],
+        autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+    ) -> dict[str, torch.Tensor]:
+        """One training step of ``model`` (the method, or its DDP / compiled wrapper) on ``batch``.
+
+        Returns:
+            What the forward returned; with several groups, the union of their forwards' outputs.
+        """
+        if len(self.groups) == 1:  # the plain step
+            with autocast():
+                output = model(batch)
+            self._update(self.groups[0], self.optimizers[0], output, own_parameters_only=False)
+            return dict(output)
+        outputs: dict[str, torch.Tensor] = {}
+        for group, optimizer in zip(self.groups, self.optimizers, strict=True):
+            with autocast():
+                output = model(batch, group=group.name)
+            twice = sorted(set(output) & set(outputs))
+            if twice:
+                raise KeyError(f"the forward of optimiser '{group.name}' returned {', '.join(twice)} again")
+            self._update(group, optimizer, output, own_parameters_only=True)
+            outputs.update(output)
+        return outputs
+
+    def _update(
+        self,
+        group: OptimizerGroup,
+        optimizer: torch.optim.Optimizer,
+        output: Mapping[str, torch.Tensor],
+        own_parameters_only: bool,
+    ) -> None:
+        """``group``'s loss in ``output`` back-propagated (into its own parameters only, if asked), its
+        gradients averaged under DDP, its optimiser stepped."""
+        if group.loss not in output:
+            raise KeyError(
+                f"the method's forward returned no '{group.loss}', the loss of its optimiser "
+                f"'{group.name}'; it returned: {', '.join(output)}"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        if own_parameters_only:
+            torch.autograd.backward(output[group.loss], inputs=list(group.params))
+            self._check_gradients(group)
+        else:
+            output[group.loss].backward()
+        if self.average:
+            average_gradients(group.params)
+        optimizer.step()
 
     def _check_gradients(self, group: OptimizerGroup) -> None:
         missing = [self._names.get(id(p), "?") for p in group.params if p.grad is None]

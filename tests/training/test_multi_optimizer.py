@@ -1,9 +1,9 @@
 """Methods with several optimisers (``PretrainMethod.optimizer_groups``, ``training/optimizers.py``).
 
-The one-group default is the plain step; each group trains on its own loss only, at the schedule's lr times
-its factor; checkpoints keep every optimiser's state (and an old single-optimiser checkpoint still resumes);
-a SIGKILLed two-optimiser run resumes bit-identically; two DDP processes equal one process on the combined
-batch.
+The one-group default is the plain step; several groups step in turn, each with its own forward that sees
+the earlier groups' updates, on its own loss only, at the schedule's lr times its factor; checkpoints keep
+every optimiser's state (and an old single-optimiser checkpoint still resumes); a SIGKILLed two-optimiser
+run resumes bit-identically; two DDP processes equal one process on the combined batch.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ class OnePlayer(PretrainMethod):
 
 
 class TwoPlayers(PretrainMethod):
-    """A generator and a critic with an optimiser each; both losses are means of per-sample terms, so DDP
-    over the samples equals one process on the combined batch."""
+    """A critic and a generator with an optimiser each, stepped in that order (as a GAN's D and G); both
+    losses are means of per-sample terms, so DDP over the samples equals one process on the combined batch."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -58,19 +58,39 @@ class TwoPlayers(PretrainMethod):
 
     def optimizer_groups(self) -> list[OptimizerGroup]:
         return [
-            OptimizerGroup("generator", tuple(self.encoder.parameters())),
             OptimizerGroup("critic", tuple(self.critic.parameters()), loss="loss_critic", lr_factor=0.5),
+            OptimizerGroup("generator", tuple(self.encoder.parameters())),
         ]
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, batch: dict[str, torch.Tensor], group: str) -> dict[str, torch.Tensor]:
         x = batch["image"]  # [N, 4]
+        if group == "critic":
+            with torch.no_grad():
+                y = self.encoder(x)  # [N, 3]
+            score = self.critic(y).squeeze(1)  # [N]
+            return {"loss_critic": (score - x[:, 0]).square().mean(), "score": score.detach().mean()}
         y = self.encoder(x)  # [N, 3]
-        score = self.critic(y).squeeze(1)  # [N]; both losses go through the critic
-        return {
-            "loss": (y - 1).square().mean() - score.mean(),
-            "loss_critic": (score - x[:, 0]).square().mean(),
-            "score": score.detach().mean(),
-        }
+        return {"loss": (y - 1).square().mean() - self.critic(y).mean()}  # through the updated critic
+
+
+class SeesTheUpdate(PretrainMethod):
+    """Two scalars: ``first`` pulls a towards 1; ``second``'s loss is b·a, so b's gradient is a's value
+    when ``second``'s forward runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Identity()
+        self.a, self.b = nn.Parameter(torch.tensor(3.0)), nn.Parameter(torch.tensor(0.0))
+        self.calls: list[str] = []
+
+    def optimizer_groups(self) -> list[OptimizerGroup]:
+        return [OptimizerGroup("first", (self.a,)), OptimizerGroup("second", (self.b,), loss="loss_second")]
+
+    def forward(self, batch: dict[str, torch.Tensor], group: str) -> dict[str, torch.Tensor]:
+        self.calls.append(group)
+        if group == "first":
+            return {"loss": (self.a - 1).square(), "a_seen_by_first": self.a.detach().clone()}
+        return {"loss_second": self.b * self.a, "a_seen_by_second": self.a.detach().clone()}
 
 
 def _sgd(params):
@@ -93,11 +113,21 @@ def test_one_group_takes_exactly_the_plain_step():
     for seed in range(3):
         batch = {"image": torch.randn(5, 4, generator=torch.Generator().manual_seed(seed))}
         optimizers.set_lr(1e-2)
-        optimizers.step(a(batch))
+        optimizers.step(a, batch)  # a's forward takes the batch alone
         plain.zero_grad(set_to_none=True)
         b(batch)["loss"].backward()
         plain.step()
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_groups_step_in_turn_and_the_second_sees_the_first_ones_update():
+    method = SeesTheUpdate()
+    output = Optimizers(method, _sgd).step(method, {"image": torch.zeros(1)})
+    assert method.calls == ["first", "second"], "one forward per group, in optimizer_groups' order"
+    # first: a = 3 − 0.1·2·(3 − 1) = 2.6; second's forward sees a = 2.6, not 3: b = 0 − 0.1·2.6
+    assert output["a_seen_by_first"].item() == 3.0 and output["a_seen_by_second"].item() == pytest.approx(2.6)
+    assert method.a.item() == pytest.approx(2.6) and method.b.item() == pytest.approx(-0.26)
+    assert set(output) == {"loss", "a_seen_by_first", "loss_second", "a_seen_by_second"}
 
 
 def test_each_group_steps_on_its_own_loss_at_the_schedules_lr_times_its_factor():
@@ -107,16 +137,19 @@ def test_each_group_steps_on_its_own_loss_at_the_schedules_lr_times_its_factor()
     optimizers = Optimizers(method, _sgd)
     lr = pretrain_lr(0.1, 1, 10, "cosine", 2)  # the warm-up's first step: 0.05
     optimizers.set_lr(lr)
-    assert [o.param_groups[0]["lr"] for o in optimizers.optimizers] == [lr, lr * 0.5] and optimizers.lr == lr
+    assert [o.param_groups[0]["lr"] for o in optimizers.optimizers] == [lr * 0.5, lr] and optimizers.lr == lr
     batch = {"image": torch.randn(6, 4)}
-    optimizers.step(method(batch))
-    out = twin(batch)
-    generator = torch.autograd.grad(out["loss"], list(twin.encoder.parameters()), retain_graph=True)
-    critic = torch.autograd.grad(out["loss_critic"], list(twin.critic.parameters()))
+    optimizers.step(method, batch)
+    # By hand: the critic's SGD step on its loss, then the generator's gradient through the updated critic.
+    critic = torch.autograd.grad(twin(batch, "critic")["loss_critic"], list(twin.critic.parameters()))
+    with torch.no_grad():
+        for p, g in zip(twin.critic.parameters(), critic, strict=True):
+            p -= 0.5 * lr * g
+    generator = torch.autograd.grad(twin(batch, "generator")["loss"], list(twin.encoder.parameters()))
+    for p, q in zip(method.critic.parameters(), twin.critic.parameters(), strict=True):
+        assert torch.allclose(p, q, atol=1e-7)  # not the generator's loss's gradient
     for p, q, g in zip(method.encoder.parameters(), twin.encoder.parameters(), generator, strict=True):
         assert torch.allclose(p, q - lr * g, atol=1e-7)
-    for p, q, g in zip(method.critic.parameters(), twin.critic.parameters(), critic, strict=True):
-        assert torch.allclose(p, q - 0.5 * lr * g, atol=1e-7)  # not the generator's loss's gradient
 
 
 def test_groups_must_be_named_once_and_hold_every_trainable_parameter_once():
@@ -130,22 +163,27 @@ def test_groups_must_be_named_once_and_hold_every_trainable_parameter_once():
     ]:
         with pytest.raises(ValueError, match=message):
             check_groups(method, groups)
+    batch = {"image": torch.randn(2, 4)}
     with pytest.raises(KeyError, match="returned no 'loss_critic'"):
-        Optimizers(method, _sgd).step({"loss": method({"image": torch.randn(2, 4)})["loss"]})
+        Optimizers(method, _sgd).step(lambda b, group: method(b, "generator"), batch)
+    with pytest.raises(KeyError, match="optimiser 'generator' returned loss_critic, score again"):
+        Optimizers(method, _sgd).step(lambda b, group: {**method(b, "critic"), **method(b, group)}, batch)
 
 
 def test_optimiser_states_are_kept_by_name_and_an_old_single_state_still_loads():
     method = TwoPlayers()
     optimizers = Optimizers(method, lambda p: torch.optim.Adam(p, lr=1e-3))
-    optimizers.step(method({"image": torch.randn(3, 4)}))
+    optimizers.step(method, {"image": torch.randn(3, 4)})
     state = optimizers.state_dict()
-    assert list(state) == ["generator", "critic"] and state["critic"]["state"]
+    assert list(state) == ["critic", "generator"] and state["critic"]["state"]
     fresh = Optimizers(TwoPlayers(), lambda p: torch.optim.Adam(p, lr=1e-3))
     fresh.load_state_dict(state, "here")
     assert fresh.state_dict()["critic"]["state"][0]["exp_avg"].equal(state["critic"]["state"][0]["exp_avg"])
-    with pytest.raises(CheckpointError, match="holds the state of one optimiser; the method has generator"):
+    with pytest.raises(CheckpointError, match="holds the state of one optimiser; the method has critic, gen"):
         fresh.load_state_dict(state["generator"], "old.pt")
-    with pytest.raises(CheckpointError, match="optimiser\\(s\\) critic, gen; the method has generator"):
+    with pytest.raises(
+        CheckpointError, match="optimiser\\(s\\) critic, gen; the method has critic, generator"
+    ):
         fresh.load_state_dict({"gen": state["generator"], "critic": state["critic"]}, "x.pt")
     single = OnePlayer()
     old = torch.optim.Adam(single.parameters(), lr=1e-3).state_dict()  # as checkpoints held it before
