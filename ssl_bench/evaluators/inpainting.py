@@ -430,7 +430,7 @@ def _build_databases(
     return Databases(features_nn, hog_nn, (pixel_sum / pixel_count).mul(255.0).round().div(255.0))
 
 
-@register_evaluator("inpaint", protocol=Protocol)
+@register_evaluator("inpaint", protocol=Protocol, own_model=True)  # the run itself: load_inpainting_model
 @torch.no_grad()
 def evaluate_inpainting(ctx: EvalContext) -> Metrics:
     """Centre-hole inpainting on held-out images: the network (if it has a decoder) and every baseline."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -248,3 +249,26 @@ def test_the_inpaint_evaluator_rebuilds_the_run_with_its_decoder(smoke_run):
     mask = center_mask(128).expand(2, 1, 128, 128)
     out = method.inpaint(image, mask)
     assert torch.equal(out[~mask.expand_as(out)], image[~mask.expand_as(image)])
+
+
+def test_bench_eval_inpaint_evaluates_the_run_itself(smoke_run, synth_voc_root, tmp_path, capsys):
+    """The inpaint task rebuilds the run (DCGAN encoder, decoder): --arch's CaffeNet is never asked to hold
+    its encoder.pt, and the record has the network's row beside every baseline's."""
+    args = ["eval", "--task", "inpaint", "--data", str(synth_voc_root), "--no-progress", "--out",
+            str(tmp_path / "records"), "--set", "workers=0", "--set", "max_test_images=4"]  # fmt: skip
+    code = main([*args, "--weights", str(smoke_run / "encoder.pt")])
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0, record.get("error")
+    rows = ("", "nn_", "nn_hog_", "telea_", "ns_", "biharmonic_", "fill_")  # the network, then the baselines
+    assert set(record["metrics"]) == {f"{row}{m}" for row in rows for m in ("l1_pct", "l2_pct", "psnr_db")}
+    assert math.isfinite(record["metrics"]["psnr_db"]) and record["metrics"]["psnr_db"] > 0
+    extra = record["extra"]
+    assert extra["model"] == "semantic_inpainting (12 steps)" and extra["image_size"] == 128
+    broken = tmp_path / "broken"
+    shutil.copytree(smoke_run, broken)
+    state = torch.load(broken / "checkpoint.pt", weights_only=True)
+    state["model"].pop("decoder.0.weight")
+    torch.save(state, broken / "checkpoint.pt")
+    code = main([*args, "--weights", str(broken / "encoder.pt")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "decoder.0.weight" in err, err
