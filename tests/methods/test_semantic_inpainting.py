@@ -4,6 +4,7 @@ short run on SynthVOC, and how its run folder meets the evaluators."""
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import shutil
@@ -20,6 +21,7 @@ from ssl_bench.encoders import exported_encoder_state
 from ssl_bench.methods import create_method
 from ssl_bench.recipes import PROFILES, find_recipe, load_yaml
 from ssl_bench.training.optimizers import Optimizers
+from ssl_bench.training.performance import Performance
 from ssl_bench.training.recipe import check_recipe
 from tests.conftest import TINY_SYNTH_IMAGES
 
@@ -174,6 +176,27 @@ def test_a_fixed_seed_gives_identical_steps():
 
     a, b = two_steps(), two_steps()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_both_steps_run_under_the_runs_bf16_autocast():
+    """The loop's autocast (``Performance.autocast``, bf16 on the GPU path) wraps each optimiser's forward;
+    weights and losses stay float32."""
+
+    def one_step(amp: bool) -> tuple[dict[str, torch.Tensor], torch.nn.Module]:
+        torch.manual_seed(0)
+        net = create_method("semantic_inpainting", image_size=32, **TINY)
+        perf = Performance(amp=amp, channels_last=False, compile=False, fused_adam=False)
+        optimizers = Optimizers(net, lambda p: torch.optim.Adam(p, lr=2e-3, betas=(0.5, 0.999)))
+        autocast = functools.partial(perf.autocast, torch.device("cpu"))
+        return optimizers.step(net, _batch(size=32), autocast), net
+
+    (fp32, _), (bf16, net) = one_step(False), one_step(True)
+    assert set(bf16) == set(fp32) and all(torch.isfinite(v).all() for v in bf16.values())
+    assert bf16["loss"].dtype == bf16["loss_discriminator"].dtype == torch.float32
+    for key in ("loss", "loss_discriminator"):
+        assert bf16[key] != fp32[key], f"{key}: the same in bf16 as in fp32: no autocast"
+        assert bf16[key].item() == pytest.approx(fp32[key].item(), rel=0.05)
+    assert all(p.dtype == torch.float32 for p in net.parameters())
 
 
 def test_options_the_alexnet_encoder_and_the_channel_wise_bottleneck():
