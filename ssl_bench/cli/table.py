@@ -23,8 +23,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--results",
         type=Path,
-        default=Path("results") / "runs",
-        help="folder of result records (default: results/runs)",
+        action="append",
+        metavar="DIR",
+        help="folder of result records, searched recursively; repeat to combine runs, e.g. a separate "
+        "`bench reproduce --methods …` run beside the main one (default: results/runs)",
     )
     p.add_argument(
         "--format",
@@ -112,12 +114,13 @@ def run(args: argparse.Namespace) -> int:
     from ssl_bench.records import load_records
     from ssl_bench.results.table import build_table, render, write_table
 
-    if not args.results.is_dir():
-        raise BenchError(
-            f"--results {args.results}: no such folder (run `bench eval` or `bench reproduce` first)"
-        )
+    folders = args.results or [Path("results") / "runs"]
+    for folder in folders:
+        if not folder.is_dir():
+            raise BenchError(f"--results {folder}: no such folder (run `bench eval` or `bench reproduce` first)")
     fmt = args.format or (FORMAT_BY_SUFFIX.get(args.out.suffix, "markdown") if args.out else "markdown")
-    records = known_records(load_records(args.results), args.tasks, args.all_tasks, args.all_methods)
+    found = [r for folder in folders for r in load_records(folder)]
+    records = known_records(found, args.tasks, args.all_tasks, args.all_methods)
     seeds = range(args.seeds) if args.seeds is not None else None
     table = build_table(
         records,
@@ -125,12 +128,12 @@ def run(args: argparse.Namespace) -> int:
         tasks=args.tasks,
         methods=args.methods,
         seeds=seeds,
-        results_dir=str(args.results),
+        results_dir=" + ".join(str(f) for f in folders),
     )
     if args.out is None:
         sys.stdout.write(render(table, fmt))
         return 0
     manifest = write_table(table, args.out, fmt)
-    empty = "" if table.rows else f" (no result records in {args.results})"
+    empty = "" if table.rows else f" (no result records in {', '.join(map(str, folders))})"
     print(f"wrote {args.out} and {manifest}{empty}", file=sys.stderr)
     return 0

@@ -4,11 +4,14 @@ Every random choice for a sample (crop, flip, mask) comes from a generator seede
 (seed, epoch, index), drawn inside the DataLoader worker. So the data a step sees does not depend on
 the number of workers or processes, a resumed run sees exactly what an uninterrupted one saw, and
 two DDP ranks together see exactly the samples one process sees on the combined batch.
+
+A method that plans its epochs (``PretrainMethod.on_epoch_start``, e.g. DeepCluster) reads the whole pool
+through ``PoolImages`` and hands the epoch's sample order to ``EpochSampler.set_epoch``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,12 @@ def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     """An independent, reproducible generator for one sample of one epoch."""
     state = np.random.SeedSequence([seed, epoch, index]).generate_state(2, dtype=np.uint64)
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A seed for a method's random choices at the start of ``epoch`` (``on_epoch_start``), in [0, 2³¹):
+    the same on every DDP rank and after a resume, and independent of every sample's generator."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint32)[0] >> np.uint32(1))
 
 
 class PretrainDataset(Dataset):
@@ -110,9 +119,10 @@ class PretrainDataset(Dataset):
 class EpochSampler(Sampler):
     """Shuffled, sharded, resumable: yields ``(epoch, index)`` keys for one rank, whole batches only.
 
-    Epoch e is the permutation of torch.Generator(seed + e); rank r takes positions r, r+W, r+2W, …
-    (as ``DistributedSampler``), so the first global batch of B·W samples is the same set whichever W.
-    ``start_batch`` skips the first batches of ``epoch`` without loading them (resumption).
+    Epoch e is the permutation of torch.Generator(seed + e), or the ``order`` given to ``set_epoch`` (a
+    method's plan of the epoch); rank r takes positions r, r+W, r+2W, … (as ``DistributedSampler``), so the
+    first global batch of B·W samples is the same set whichever W. ``start_batch`` skips the first batches
+    of ``epoch`` without loading them (resumption).
     """
 
     def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
@@ -125,15 +135,28 @@ class EpochSampler(Sampler):
                 f"({batch_size} × {world_size} processes)"
             )
         self.epoch, self.start_batch = 0, 0
+        self.order: torch.Tensor | None = None
 
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start_batch = epoch, start_batch
+    def set_epoch(self, epoch: int, start_batch: int = 0, order: torch.Tensor | None = None) -> None:
+        """Sample ``epoch`` from its batch ``start_batch`` on, in ``order``: int64 [n] dataset indices
+        (repeats allowed; a method's plan, see ``PretrainMethod.on_epoch_start``), or shuffled (None)."""
+        if order is not None:
+            order = torch.as_tensor(order).cpu()
+            if order.shape != (self.n,) or order.dtype != torch.int64:
+                raise ValueError(
+                    f"an epoch's order must be int64 [{self.n}], got {order.dtype} {list(order.shape)}"
+                )
+            if self.n and (int(order.min()) < 0 or int(order.max()) >= self.n):
+                raise ValueError(f"an epoch's order holds indices outside [0, {self.n})")
+        self.epoch, self.start_batch, self.order = epoch, start_batch, order
 
     def __len__(self) -> int:
         return (self.batches_per_epoch - self.start_batch) * self.batch_size
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        perm = self.order
+        if perm is None:
+            perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
         used = self.batches_per_epoch * self.batch_size * self.world_size
         mine = perm[:used][self.rank :: self.world_size]
         for i in mine[self.start_batch * self.batch_size :].tolist():
@@ -142,6 +165,46 @@ class EpochSampler(Sampler):
 
 # Stack samples; drop the Nones that ``skip_bad`` produces and count them under "skipped".
 collate = collate_skip_none
+
+
+class PoolImages:
+    """Every image of the pool once, in index order, as batches ``{"image", "index"}``: what a method's
+    ``on_epoch_start`` reads (DeepCluster's features). Deterministic: pass a dataset with ``augment=False``
+    (centre crops, no flip). Nothing loads until it is iterated; ``len`` is the number of pool images.
+    Unreadable images (``skip_bad``) are left out, so an index can be missing from the batches.
+
+    Args:
+        dataset: a ``PretrainDataset`` (``augment=False``).
+        batch_size / workers: of the DataLoader made at each iteration.
+        transform: applied to each batch (the training's ``to_device``: device, memory format, normalising).
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        workers: int = 0,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
+        self.dataset, self.batch_size, self.workers, self.transform = dataset, batch_size, workers, transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        loader = DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            num_workers=self.workers,
+            collate_fn=collate,
+            generator=torch.Generator(),  # its own: the global RNG stays untouched
+        )
+        for batch in loader:
+            if "image" not in batch:  # every image of this batch was unreadable
+                continue
+            batch = {"image": batch["image"], "index": batch["index"]}
+            yield self.transform(batch) if self.transform is not None else batch
+
 
 PREFETCH_FACTOR = 4  # batches each worker process keeps ready
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ssl_bench.encoders.alexnet import CaffeNetEncoder, TorchvisionAlexNetEncoder, fold_batch_norm, pool5_size
 from ssl_bench.encoders.init import gaussian_init_
@@ -41,12 +42,21 @@ def create_encoder(name: str = "caffenet") -> nn.Module:
 
 def exported_encoder_state(encoder: nn.Module, fold_bn: bool) -> dict[str, torch.Tensor]:
     """The state a pretraining run saves as ``encoder.pt``: the encoder's own, or, with ``fold_bn``, that of
-    the plain CaffeNet with its batch norms folded in (``fold_batch_norm``), on the CPU."""
+    the plain CaffeNet with its batch norms folded in (``fold_batch_norm``), on the CPU.
+
+    A weight that a method computes through a ``torch.nn.utils.parametrize`` parametrization (DeepCluster's
+    Sobel conv1) is saved as the tensor it computes, under its plain name (``conv1.weight``).
+    """
     if fold_bn:
         if not isinstance(encoder, CaffeNetEncoder) or not encoder.batch_norm:
             raise RecipeError("train.fold_batch_norm needs model.encoder: caffenet_bn")
-        encoder = fold_batch_norm(encoder)
-    return {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
+        encoder = fold_batch_norm(encoder)  # reads each conv's weight as computed: a plain CaffeNet
+    state = {k: v for k, v in encoder.state_dict().items() if ".parametrizations." not in f".{k}"}
+    for name, module in encoder.named_modules():
+        if parametrize.is_parametrized(module):
+            for tensor_name in module.parametrizations:
+                state[f"{name}.{tensor_name}" if name else tensor_name] = getattr(module, tensor_name)
+    return {k: v.detach().cpu() for k, v in state.items()}
 
 
 def load_state_dict_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -57,7 +67,10 @@ def load_state_dict_strict(module: nn.Module, state: dict[str, torch.Tensor], so
     shapes = sorted(
         f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
         for k in set(own) & set(state)
-        if tuple(state[k].shape) != tuple(own[k].shape)
+        # (a module's ``get_extra_state``, e.g. DeepCluster's pseudo-labels, need not be a tensor)
+        if torch.is_tensor(own[k])
+        and torch.is_tensor(state[k])
+        and tuple(state[k].shape) != tuple(own[k].shape)
     )
     if missing or unexpected or shapes:
         parts = [f"weights in {source} do not fit {type(module).__name__}:"]

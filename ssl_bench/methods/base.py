@@ -1,6 +1,12 @@
 """What every pretraining method is: an ``nn.Module`` whose ``forward(batch)`` returns its loss.
 
 The training loop (``ssl_bench/training/loop.py``) knows nothing of any method beyond this contract.
+
+One optional hook lets a method plan each epoch (one epoch = one pass over the pool,
+``len(pool) // global batch`` steps): ``on_epoch_start(epoch, images, seed)`` runs before the epoch's first
+step, in the training thread, with the weights the previous step left; it may read every pool image
+(centre crops, no augmentation), change the method's own state (pseudo-labels, a re-initialised layer) and
+return the epoch's sample order. DeepCluster (``methods/deepcluster.py``) uses it to re-cluster.
 """
 
 from __future__ import annotations
@@ -52,6 +58,36 @@ class PretrainMethod(nn.Module):
     def prepare(self, batches: Iterable[dict[str, torch.Tensor]]) -> None:  # noqa: B027 - optional hook
         """Optional data-dependent set-up before training (used by ``datainit``)."""
 
+    def on_epoch_start(
+        self, epoch: int, images: Iterable[dict[str, torch.Tensor]], seed: int
+    ) -> torch.Tensor | None:
+        """Optional: act before epoch ``epoch``'s first step and choose the epoch's sample order.
+
+        Called before the first batch of every epoch, and again for the epoch in progress when a run resumes
+        mid-epoch: the weights have moved since the epoch began, so the method must then return the plan it
+        made at the epoch's start, kept in its state (a buffer, or ``get_extra_state``: checkpoint.pt holds
+        the whole method). Under DDP it is called on every rank and must return the same order on every
+        rank (compute on rank 0 and broadcast, or compute what every rank computes identically).
+
+        Args:
+            epoch: 0-based.
+            images: every pool image once, in index order (``data.pretrain.PoolImages``): batches of
+                "image" [N,3,H,W] (normalised, on the training device, centre crop at the training size) and
+                "index" [N]; nothing loads unless iterated; ``len(images)`` is the pool size.
+            seed: for the epoch's random choices: the same on every rank and after a resume.
+
+        Returns:
+            int64 [len(images)] dataset indices (repeats allowed) that replace the epoch's shuffle (DDP ranks
+            take interleaved positions of it, as of the shuffle), or None to keep the shuffle.
+        """
+        return None
+
     def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
         """Reconstruction for sample grids and the inpainting evaluator; None if the method has no decoder."""
         return None
+
+
+def plans_epochs(method: PretrainMethod) -> bool:
+    """Whether ``method`` overrides ``on_epoch_start``: only then is its training stream planned epoch by
+    epoch (other methods keep the stream that runs ahead across epochs)."""
+    return type(method).on_epoch_start is not PretrainMethod.on_epoch_start

@@ -3,6 +3,9 @@
 It knows nothing of any method. Checkpoints are written every ``checkpoint_every`` steps and when a stop
 signal arrives (SIGINT from Ctrl-C, SIGTERM from a job scheduler): the step in progress is finished, saved,
 and :class:`TrainingStopped` raised, so a run can always continue with ``--resume``.
+
+A method that plans its epochs (``PretrainMethod.on_epoch_start``, e.g. DeepCluster's re-clustering) does so
+through the batch stream: ``training_batches(plan_epoch=...)`` calls it before each epoch loads.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,13 +140,29 @@ def training_batches(
     device: torch.device,
     channels_last: bool,
     thread: bool,
+    plan_epoch: Callable[[int], torch.Tensor | None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """``endless_batches``, loaded ``ThreadPrefetcher.depth`` batches ahead in a thread when ``thread``.
 
     On a CPU the thread also moves and normalises each batch (``to_device``; the loop's own call is then a
     no-op). Close the result when done (``contextlib.closing``): it stops the thread.
+
+    With ``plan_epoch`` (a method's ``on_epoch_start``), the stream goes epoch by epoch instead
+    (``PlannedEpochs``): ``plan_epoch(epoch)`` returns the epoch's sample order, and the epoch loads only
+    once it has returned.
     """
-    batches = endless_batches(_CountingDrops(loader, sampler), sampler, start_step)
+    drops = _CountingDrops(loader, sampler)
+    if plan_epoch is not None:
+        return PlannedEpochs(
+            drops, sampler, start_step, plan_epoch, lambda b: _prefetched(b, device, channels_last, thread)
+        )
+    return _prefetched(endless_batches(drops, sampler, start_step), device, channels_last, thread)
+
+
+def _prefetched(
+    batches: Iterator[dict[str, Any]], device: torch.device, channels_last: bool, thread: bool
+) -> Iterator[dict[str, Any]]:
+    """``batches``, loaded ahead in a thread when ``thread`` (see ``training_batches``)."""
     if not thread:
         return batches
     if device.type == "cuda":
@@ -152,6 +171,50 @@ def training_batches(
     return ThreadPrefetcher(
         batches, transform=functools.partial(to_device, device=device, channels_last=channels_last)
     )
+
+
+class PlannedEpochs:
+    """Batches from global step ``start_step`` on, one epoch at a time, each epoch planned before it loads.
+
+    ``plan_epoch(epoch)`` runs in the thread that calls ``next`` (the training loop's) when the epoch's first
+    batch is asked for, also for the epoch a resumed run starts in: every step of the previous epoch is
+    then taken, so the plan sees the weights they left. Its order goes to the sampler; only then does the
+    epoch start loading (``open_epoch``: ahead in a thread or not), so no batch is loaded in a stale order.
+    """
+
+    def __init__(
+        self,
+        loader: Iterable[dict[str, Any]],
+        sampler: EpochSampler,
+        start_step: int,
+        plan_epoch: Callable[[int], torch.Tensor | None],
+        open_epoch: Callable[[Iterator[dict[str, Any]]], Iterator[dict[str, Any]]],
+    ) -> None:
+        self.loader, self.sampler, self.plan_epoch, self.open_epoch = loader, sampler, plan_epoch, open_epoch
+        self.epoch, self.skip = divmod(start_step, sampler.batches_per_epoch)
+        self.current: Iterator[dict[str, Any]] | None = None  # the batches of self.epoch
+
+    def __iter__(self) -> PlannedEpochs:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        while True:
+            if self.current is None:
+                self.sampler.set_epoch(self.epoch, self.skip, order=self.plan_epoch(self.epoch))
+                self.current = self.open_epoch(iter(self.loader))
+            try:
+                return next(self.current)
+            except StopIteration:
+                self.close()
+                self.epoch, self.skip = self.epoch + 1, 0
+
+    def close(self) -> None:
+        """Stop the loading of the epoch in progress (its thread, its DataLoader)."""
+        if self.current is not None:
+            close = getattr(self.current, "close", None)
+            if close is not None:
+                close()
+            self.current = None
 
 
 def _on_gpu(batches: Iterator[dict[str, Any]], device: torch.device) -> Iterator[dict[str, Any]]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import shutil
 import time
@@ -33,11 +34,19 @@ from torch.utils.data import DataLoader
 from ssl_bench.atomic import atomic_write_text
 from ssl_bench.data.batches import endless_batches
 from ssl_bench.data.folder import ImageFolderIndex
-from ssl_bench.data.pretrain import EpochSampler, PretrainDataset, collate, make_loader
+from ssl_bench.data.pretrain import (
+    EpochSampler,
+    PoolImages,
+    PretrainDataset,
+    collate,
+    epoch_seed,
+    make_loader,
+)
 from ssl_bench.data.synthvoc import ensure_synthvoc, synthvoc_pool
 from ssl_bench.data.transforms import normalize_uint8
 from ssl_bench.errors import BenchError, CheckpointError, DataError, RecipeError
 from ssl_bench.methods import PretrainMethod, create_method, method_class
+from ssl_bench.methods.base import plans_epochs
 from ssl_bench.provenance import git_commit, package_versions
 from ssl_bench.training.checkpoint import (
     checkpoint_step,
@@ -448,8 +457,15 @@ def _run(
 
     steps = train.steps
     thread = resolve_loader_thread(train.loader_thread, loader.num_workers)
+    plan_epoch = None
+    if plans_epochs(method):
+        pool = _pool_images(index, recipe, loader.num_workers, info.device, perf.channels_last)
+
+        def plan_epoch(epoch: int) -> torch.Tensor | None:
+            return method.on_epoch_start(epoch, pool, epoch_seed(recipe.seed, epoch))
+
     with contextlib.closing(
-        training_batches(loader, sampler, start_step, info.device, perf.channels_last, thread)
+        training_batches(loader, sampler, start_step, info.device, perf.channels_last, thread, plan_epoch)
     ) as batches:
         result = train_loop(
             model,
@@ -503,6 +519,15 @@ def _loader(
     workers = resolve_workers(train.workers, info.device)
     loader = make_loader(dataset, sampler, workers, pin_memory=info.device.type == "cuda")
     return loader, sampler
+
+
+def _pool_images(
+    index: ImageFolderIndex, recipe: PretrainRecipe, workers: int, device: torch.device, channels_last: bool
+) -> PoolImages:
+    """Every pool image once, centre-cropped at the training size, for a method's ``on_epoch_start``."""
+    dataset = PretrainDataset(index, recipe.data.image_size, augment=False, skip_bad=recipe.data.skip_bad)
+    transform = functools.partial(to_device, device=device, channels_last=channels_last)
+    return PoolImages(dataset, recipe.train.batch_size, workers, transform)
 
 
 def _sample_batch(

@@ -95,6 +95,6 @@ def test_every_registered_method_builds_with_caffenet_encoder(name):
 
 def test_unknown_method_and_option_fail_loudly():
     with pytest.raises(RecipeError, match="registered: autoencoder"):
-        create_method("jigsaw")
+        create_method("no_such_method")
     with pytest.raises(RecipeError, match="bogus"):
         create_method("context_encoder", bogus=1)

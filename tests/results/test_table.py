@@ -186,6 +186,24 @@ def test_deleting_a_record_changes_the_rendered_table(runs, tmp_path, capsys):
     assert cell["n"] == 1 and victim not in json.dumps(manifest)
 
 
+def test_two_results_folders_make_one_table(runs, tmp_path, capsys):
+    """A separate `bench reproduce --methods …` run beside the main one: --results twice, one table."""
+    other = tmp_path / "other"
+    other.mkdir()
+    moved = sorted(runs.glob("*.json"))[0]
+    moved.rename(other / moved.name)
+    assert main(["table", "--results", str(runs), "--format", "csv"]) == 0
+    alone = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert main(["table", "--results", str(runs), "--results", str(other), "--format", "csv"]) == 0
+    both = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert not both.equals(alone)
+    moved_back = other / moved.name
+    moved_back.rename(runs / moved.name)
+    assert main(["table", "--results", str(runs), "--format", "csv"]) == 0
+    assert pd.read_csv(io.StringIO(capsys.readouterr().out)).equals(both)
+    assert main(["table", "--results", str(runs), "--results", str(tmp_path / "nope")]) == 2
+
+
 def test_csv_and_latex_and_stdout(runs, tmp_path, capsys):
     assert main(["table", "--results", str(runs), "--format", "csv"]) == 0
     frame = pd.read_csv(io.StringIO(capsys.readouterr().out))
