@@ -117,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
     folders = args.results or [Path("results") / "runs"]
     for folder in folders:
         if not folder.is_dir():
-            raise BenchError(f"--results {folder}: no such folder (run `bench eval` or `bench reproduce` first)")
+            raise BenchError(
+                f"--results {folder}: no such folder (run `bench eval` or `bench reproduce` first)"
+            )
     fmt = args.format or (FORMAT_BY_SUFFIX.get(args.out.suffix, "markdown") if args.out else "markdown")
     found = [r for folder in folders for r in load_records(folder)]
     records = known_records(found, args.tasks, args.all_tasks, args.all_methods)

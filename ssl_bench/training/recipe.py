@@ -374,7 +374,13 @@ def apply_overrides(recipe: Mapping[str, Any], overrides: Sequence[Override]) ->
             value: Any = o.value
             for part in reversed(rest[1:]):
                 value = {part: value}
-            _check_section(head, {rest[0]: value}, method, o.origin)
+            values = {rest[0]: value}
+            if (head, rest[0]) == ("model", "mask_options"):  # checked against the mask the run will use
+                values["mask"] = next(
+                    (m.value for m in reversed(overrides) if m.path == ("model", "mask")),
+                    (recipe.get("model") or {}).get("mask", model_defaults(method).get("mask", "none")),
+                )
+            _check_section(head, values, method, o.origin)
         elif rest:
             raise RecipeError(f"{o.origin}: '{head}' is a value, not a section")
         elif head == "seed":

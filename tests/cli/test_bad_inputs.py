@@ -125,7 +125,7 @@ def _cases(work: Path, cuda: bool) -> dict[str, Case]:
         # 7. Messages in plain words.
         "misspelt method": Case(
             ("pretrain", "--method", "contxt_encoder", "--out", "new_run"),
-            2, ("contxt_encoder", "did you mean 'context_encoder'", "autoencoder, context_encoder"),
+            2, ("contxt_encoder", "did you mean 'context_encoder'", "choose from: autoencoder, "),
             absent=("new_run",),
         ),
         "a training checkpoint as weights": Case(

@@ -1,6 +1,7 @@
 """The colorization pretext (Zhang et al. 2016): ab bins, soft encoding, rebalancing, loss, encoder export."""
 
 import copy
+from itertools import repeat
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from ssl_bench.methods.colorization import (
     rebalancing_weights,
     soft_encode,
 )
+from tests.methods.steps import take_steps
 
 
 def _batch(n=4, size=99, seed=0):
@@ -109,14 +111,8 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
     method = create_method("colorization", image_size=67)
     batch = _batch(n=2, size=67)
     method(batch)  # settle the prior first: the loss's weights then stay (nearly) fixed
-    opt = torch.optim.Adam(method.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(8):
-        out = method(batch)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        losses.append(out["loss"].item())
+    optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
+    losses = [s["loss"] for s in take_steps(method, optimizer, repeat(batch, 8))]
     assert min(losses[-2:]) < 0.8 * losses[0]
 
 
@@ -124,14 +120,8 @@ def _steps(seed: int, n_steps: int = 2) -> list[float]:
     torch.manual_seed(seed)
     method = create_method("colorization", image_size=67)
     opt = torch.optim.Adam(method.parameters(), lr=1e-3)
-    losses = []
-    for step in range(n_steps):
-        loss = method(_batch(n=2, size=67, seed=step))["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
+    batches = (_batch(n=2, size=67, seed=step) for step in range(n_steps))
+    return [s["loss"] for s in take_steps(method, opt, batches)]
 
 
 def test_the_same_seed_gives_the_same_steps():

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from itertools import repeat
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from ssl_bench.methods.deepcluster import (
     uniform_cluster_order,
 )
 from tests.conftest import TINY_SYNTH_IMAGES
+from tests.methods.steps import take_steps
 
 SMALL = {"image_size": 67, "num_clusters": 4, "pca_dim": 8, "head_width": 32, "dropout": 0.0}
 
@@ -104,13 +106,7 @@ def test_the_loss_falls_on_a_fixed_batch():
     method, images = _planned(encoder="caffenet_bn")  # as the recipes (plain CaffeNet starts slower)
     batch = {"image": images[:8], "index": torch.arange(8)}
     optimizer = torch.optim.Adam(method.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(12):
-        out = method(batch)
-        optimizer.zero_grad()
-        out["loss"].backward()
-        optimizer.step()
-        losses.append(out["loss"].item())
+    losses = [s["loss"] for s in take_steps(method, optimizer, repeat(batch, 12))]
     assert losses[-1] < 0.5 * losses[0], losses
 
 
@@ -119,14 +115,9 @@ def test_the_same_seed_gives_the_same_clusters_order_and_steps():
     for _ in range(2):
         method, images = _planned(seed=5)
         optimizer = torch.optim.SGD(method.parameters(), lr=0.01, momentum=0.9)
-        losses = []
-        for step in range(3):
-            index = torch.arange(4 * step, 4 * step + 4)
-            out = method({"image": images[index], "index": index})
-            optimizer.zero_grad()
-            out["loss"].backward()
-            optimizer.step()
-            losses.append(out["loss"].item())
+        indices = [torch.arange(4 * step, 4 * step + 4) for step in range(3)]
+        batches = ({"image": images[index], "index": index} for index in indices)
+        losses = [s["loss"] for s in take_steps(method, optimizer, batches)]
         runs.append((method.pseudo_labels.tolist(), method.sample_order.tolist(), losses))
     assert runs[0] == runs[1]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from itertools import repeat
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from ssl_bench.methods.jigsaw import (
     max_hamming_permutations,
     shuffle_tiles,
 )
+from tests.methods.steps import take_steps
 
 # Small and fast: 99-px crops (33-px cells, 28-px tiles, resized to 67 px), narrow heads.
 SMALL = {"image_size": 99, "encoder": "caffenet", "fc6_width": 32, "fc7_width": 64, "num_permutations": 10}
@@ -130,15 +132,7 @@ def _train(steps: int, seed: int = 0, **options) -> list[float]:
     torch.manual_seed(seed)
     method = create_method("jigsaw", **{**SMALL, **options})
     optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
-    batch = _batch()
-    losses = []
-    for _ in range(steps):
-        loss = method(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+    return [s["loss"] for s in take_steps(method, optimizer, repeat(_batch(), steps))]
 
 
 def test_loss_falls_on_a_fixed_batch():

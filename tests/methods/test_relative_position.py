@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import repeat
+
 import pytest
 import torch
 
@@ -19,6 +21,7 @@ from ssl_bench.methods.relative_position import (
 )
 from ssl_bench.recipes import PROFILES, find_recipe, load_yaml
 from ssl_bench.training.recipe import check_recipe
+from tests.methods.steps import take_steps
 
 # The documented label order: (row, column) offset of the neighbour from the centre patch.
 #   0 1 2
@@ -60,14 +63,7 @@ def _train(
     method: torch.nn.Module, batch: dict[str, torch.Tensor], steps: int, lr: float = 1e-3
 ) -> list[float]:
     optimizer = torch.optim.Adam(method.parameters(), lr=lr)
-    losses = []
-    for _ in range(steps):
-        loss = method(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+    return [s["loss"] for s in take_steps(method, optimizer, repeat(batch, steps))]
 
 
 def test_default_grid_keeps_the_paper_proportions_and_fits_the_crop():
@@ -192,13 +188,7 @@ def test_the_method_learns_where_a_patch_lies_when_the_image_tells():
     with the geometry, so a cue of position is learnt within a few steps."""
     method = _method()
     optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
-    accuracies = []
-    for step in range(40):
-        output = method(_cone_batch(step))
-        optimizer.zero_grad()
-        output["loss"].backward()
-        optimizer.step()
-        accuracies.append(output["accuracy"].item())
+    accuracies = [s["accuracy"] for s in take_steps(method, optimizer, map(_cone_batch, range(40)))]
     assert sum(accuracies[-10:]) / 10 > 0.4  # chance: 1/8
 
 

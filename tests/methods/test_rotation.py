@@ -1,9 +1,12 @@
+from itertools import repeat
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from ssl_bench.methods import create_method
 from ssl_bench.methods.rotation import all_rotations
+from tests.methods.steps import take_steps
 
 SIZE = 67  # the smallest CaffeNet input: pool5 1×1, fast
 
@@ -53,14 +56,8 @@ def test_a_few_steps_on_a_fixed_batch_lower_the_loss_and_raise_the_accuracy():
     torch.manual_seed(0)
     method = create_method("rotation", image_size=SIZE, head_width=64)
     batch = _upright_batch()
-    opt = torch.optim.Adam(method.parameters(), lr=3e-4)
-    losses = []
-    for _ in range(8):
-        loss = method(batch)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    optimizer = torch.optim.Adam(method.parameters(), lr=3e-4)
+    losses = [s["loss"] for s in take_steps(method, optimizer, repeat(batch, 8))]
     final = method(batch)
     assert final["loss"].item() < 0.5 * losses[0]
     assert final["accuracy"].item() > 0.5  # chance is 0.25
@@ -70,15 +67,7 @@ def _losses_of_three_steps(seed: int) -> list[float]:
     torch.manual_seed(seed)
     method = create_method("rotation", image_size=SIZE, head_width=32)
     opt = torch.optim.SGD(method.parameters(), lr=1e-3, momentum=0.9)
-    batch = _upright_batch()
-    losses = []
-    for _ in range(3):
-        loss = method(batch)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
+    return [s["loss"] for s in take_steps(method, opt, repeat(_upright_batch(), 3))]
 
 
 def test_the_same_seed_gives_the_same_steps():

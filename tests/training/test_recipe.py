@@ -73,6 +73,20 @@ def test_overrides_are_named_by_the_flag_or_set_item_that_gave_them() -> None:
             apply_overrides(recipe, [override])
     merged = apply_overrides(recipe, [Override(("model", "mask_options", "coverage"), 0.2, "--set")])
     assert merged["model"]["mask_options"] == {"coverage": 0.2} and merged["model"]["mask"] == "random_region"
+    # mask options are checked against the mask the run will use, whichever --set comes first
+    block = [
+        Override(("model", "mask_options", "num_blocks"), 1, "--set b"),
+        Override(("model", "mask"), "random_block", "--set a"),
+    ]
+    for overrides in (block, block[::-1]):
+        merged = apply_overrides(recipe, overrides)
+        assert merged["model"]["mask"] == "random_block" and merged["model"]["mask_options"] == {
+            "num_blocks": 1
+        }
+    with pytest.raises(
+        RecipeError, match=r"model.mask_options.num_blocks' in --set b for mask 'random_region'"
+    ):
+        apply_overrides(recipe, block[:1])
 
 
 def test_a_method_needs_its_schedule() -> None:
