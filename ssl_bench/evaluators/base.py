@@ -10,6 +10,12 @@ task takes no options)::
 
     [project.entry-points."ssl_bench.evaluators"]
     my_task = "my_package.my_module:evaluate_my_task"
+
+An evaluator loads ``--weights`` into ``--arch`` (``EvalContext.load_encoder``), and the runner checks that
+load before anything runs. One that evaluates the pretraining run's whole method instead (``inpaint``: the
+encoder with its decoder) registers with ``own_model=True``: for weights from a run whose method has a
+decoder (``RunFolder.has_decoder``), the runner then checks that the run's method loads, not the encoder
+into ``--arch`` (a DCGAN ``encoder.pt`` is no CaffeNet).
 """
 
 from __future__ import annotations
@@ -70,13 +76,20 @@ class EvalContext:
         return load_encoder(self.weights, self.arch)
 
 
-def register_evaluator(name: str, protocol: type | None = None) -> Callable[[Evaluator], Evaluator]:
-    """Register ``fn`` as task ``name``; ``protocol`` is its options dataclass (None: it takes none)."""
+def register_evaluator(
+    name: str, protocol: type | None = None, own_model: bool = False
+) -> Callable[[Evaluator], Evaluator]:
+    """Register ``fn`` as task ``name``; ``protocol`` is its options dataclass (None: it takes none).
+
+    ``own_model``: ``fn`` rebuilds the pretraining run's method from the weights' run folder where that
+    method has a decoder, rather than loading the encoder into ``--arch`` (module docstring).
+    """
 
     def wrap(fn: Evaluator) -> Evaluator:
         if name in _EVALUATORS and _EVALUATORS[name] is not fn:
             raise ValueError(f"evaluator '{name}' is registered twice")
         fn.protocol = protocol or NoOptions  # type: ignore[attr-defined]
+        fn.own_model = own_model  # type: ignore[attr-defined]
         _EVALUATORS[name] = fn
         return fn
 

@@ -1,20 +1,35 @@
-"""Semantic inpainting of a centre hole on held-out images (PAPER.md §4, Table 1), with two baselines.
+"""Semantic inpainting of a centre hole on held-out images: every row of Pathak et al. 2016, Table 1.
 
 Protocol (Pathak et al. 2016, Table 1: Paris StreetView, centre hole; "mean L1 loss, mean L2 loss, PSNR"):
 
-- Held-out images: VOC ``Main/test``, centre crops at the pretraining run's image size (the recipe's
-  ``image_size`` when there is no run), cut as for the pretraining sample grids: shorter side resized
+- Held-out images and NN database, by what ``--data`` holds:
+  - a VOC year folder (``ImageSets/Main``; SynthVOC by default): ``Main/test`` held out, ``Main/trainval``
+    the NN database (or the SynthVOC pretraining pool with ``nn_database: pool``);
+  - a Paris StreetView folder (``data/paris.py``: ``paris_train_original/`` + ``paris_eval_gt/``, the
+    public release, or ``train/`` + ``test/``): the test folder held out, the train folder the database.
+  Centre crops at the pretraining run's image size (the recipe's ``image_size`` when there is no run;
+  128 px for the semantic-inpainting net), cut as for the pretraining sample grids: shorter side resized
   to the crop, then the centre. On SynthVOC the pretraining pool shares no image with ``Main/test``.
 - Hole: the centre mask (``data/masks.py::center_mask``), one central square of 1/4 of the image
-  (114×114 px at 227 px), filled with the model's own fill value before the model sees the image.
-- The model: the whole pretraining run (``checkpoint.pt`` next to ``encoder.pt``) rebuilt from its
-  ``config.yaml``, ``method.inpaint(image, mask)``; its prediction replaces the hole only.
-- NN-inpainting baseline (Table 1, "NN-inpainting with context-encoder features" / "with HOG"): describe
-  the VISIBLE context of every database image (hole filled with a constant) and of every test image;
-  paste the hole of the nearest database image into the test image's hole. Features: the context
-  encoder's pool5 map, L2-normalised, cosine search (``pool5``) when the run has a decoder; otherwise the
-  context downsampled to 16×16 pixels, Euclidean search (``pixels``).
-- Mean-fill baseline: the hole filled with the database's mean pixel (what a model must beat at least).
+  (64×64 px at 128 px, 114×114 px at 227 px), filled with the model's own fill value before the model
+  sees the image.
+
+Rows, all on the same images and the same hole, scored with the same metric (metric-key prefix in brackets):
+
+- the network [no prefix]: the whole pretraining run (``checkpoint.pt`` next to ``encoder.pt``) rebuilt
+  from its ``config.yaml``, ``method.inpaint(image, mask)``; its prediction replaces the hole only;
+- NN-inpainting with network features [``nn_``] (Table 1, "NN-inpainting with context-encoder
+  features"): describe the VISIBLE context of every database image (hole filled with a constant) and of
+  every test image; paste the hole of the nearest database image into the test image's hole. Features:
+  the run's encoder at its deepest tap (``pool5`` for CaffeNet; the last conv of a DCGAN encoder),
+  L2-normalised, cosine search, when the run has a decoder (or with ``nn_feature: pool5``); otherwise the
+  context downsampled to 16×16 pixels, Euclidean search (``pixels``: a raw-pixel NN row, kept so that
+  records of runs without a decoder keep their ``nn_*`` numbers);
+- NN-inpainting with HOG features [``nn_hog_``] (Table 1, "NN-inpainting with HOG"): the same search
+  and paste over HOG of the visible context (``inpainting_baselines.py``: parameters and NOTE there);
+- classic inpainting, no training and no database [``telea_``, ``ns_``, ``biharmonic_``]: OpenCV's
+  Telea and Navier–Stokes, scikit-image's biharmonic (``inpainting_baselines.py``); not in the paper;
+- the mean fill [``fill_``]: the hole filled with the database's mean pixel (what a model must beat).
 
 Metrics (percentages and dB over the HOLE pixels only, on images in [0, 1]; ``ssl_bench.metrics.inpainting``):
 
@@ -29,29 +44,31 @@ Metrics (percentages and dB over the HOLE pixels only, on images in [0, 1]; ``ss
 - Every image (prediction and original) is compared as an 8-bit image (values k/255, predictions
   clamped to [0, 1]): originals are 8-bit JPEGs anyway, and the NN baseline then reproduces a database
   image exactly.
-The same three numbers are reported for the NN baseline (``nn_*``) and the mean fill (``fill_*``).
+The same three numbers are reported for every row, with the row's prefix (``nn_hog_psnr_db`` …).
+``extra["seconds"]`` holds each row's wall time (its database features included).
 
 NOTE: Table 1's numbers come from the authors' SEMANTIC-INPAINTING net (128-px input, 64-px centre hole,
-L2 + adversarial loss, PAPER.md §1.1) on Paris StreetView, which is not available here. This suite's
-context encoder is the FEATURE-LEARNING net (CaffeNet encoder, reconstruction loss only, random-region
-masks by default), evaluated on VOC-layout images: the numbers are not directly comparable to Table 1.
+L2 + adversarial loss, PAPER.md §1.1, the ``semantic_inpainting`` method) on Paris StreetView. This
+suite's ``context_encoder`` is the FEATURE-LEARNING net (CaffeNet encoder, reconstruction loss only,
+random-region masks by default); and SynthVOC or VOC images are not Paris StreetView: only a
+``semantic_inpainting`` run evaluated on a Paris StreetView folder is Table 1's setting.
 NOTE: the paper does not say whether its L1/L2 numbers use [0, 1] or [-1, 1] pixel values, nor whether
 PSNR is averaged per image (unverified); the choices above are documented and fixed here.
-NOTE: the paper's NN baseline uses HOG features; scikit-image is not installed, so the feature-free
-baseline is raw downsampled pixels of the context (``pixels``), not HOG.
 NOTE: the context encoder is trained with random-region masks by default (PAPER.md §1.2), so a centre
 hole is not what it learnt to fill; the semantic-inpainting net of Table 1 was trained on centre holes.
-NOTE: the NN database is ``Main/trainval`` of the same root (or the SynthVOC pool with
-``nn_database: pool``), capped at ``nn_database_max`` evenly spaced images; the paper's NN database is
-not described beyond Paris StreetView (unverified).
+NOTE: the NN database is the root's training images (Main ``trainval``, the SynthVOC pool with
+``nn_database: pool``, or the Paris train folder), capped at ``nn_database_max`` evenly spaced images;
+the paper's NN database is not described beyond Paris StreetView (unverified). Database images are
+centre-cropped like the test images (one crop per image; the paper does not say how it cut them).
 NOTE: a run whose method has no decoder (supervised, random, datainit), a bare ``encoder.pt`` without its
 run folder, or ``--weights random`` reports the baselines only (``ctx.extra["model"]`` says so).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -66,6 +83,7 @@ from tqdm import tqdm
 
 from ssl_bench.data.folder import ImageFolderIndex
 from ssl_bench.data.masks import center_mask, fill_holes
+from ssl_bench.data.paris import PARIS_LAYOUT_HELP, find_paris_streetview
 from ssl_bench.data.pretrain import PretrainDataset, collate
 from ssl_bench.data.synthvoc import synthvoc_pool
 from ssl_bench.data.transforms import denormalize, normalize_uint8
@@ -76,6 +94,7 @@ from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, regi
 from ssl_bench.evaluators.engine import eval_performance, images_to, make_loader
 from ssl_bench.evaluators.examples import save_grid, to_image
 from ssl_bench.evaluators.features import freeze, frozen, tap_features
+from ssl_bench.evaluators.inpainting_baselines import CLASSIC_BASELINES, classic_inpaint, hog_context_features
 from ssl_bench.methods import PretrainMethod
 from ssl_bench.metrics.inpainting import hole_errors, summarize_hole_errors
 from ssl_bench.training.run_folder import RunFolder
@@ -84,10 +103,14 @@ from ssl_bench.training.run_folder import RunFolder
 HOLE_AREA = 0.25
 TEST_SPLIT = "test"  # PAPER.md Table 1: held-out images
 DATABASE_SPLIT = "trainval"  # NOTE: the paper's NN database is not described (unverified)
-# NOTE: HOG is not available (no scikit-image); the context downsampled to 16×16 (768 values) stands in.
+# The raw-pixel context feature of runs without a decoder: the context downsampled to 16×16 (768 values).
 PIXEL_FEATURE_SIDE = 16
 FIGURE_IMAGES = 6
 NO_MODEL = "none (no decoder)"
+# Table 1's rows in the figure's and the record's order: (metric prefix, figure column title).
+# ``nn_``'s title names its features ("NN pool5", "NN pixels").
+ROWS = (("", "network"), ("nn_hog_", "NN HOG"), ("nn_", "NN {}"), ("telea_", "Telea"),
+        ("ns_", "Navier-Stokes"), ("biharmonic_", "biharmonic"), ("fill_", "mean fill"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -95,12 +118,15 @@ class Protocol:
     """``inpaint`` recipe keys (module docstring)."""
 
     image_size: int = 227  # used only when the weights have no run folder (a run fixes its own size)
-    nn_database: Literal["trainval", "pool"] = "trainval"  # Main trainval, or the SynthVOC pretraining pool
+    # the root's training images: Main trainval (VOC) or the train folder (Paris StreetView); or the
+    # SynthVOC pretraining pool
+    nn_database: Literal["trainval", "pool"] = "trainval"
     nn_database_max: int | None = None  # evenly spaced database images at most (null: all)
-    nn_feature: Literal["auto", "pool5", "pixels"] = "auto"  # auto: pool5 with a decoder, else pixels
-    max_test_images: int | None = None  # evenly spaced Main test images at most (null: all)
+    # auto: the run's encoder (deepest tap, "pool5") with a decoder, else raw pixels
+    nn_feature: Literal["auto", "pool5", "pixels"] = "auto"
+    max_test_images: int | None = None  # evenly spaced held-out images at most (null: all)
     batch_size: int = 32
-    workers: int = 2
+    workers: int = 2  # DataLoader workers, and threads for HOG and the classic inpainters
 
 
 # --------------------------------------------------------------------------------------------------
@@ -112,6 +138,12 @@ def to_8bit(x: torch.Tensor) -> torch.Tensor:
     return denormalize(x.float()).double().mul(255.0).round().div(255.0)
 
 
+def feature_tap(encoder: nn.Module) -> str:
+    """The tap the NN search describes the context with: ``pool5`` if the encoder has one (CaffeNet),
+    else its deepest (the last conv of a DCGAN encoder)."""
+    return "pool5" if "pool5" in encoder.taps else encoder.taps[-1]
+
+
 def context_features(
     images: torch.Tensor, masks: torch.Tensor, fill: torch.Tensor, encoder: nn.Module | None = None
 ) -> torch.Tensor:
@@ -120,7 +152,7 @@ def context_features(
     Args:
         images: normalised [N, 3, H, W]; masks: bool [N, 1, H, W]; fill: (3,) value put into the hole,
             so the hole carries no information (it is the same for every image).
-        encoder: given, its pool5 map flattened and L2-normalised (``pool5``, cosine search); None, the
+        encoder: given, its ``feature_tap`` map flattened and L2-normalised (cosine search); None, the
             filled image average-pooled to 16×16 (``pixels``, Euclidean search).
 
     Returns:
@@ -129,7 +161,7 @@ def context_features(
     visible = fill_holes(images, masks, fill)  # [N, 3, H, W]
     if encoder is None:
         return F.adaptive_avg_pool2d(visible.float(), PIXEL_FEATURE_SIDE).flatten(1)  # [N, 3·16·16]
-    return F.normalize(tap_features(encoder, visible, "pool5", None), dim=1)  # [N, 256·s·s]
+    return F.normalize(tap_features(encoder, visible, feature_tap(encoder), None), dim=1)  # e.g. [N, 256·s·s]
 
 
 def hole_box(mask: torch.Tensor) -> tuple[int, int, int, int]:
@@ -257,14 +289,29 @@ def _voc_images(voc_root: Path, ids: list[str], image_size: int) -> Dataset:
     return _centre_crops(index, [position[i] for i in ids], image_size)
 
 
-def _database(ctx: EvalContext, test_ids: list[str], image_size: int) -> tuple[Dataset, str]:
-    """The NN database images and a description; refuses any overlap with the test images."""
+@dataclass(frozen=True)
+class HeldOutImages:
+    """The held-out images and the NN database, as centre crops, with a description of each."""
+
+    test: Dataset
+    test_name: str
+    database: Dataset
+    database_name: str
+
+
+def _voc_held_out(ctx: EvalContext, image_size: int) -> HeldOutImages:
+    """Main test, and the NN database (Main trainval or the SynthVOC pool); refuses any overlap."""
+    test_ids = read_image_set(ctx.voc_root, TEST_SPLIT, "Main")
+    test_ids = [test_ids[i] for i in _evenly_spaced(len(test_ids), ctx.protocol.max_test_images)]
+    test = _voc_images(ctx.voc_root, test_ids, image_size)
+    test_name = f"Main {TEST_SPLIT} ({len(test_ids)} images)"
     cap = ctx.protocol.nn_database_max
     if ctx.protocol.nn_database == "trainval":
         ids = read_image_set(ctx.voc_root, DATABASE_SPLIT, "Main")
         ids = [ids[i] for i in _evenly_spaced(len(ids), cap)]
         check_disjoint(ids, test_ids, "inpainting NN database (Main trainval) vs Main test")
-        return _voc_images(ctx.voc_root, ids, image_size), f"Main {DATABASE_SPLIT} ({len(ids)} images)"
+        database = _voc_images(ctx.voc_root, ids, image_size)
+        return HeldOutImages(test, test_name, database, f"Main {DATABASE_SPLIT} ({len(ids)} images)")
     pool = synthvoc_pool(ctx.voc_root)
     if not pool.is_dir():
         raise DataError(f"nn_database: pool needs a SynthVOC root (no pretraining pool at {pool})")
@@ -272,7 +319,38 @@ def _database(ctx: EvalContext, test_ids: list[str], image_size: int) -> tuple[D
     positions = _evenly_spaced(len(index), cap)
     names = [index.path(i).stem for i in positions]
     check_disjoint(names, test_ids, "inpainting NN database (pool) vs Main test")
-    return _centre_crops(index, positions, image_size), f"SynthVOC pool ({len(positions)} images)"
+    database = _centre_crops(index, positions, image_size)
+    return HeldOutImages(test, test_name, database, f"SynthVOC pool ({len(positions)} images)")
+
+
+def _paris_held_out(ctx: EvalContext, image_size: int) -> HeldOutImages:
+    """Paris StreetView (``data/paris.py``): the test folder held out, the train folder the NN database."""
+    paris = find_paris_streetview(ctx.voc_root)
+    assert paris is not None  # _held_out_images looked
+    if ctx.protocol.nn_database != "trainval":
+        raise DataError(f"nn_database: {ctx.protocol.nn_database} needs a SynthVOC root; a Paris StreetView "
+                        "folder's NN database is its train folder (nn_database: trainval)")  # fmt: skip
+    test_index, train_index = paris.test_index(), paris.train_index()
+    tests = _evenly_spaced(len(test_index), ctx.protocol.max_test_images)
+    database = _evenly_spaced(len(train_index), ctx.protocol.nn_database_max)
+    return HeldOutImages(
+        _centre_crops(test_index, tests, image_size),
+        f"Paris StreetView {paris.test.name}/ ({len(tests)} images)",
+        _centre_crops(train_index, database, image_size),
+        f"Paris StreetView {paris.train.name}/ ({len(database)} images)",
+    )
+
+
+def _held_out_images(ctx: EvalContext, image_size: int) -> HeldOutImages:
+    """By the layout of ``--data``: a VOC year folder or a Paris StreetView folder (module docstring)."""
+    if (ctx.voc_root / "ImageSets" / "Main").is_dir():
+        return _voc_held_out(ctx, image_size)
+    if find_paris_streetview(ctx.voc_root) is not None:
+        return _paris_held_out(ctx, image_size)
+    raise DataError(
+        f"{ctx.voc_root}: neither a VOC year folder (ImageSets/Main/, JPEGImages/) nor a Paris StreetView "
+        f"folder ({PARIS_LAYOUT_HELP})"
+    )
 
 
 def _batches(dataset: Dataset, ctx: EvalContext, desc: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -292,6 +370,14 @@ def _batches(dataset: Dataset, ctx: EvalContext, desc: str) -> Iterator[tuple[to
 # --------------------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _timed(seconds: dict[str, float], row: str) -> Iterator[None]:
+    """Add the block's wall time to ``seconds[row]``."""
+    start = time.perf_counter()
+    yield
+    seconds[row] = seconds.get(row, 0.0) + time.perf_counter() - start
+
+
 def _context_encoder(
     ctx: EvalContext, method: PretrainMethod | None
 ) -> tuple[nn.Module | None, torch.Tensor]:
@@ -307,28 +393,47 @@ def _context_encoder(
     return ctx.load_encoder(), torch.zeros(3, device=ctx.device)
 
 
-def _build_database(
-    ctx: EvalContext, database: Dataset, encoder: nn.Module | None, fill: torch.Tensor, box: tuple[int, ...]
-) -> tuple[NearestNeighbourInpainter, torch.Tensor]:
-    """The NN inpainter over ``database`` and the database's mean pixel (3,) in [0, 1] on 8-bit levels."""
-    inpainter = NearestNeighbourInpainter(box, "ip" if encoder is not None else "l2")
+@dataclass
+class Databases:
+    """The two NN inpainters over the same database images, and the database's mean pixel."""
+
+    features: NearestNeighbourInpainter  # the network's features (or raw pixels)
+    hog: NearestNeighbourInpainter
+    mean_pixel: torch.Tensor  # (3,) in [0, 1] on 8-bit levels
+
+
+def _build_databases(
+    ctx: EvalContext,
+    database: Dataset,
+    encoder: nn.Module | None,
+    fill: torch.Tensor,
+    box: tuple[int, int, int, int],
+    seconds: dict[str, float],
+) -> Databases:
+    """Both NN inpainters over ``database`` (features and HOG of every image's context) and its mean pixel."""
+    features_nn = NearestNeighbourInpainter(box, "ip" if encoder is not None else "l2")
+    hog_nn = NearestNeighbourInpainter(box, "l2")
     pixel_sum, pixel_count = torch.zeros(3, dtype=torch.float64), 0
     perf = eval_performance(ctx.device)
+    threads = max(1, ctx.protocol.workers)
     for images, masks in _batches(database, ctx, "inpaint: NN database"):
-        with perf.autocast(ctx.device):
-            features = context_features(images, masks, fill, encoder)  # [B, D]
-        unit = to_8bit(images.cpu())  # [B, 3, S, S]
-        inpainter.add(features, unit)
+        unit, masks_cpu = to_8bit(images.cpu()), masks.cpu()  # [B, 3, S, S], [B, 1, S, S]
+        with _timed(seconds, "nn_"):
+            with perf.autocast(ctx.device):
+                features = context_features(images, masks, fill, encoder)  # [B, D]
+            features_nn.add(features, unit)
+        with _timed(seconds, "nn_hog_"):
+            hog_nn.add(hog_context_features(unit, masks_cpu, box, threads), unit)
         pixel_sum += unit.sum(dim=(0, 2, 3))
         pixel_count += unit.shape[0] * unit.shape[2] * unit.shape[3]
         ctx.images_processed += len(images) if encoder is not None else 0
-    return inpainter, (pixel_sum / pixel_count).mul(255.0).round().div(255.0)
+    return Databases(features_nn, hog_nn, (pixel_sum / pixel_count).mul(255.0).round().div(255.0))
 
 
-@register_evaluator("inpaint", protocol=Protocol)
+@register_evaluator("inpaint", protocol=Protocol, own_model=True)  # the run itself: load_inpainting_model
 @torch.no_grad()
 def evaluate_inpainting(ctx: EvalContext) -> Metrics:
-    """Centre-hole inpainting on Main test: the model (if it has a decoder), NN inpainting, mean fill."""
+    """Centre-hole inpainting on held-out images: the network (if it has a decoder) and every baseline."""
     method, config = load_inpainting_model(ctx)
     # A context encoder's channel-wise layer fixes its input size; without one the recipe says.
     image_size = int(config["data"]["image_size"]) if config else ctx.protocol.image_size
@@ -339,35 +444,53 @@ def evaluate_inpainting(ctx: EvalContext) -> Metrics:
         if ctx.device.type == "cuda":
             watched.to(memory_format=torch.channels_last)
 
-    test_ids = read_image_set(ctx.voc_root, TEST_SPLIT, "Main")
-    test_ids = [test_ids[i] for i in _evenly_spaced(len(test_ids), ctx.protocol.max_test_images)]
-    database, database_name = _database(ctx, test_ids, image_size)
+    data = _held_out_images(ctx, image_size)
     mask = center_mask(image_size, area=HOLE_AREA)  # [1, S, S]
     box = hole_box(mask)
     perf = eval_performance(ctx.device)
+    threads = max(1, ctx.protocol.workers)
 
-    # Inpaint each test image three ways; keep per-image errors and the first few images for the figure.
-    errors: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"": [], "nn_": [], "fill_": []}
-    rows: dict[str, list[torch.Tensor]] = {"masked input": [], "model": [], "NN": [], "original": []}
+    # Inpaint each test image every way; keep per-image errors, and the first images for the figure.
+    errors: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {prefix: [] for prefix, _ in ROWS}
+    nn_name = "pixels" if encoder is None else feature_tap(encoder)
+    titles = {prefix: title.format(nn_name) for prefix, title in ROWS}
+    columns: dict[str, list[torch.Tensor]] = {t: [] for t in ("masked input", *titles.values(), "original")}
+    seconds: dict[str, float] = {}
     with frozen(watched) if watched is not None else nullcontext():
-        nn_inpainter, mean_pixel = _build_database(ctx, database, encoder, context_fill, box)
-        for images, masks in _batches(_voc_images(ctx.voc_root, test_ids, image_size), ctx, "inpaint: test"):
+        db = _build_databases(ctx, data.database, encoder, context_fill, box, seconds)
+        test_images = 0
+        for images, masks in _batches(data.test, ctx, "inpaint: test"):
             target, masks_cpu = to_8bit(images.cpu()), masks.cpu()  # [B, 3, S, S], [B, 1, S, S]
-            with perf.autocast(ctx.device):
-                features = context_features(images, masks, context_fill, encoder)  # [B, D]
-                predicted = method.inpaint(images, masks) if method is not None else None  # [B, 3, S, S]
-            outputs = {"nn_": nn_inpainter.inpaint(features, target, masks_cpu)[0],
-                       "fill_": fill_holes(target, masks_cpu, mean_pixel)}  # fmt: skip
-            if predicted is not None:
-                outputs[""] = to_8bit(predicted.cpu())
+            outputs: dict[str, torch.Tensor] = {}
+            if method is not None:
+                with _timed(seconds, ""):
+                    with perf.autocast(ctx.device):
+                        predicted = method.inpaint(images, masks)  # [B, 3, S, S] normalised
+                    outputs[""] = to_8bit(predicted.cpu())
+            with _timed(seconds, "nn_"):
+                with perf.autocast(ctx.device):
+                    features = context_features(images, masks, context_fill, encoder)  # [B, D]
+                outputs["nn_"] = db.features.inpaint(features, target, masks_cpu)[0]
+            with _timed(seconds, "nn_hog_"):
+                hog = hog_context_features(target, masks_cpu, box, threads)  # [B, D_hog]
+                outputs["nn_hog_"] = db.hog.inpaint(hog, target, masks_cpu)[0]
+            for name in CLASSIC_BASELINES:
+                with _timed(seconds, f"{name}_"):
+                    outputs[f"{name}_"] = classic_inpaint(target, masks_cpu, name, threads)
+            with _timed(seconds, "fill_"):
+                outputs["fill_"] = fill_holes(target, masks_cpu, db.mean_pixel)
             for prefix, output in outputs.items():
                 errors[prefix].append(hole_errors(output, target, masks_cpu))
             ctx.images_processed += len(images) if watched is not None else 0
-            room = FIGURE_IMAGES - sum(len(x) for x in rows["original"])
-            for row, images_of_row in (("masked input", outputs["fill_"]), ("model", outputs.get("")),
-                                       ("NN", outputs["nn_"]), ("original", target)):  # fmt: skip
-                if room > 0 and images_of_row is not None:
-                    rows[row].append(images_of_row[:room])
+
+            room = FIGURE_IMAGES - test_images
+            if room > 0:
+                white = fill_holes(target[:room], masks_cpu[:room], torch.ones(3, dtype=target.dtype))
+                columns["masked input"].append(white)
+                for prefix, output in outputs.items():
+                    columns[titles[prefix]].append(output[:room])
+                columns["original"].append(target[:room])
+            test_images += len(images)
 
     metrics: Metrics = {}
     for prefix, per_batch in errors.items():
@@ -375,24 +498,31 @@ def evaluate_inpainting(ctx: EvalContext) -> Metrics:
             l1 = torch.cat([e[0] for e in per_batch])  # [N]
             mse = torch.cat([e[1] for e in per_batch])  # [N]
             metrics |= summarize_hole_errors(l1, mse, prefix)
+    # One row per test image, one column per method: masked input, each method's output, original.
+    shown = {title: torch.cat(images) for title, images in columns.items() if images}  # each [n, 3, S, S]
     figure = ctx.work_dir / "inpainting.png"
-    save_grid([[to_image(x) for x in torch.cat(r)] for r in rows.values() if r], figure)
+    grid = [[to_image(column[i]) for column in shown.values()] for i in range(len(shown["original"]))]
+    save_grid(grid, figure, list(shown))
 
     side = PIXEL_FEATURE_SIDE
     ctx.extra |= {
         "primary_metric": "psnr_db" if method is not None else "nn_psnr_db",
         "model": NO_MODEL if method is None else f"{config['method']} ({config['train'].get('steps')} steps)",
         "nn_feature": f"pixels ({side}x{side} context, Euclidean)" if encoder is None
-                      else "pool5 (L2-normalised, cosine)",
-        "nn_database": database_name,
-        "test_images": len(test_ids),
+                      else f"{feature_tap(encoder)} (L2-normalised, cosine)",
+        "nn_hog_feature": "HOG of the context (9 orientations, 16x16 cells, 2x2-cell blocks, L2-Hys; "
+                          "blocks overlapping the hole dropped), Euclidean",
+        "nn_database": data.database_name,
+        "test_data": data.test_name,
+        "test_images": test_images,
         "image_size": image_size,
         "hole": f"centre {box[1] - box[0]}x{box[3] - box[2]} px of {image_size} px "
                 f"({float(mask.float().mean()):.1%} of the image)",
-        "fill_pixel": [round(float(v), 4) for v in mean_pixel],
+        "fill_pixel": [round(float(v), 4) for v in db.mean_pixel],
         "metric_convention": "hole pixels only, 8-bit images in [0,1]; l1/l2 = 100*mean abs/squared error; "
                              "psnr = mean over images of 10*log10(1/MSE_i)",
+        "seconds": {(prefix or "network").rstrip("_"): round(t, 3) for prefix, t in seconds.items()},
         "figure": str(figure),
-        "figure_rows": " / ".join(name for name, r in rows.items() if r),
+        "figure_columns": " / ".join(shown),
     }  # fmt: skip
     return metrics

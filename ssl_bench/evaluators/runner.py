@@ -4,8 +4,9 @@ Two phases:
 
 * :func:`prepare` checks everything a user can get wrong before anything runs: the task (with the closest
   registered name), the recipe against the evaluator's typed protocol (an unknown, renamed or mistyped key
-  is named, with the valid keys), the weights (read once, strictly, into ``arch``), the data folder and the
-  device. A problem raises a ``BenchError`` and nothing is written (``bench eval`` exits 2).
+  is named, with the valid keys), the weights (read once, strictly, as the evaluator will load them:
+  :func:`check_weights`), the data folder and the device. A problem raises a ``BenchError`` and nothing
+  is written (``bench eval`` exits 2).
 * :func:`run_prepared` runs it and always writes a record: a run that started and failed becomes a record
   with ``status: error`` (a failed cell in a table). Every file the record points to lies in the run's own
   work folder, ``<records>/../work/<task>/<record id>/``, which no other run writes to.
@@ -124,6 +125,27 @@ class PreparedEvaluation:
     pretrain: dict[str, Any] | None
 
 
+def check_weights(evaluator: Evaluator, weights: str, arch: str) -> None:
+    """Load ``weights`` strictly, the way ``evaluator`` will: unreadable or unfitting weights fail here,
+    before any record is written, with a ``BenchError`` that names the problem.
+
+    That is the encoder loaded into ``arch``; for an evaluator registered with ``own_model`` (``inpaint``)
+    and weights from a run whose method has a decoder, the run's whole method from its checkpoint.pt.
+    """
+    run = RunFolder.of_weights(weights)
+    own = getattr(evaluator, "own_model", False) and run is not None and run.has_decoder
+    try:
+        if own:
+            run.load_method()
+        else:
+            load_encoder(weights, arch)
+    except BenchError:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever a bad file raises, it is the file's fault
+        into = f"the method of the run {run.path}" if own else arch
+        raise CheckpointError(f"--weights {weights}: cannot load into {into}: {e}") from None
+
+
 def prepare(
     task: str,
     weights: str,
@@ -141,12 +163,7 @@ def prepare(
     evaluator = get_evaluator(task)
     protocol = resolve_protocol(task, profile, recipe, recipe_overrides)
     weights = str(weights)
-    try:
-        load_encoder(weights, arch)  # strict: unreadable or unfitting weights fail here, before any record
-    except BenchError:
-        raise
-    except Exception as e:  # noqa: BLE001 - whatever a bad file raises, it is the file's fault
-        raise CheckpointError(f"--weights {weights}: cannot load into {arch}: {e}") from None
+    check_weights(evaluator, weights, arch)
     if data is not None and not Path(data).is_dir():
         raise DataError(f"--data {data}: no such folder")
     return PreparedEvaluation(

@@ -7,15 +7,61 @@ One optional hook lets a method plan each epoch (one epoch = one pass over the p
 step, in the training thread, with the weights the previous step left; it may read every pool image
 (centre crops, no augmentation), change the method's own state (pseudo-labels, a re-initialised layer) and
 return the epoch's sample order. DeepCluster (``methods/deepcluster.py``) uses it to re-cluster.
+
+Several optimisers (a GAN's generator and discriminator; ``methods/semantic_inpainting.py``): a method may
+split its parameters into named ``OptimizerGroup`` s by overriding ``optimizer_groups()``. The default is
+one group, ``main``, of every parameter, trained on ``forward(batch)["loss"]``: methods that do not override
+it train exactly as before, and their ``forward`` takes the batch alone. A method with several groups
+ALTERNATES their steps, in the order ``optimizer_groups()`` lists them, as GANs train (PyTorch's DCGAN
+example: the discriminator steps first, then the generator's loss comes from the updated discriminator).
+Each training step is, for each group in turn:
+
+1. ``forward(batch, group=group.name)``: a forward for this group alone, under the run's autocast; it
+   returns the group's loss under ``group.loss`` and any other scalar to log, and it sees every update the
+   earlier groups made in this step;
+2. the group's gradients cleared and its loss back-propagated into its own parameters only
+   (``torch.autograd.backward(loss, inputs=group.params)``: a generator's loss through the discriminator
+   leaves the discriminator's gradients alone); under DDP only those gradients are averaged;
+3. the group's optimiser steps.
+
+The step's logged scalars are the union of what the groups' forwards return (no key twice). Every forward
+of a step must see the same samples: the masks come with the batch, and anything else a forward draws at
+random must come from ``batch["sample_seed"]`` (``per_sample_generators``), never from the global RNG.
+A module that several groups' forwards run (the generator, whose output the discriminator's step needs
+too) runs once per forward, and its batch-norm running statistics move each time; a forward that only
+needs another group's output computes it under ``torch.no_grad()``.
+Every optimiser is the recipe's (``train.optimizer``, betas, weight decay) with lr ``train.lr ·
+group.lr_factor`` at every step of the schedule; ``checkpoint.pt`` keeps each optimiser's state under
+its group's name. Every parameter of a group must receive a gradient from its loss at every step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+MAIN_GROUP = "main"  # the one optimiser of a method that does not override ``optimizer_groups``
+
+
+@dataclass(frozen=True)
+class OptimizerGroup:
+    """Parameters trained by one optimiser, on the loss ``forward`` returns for it.
+
+    Attributes:
+        name: the optimiser's name (``checkpoint.pt`` keys its state by it), e.g. ``generator``.
+        params: the parameters it trains; groups may not share a parameter.
+        loss: the key of ``forward(batch, group=name)``'s output that this optimiser minimises.
+        lr_factor: its lr is ``train.lr`` times this, at every step of the schedule.
+    """
+
+    name: str
+    params: tuple[nn.Parameter, ...]
+    loss: str = "loss"
+    lr_factor: float = 1.0
 
 
 def per_sample_generators(seeds: torch.Tensor) -> list[torch.Generator]:
@@ -47,6 +93,10 @@ class PretrainMethod(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """batch → {"loss": scalar, and any other scalar to log (e.g. "accuracy")}.
+
+        A method with several optimisers takes a second argument, ``group``: the name of the optimiser
+        whose step this forward is for; it returns that group's loss under ``group.loss`` (module
+        docstring).
 
         ``batch``: "image" [N,3,H,W] normalised; "mask" [N,1,H,W] bool (``mask_type``); "label" (with
         ``needs_labels``); "index" [N] (the image's position in the dataset); "sample_seed" [N] int64, a seed
@@ -81,6 +131,13 @@ class PretrainMethod(nn.Module):
             take interleaved positions of it, as of the shuffle), or None to keep the shuffle.
         """
         return None
+
+    def optimizer_groups(self) -> list[OptimizerGroup]:
+        """The method's optimisers, in the order they step within a training step (module docstring).
+
+        Default: one group, ``main``, of every parameter, on ``forward(batch)["loss"]``.
+        """
+        return [OptimizerGroup(MAIN_GROUP, tuple(self.parameters()))]
 
     def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
         """Reconstruction for sample grids and the inpainting evaluator; None if the method has no decoder."""

@@ -104,6 +104,15 @@ def _reference_tables() -> str:
         later = read_paper_csv("later_rows.csv")
         cols = ["method", "rescaled", "cls", "det", "seg", "method_citation", "note"]
         lines += ["Later AlexNet rows (`results/paper/later_rows.csv`):", "", to_markdown(later[cols]), ""]
+        t1 = read_paper_csv("table1.csv")
+        cols = ["method", "dataset", "l1_pct", "l2_pct", "psnr_db", "note"]
+        lines += [
+            "Pathak et al. 2016, Table 1 (`results/paper/table1.csv`; semantic inpainting, mean L1 %, "
+            "mean L2 %, PSNR dB over the centre hole):",
+            "",
+            to_markdown(t1[cols]),
+            "",
+        ]
     except (OSError, KeyError) as e:
         lines.append(f"(paper reference tables unavailable: {e})")
     return "\n".join(lines)
@@ -183,6 +192,89 @@ def learning_evidence(records: Sequence[dict[str, Any]], methods: Sequence[str])
     frame = pd.DataFrame(rows)
     frame = frame.loc[:, [c for c in frame.columns if c == "method" or frame[c].astype(bool).any()]]
     return to_markdown(frame)
+
+
+# Pathak et al. 2016, Table 1: the ``inpaint`` evaluator's rows, as (metric prefix, row name). The network
+# and NN on its features belong to the pretraining method; the others are baselines of the images alone.
+_TABLE1_ROWS = (
+    ("", "network"),
+    ("nn_", "NN-inpainting, network features"),
+    ("nn_hog_", "NN-inpainting, HOG features"),
+    ("telea_", "Telea (OpenCV)"),
+    ("ns_", "Navier–Stokes (OpenCV)"),
+    ("biharmonic_", "biharmonic (scikit-image)"),
+    ("fill_", "mean fill"),
+)
+_TABLE1_METRICS = (("l1_pct", "mean L1 %"), ("l2_pct", "mean L2 %"), ("psnr_db", "PSNR dB"))
+_TABLE1_PAPER = "Pathak et al. 2016, Paris StreetView: L1 % / L2 % / PSNR dB"
+
+
+def _paper_table1() -> dict[tuple[str, str], str]:
+    """``{(metric prefix, method_key): "L1 / L2 / PSNR"}`` from ``results/paper/table1.csv``; an empty
+    ``method_key`` is a baseline's (any record's). {} when the file cannot be read."""
+    try:
+        frame = read_paper_csv("table1.csv")
+    except (OSError, KeyError):
+        return {}
+    return {
+        (str(row["suite_metric_prefix"]), str(row["method_key"])):
+            f"{float(row['l1_pct']):.2f} / {float(row['l2_pct']):.2f} / {float(row['psnr_db']):.2f}"
+        for _, row in frame.iterrows()
+    }  # fmt: skip
+
+
+def _table1_row(prefix: str, name: str, method: str, extra: dict[str, Any]) -> tuple[str, str]:
+    """(row name, the method that made the row, "" for a baseline of the images alone)."""
+    if prefix == "":
+        return f"network: {method}", method
+    if prefix == "nn_":
+        feature = str(extra.get("nn_feature", ""))
+        if not feature or feature.startswith("pixels"):  # runs without a decoder: raw pixels of the context
+            return "NN-inpainting, raw pixels", ""
+        return f"NN-inpainting, {method} features ({feature.split(' ')[0]})", method
+    return name, ""
+
+
+def inpainting_table(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
+    """Markdown Table 1 from the ``inpaint`` records: one row per network and per baseline (held-out images
+    and image size in a column), mean ± 95% CI of mean L1 %, mean L2 % and PSNR dB, and the paper's numbers
+    where Table 1 has the row. "" if there are no inpaint records.
+
+    A network's row averages its method's records (one per seed; a re-run replaces the older record of its
+    seed). A baseline's row counts each evaluation of the same images once: every record of those images
+    holds the same baseline numbers, whatever its method or seed.
+    """
+    paper = _paper_table1()
+    # (row position, method position, row name, images) → (paper key, {evaluation: {metric: value}})
+    rows: dict[tuple[int, int, str, str], tuple[tuple[str, str], dict[Any, dict[str, float]]]] = {}
+    for r in sorted(records, key=lambda r: str(r.get("started_at", ""))):  # newest last: it replaces
+        method = record_method(r)
+        if r.get("task") != "inpaint" or r.get("status") != "ok" or method not in methods:
+            continue
+        metrics, extra = r.get("metrics") or {}, r.get("extra") or {}
+        test_data = extra.get("test_data") or f"{extra.get('test_images', '?')} test images"
+        images = f"{test_data}, {extra.get('image_size', '?')} px"
+        for position, (prefix, name) in enumerate(_TABLE1_ROWS):
+            values = {m: metrics.get(prefix + m) for m, _ in _TABLE1_METRICS}
+            if not all(isinstance(v, (int, float)) for v in values.values()):
+                continue
+            row, owner = _table1_row(prefix, name, method, extra)
+            if owner:
+                evaluation: Any = (r.get("profile"), r.get("seed"))
+            else:
+                evaluation = ((r.get("data") or {}).get("manifest_hash"), extra.get("nn_database"), images)
+            key = (position, list(methods).index(owner) if owner else len(methods), row, images)
+            rows.setdefault(key, ((prefix, owner), {}))[1][evaluation] = values
+    if not rows:
+        return ""
+    table = []
+    for key in sorted(rows):
+        paper_key, evaluations = rows[key]
+        cells = {col: _evidence_cell([v[m] for v in evaluations.values()], 2) for m, col in _TABLE1_METRICS}
+        table.append(
+            {"row": key[2], "held-out images": key[3], **cells, _TABLE1_PAPER: paper.get(paper_key, "")}
+        )
+    return to_markdown(pd.DataFrame(table))
 
 
 def _stage_table(results: Sequence[StageResult], records: dict[str, dict[str, Any]]) -> str:
@@ -286,6 +378,21 @@ def write_report(
             "against the mean fill of the same holes. The curves are under Figures.",
             "",
             evidence,
+            "",
+        ]
+    table1 = inpainting_table(records, options.methods)
+    if table1:
+        lines += [
+            "## Table 1: inpainting",
+            "",
+            "The `inpaint` evaluator: every row on the same held-out images and the same centre hole (¼ of "
+            "the image), scored alike (`ssl_bench.metrics.inpainting`: hole pixels only, 8-bit images in "
+            "[0, 1], mean L1 and L2 in %, PSNR the mean over images). Mean ± 95% CI over records; a "
+            "baseline evaluated on the same images by several records counts once. The paper's numbers "
+            "(`results/paper/table1.csv`) are for its semantic-inpainting net on Paris StreetView at 128 px: "
+            "comparable only with a `semantic_inpainting` run evaluated on a Paris StreetView folder.",
+            "",
+            table1,
             "",
         ]
     lines += ["## The paper's numbers", "", _reference_tables(), "## Figures", ""]

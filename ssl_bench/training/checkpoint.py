@@ -4,18 +4,26 @@
 "config", "skipped"}. ``encoder.pt`` = the encoder's plain state dict (layout in
 ``ssl_bench/encoders/alexnet.py``). ``skipped`` (unreadable images skipped so far) is absent from
 checkpoints written before it was added, and reads as 0 there.
+
+``optimizer`` holds each optimiser's state under its name (``training/optimizers.py``: ``{"main": …}`` for
+a method with one optimiser, ``{"generator": …, "discriminator": …}`` for a GAN), or {} for a method that
+does not train. Checkpoints written before methods could own several optimisers hold that one optimiser's
+state dict itself there; ``Optimizers.load_state_dict`` reads both.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ssl_bench.atomic import atomic_torch_save
 from ssl_bench.encoders import exported_encoder_state, read_weights_file
 from ssl_bench.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from ssl_bench.training.optimizers import Optimizers
 
 FORMAT = 1
 
@@ -24,7 +32,7 @@ def save_checkpoint(
     path: Path,
     step: int,
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer | None,
+    optimizers: Optimizers | None,
     config: dict[str, Any],
     skipped: int = 0,
 ) -> None:
@@ -32,7 +40,7 @@ def save_checkpoint(
         "format": FORMAT,
         "step": step,
         "model": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else {},
+        "optimizer": optimizers.state_dict() if optimizers is not None else {},
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "config": config,

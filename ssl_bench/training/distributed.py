@@ -6,10 +6,12 @@ The same code runs single-process on a CPU when those variables are absent. NCCL
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from ssl_bench.errors import RecipeError
 
@@ -85,3 +87,26 @@ def cleanup_distributed() -> None:
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+def broadcast_state(module: nn.Module) -> None:
+    """Every tensor of ``module``'s state (parameters and buffers) set to rank 0's, in place, as
+    ``DistributedDataParallel`` does when it wraps a module."""
+    for value in module.state_dict().values():
+        if torch.is_tensor(value):
+            dist.broadcast(value, src=0)
+
+
+def average_gradients(params: Iterable[nn.Parameter]) -> None:
+    """Average the gradients of ``params`` over the processes, in place: one all-reduce of one flat buffer.
+
+    Every process must pass the same parameters, each with a gradient (``training/optimizers.py``).
+    """
+    grads = [p.grad for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])  # [total elements]
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()

@@ -1,8 +1,11 @@
-"""The one training loop for every pretraining method: ``model(batch)["loss"]`` → backward → step.
+"""The one training loop for every pretraining method: ``model(batch)`` → loss → backward → step.
 
-It knows nothing of any method. Checkpoints are written every ``checkpoint_every`` steps and when a stop
-signal arrives (SIGINT from Ctrl-C, SIGTERM from a job scheduler): the step in progress is finished, saved,
-and :class:`TrainingStopped` raised, so a run can always continue with ``--resume``.
+It knows nothing of any method: ``Optimizers.step`` (``training/optimizers.py``) takes the step, the plain
+one for a method with one optimiser, and for a method with several (a GAN) one forward, backward and step
+per optimiser in turn.
+Checkpoints are written every ``checkpoint_every`` steps and when a stop signal arrives (SIGINT from Ctrl-C,
+SIGTERM from a job scheduler): the step in progress is finished, saved, and :class:`TrainingStopped` raised,
+so a run can always continue with ``--resume``.
 
 A method that plans its epochs (``PretrainMethod.on_epoch_start``, e.g. DeepCluster's re-clustering) does so
 through the batch stream: ``training_batches(plan_epoch=...)`` calls it before each epoch loads.
@@ -33,6 +36,7 @@ from ssl_bench.data.pretrain import EpochSampler
 from ssl_bench.data.transforms import normalize_uint8
 from ssl_bench.errors import DataError
 from ssl_bench.training.distributed import DistInfo
+from ssl_bench.training.optimizers import Optimizers
 from ssl_bench.training.performance import Performance
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -239,7 +243,7 @@ def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool) 
 
 def train_loop(
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizers: Optimizers,
     batches: Iterator[dict[str, Any]],
     *,
     start_step: int,
@@ -259,9 +263,10 @@ def train_loop(
     """Train from ``start_step`` to ``steps``; ``on_checkpoint(step, skipped)`` saves a resumable state.
 
     ``skipped`` is the running total of unreadable images skipped before ``start_step``; each logged row
-    carries the total so far. ``lr_at(step)`` (1-based) sets every parameter group's lr before the step;
-    None keeps the optimizer's. When SIGINT or SIGTERM arrives, the step in progress is finished and saved,
-    then TrainingStopped is raised.
+    carries the total so far. ``lr_at(step)`` (1-based) sets every optimiser's lr before the step (times its
+    group's ``lr_factor``); None keeps the optimisers'. Each logged row holds every scalar the method's
+    forward(s) returned (each optimiser's loss among them) and the schedule's lr. When SIGINT or SIGTERM
+    arrives, the step in progress is finished and saved, then TrainingStopped is raised.
     """
     device = info.device
     log = (out / "metrics.jsonl").open("a") if info.is_main else None
@@ -296,14 +301,8 @@ def train_loop(
                 raise
             batch = to_device(batch, device, perf.channels_last)
             if lr_at is not None:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step)
-            with perf.autocast(device):
-                output = model(batch)
-            loss = output["loss"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+                optimizers.set_lr(lr_at(step))
+            output = optimizers.step(model, batch, functools.partial(perf.autocast, device))
             completed = step
             seen += batch["image"].shape[0] * info.world_size
             skipped += int(batch.get("skipped", 0))
@@ -319,11 +318,12 @@ def train_loop(
                     "step": step,
                     **dict(zip(names, values.tolist(), strict=True)),
                     "img_s": seen / (now - t_last),
-                    "lr": optimizer.param_groups[0]["lr"],
+                    "lr": optimizers.lr,
                     "skipped": skipped,  # running total since step 0
                 }
                 t_last, seen = now, 0
-                bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['img_s']:.1f}")
+                losses = {g.loss: f"{row[g.loss]:.4f}" for g in optimizers.groups}
+                bar.set_postfix(**losses, img_s=f"{row['img_s']:.1f}")
                 if log:
                     log.write(json.dumps(row) + "\n")
                     log.flush()

@@ -2,7 +2,7 @@
 
 Output folder::
 
-    checkpoint.pt    resumable state (whole method, optimizer, RNG, step, config, images skipped)
+    checkpoint.pt    resumable state (whole method, its optimisers, RNG, step, config, images skipped)
     encoder.pt       encoder weights only, a plain state dict (``torch.load(..., weights_only=True)``)
     config.yaml      the resolved recipe plus provenance (data, fill value, versions, commit)
     metrics.jsonl    one JSON row per logged step (loss, img/s, skipped so far) and per sample grid
@@ -55,8 +55,15 @@ from ssl_bench.training.checkpoint import (
     save_checkpoint,
     save_encoder,
 )
-from ssl_bench.training.distributed import DistInfo, barrier, cleanup_distributed, init_distributed
+from ssl_bench.training.distributed import (
+    DistInfo,
+    barrier,
+    broadcast_state,
+    cleanup_distributed,
+    init_distributed,
+)
 from ssl_bench.training.loop import to_device, train_loop, training_batches
+from ssl_bench.training.optimizers import Optimizers
 from ssl_bench.training.performance import (
     maybe_compile,
     resolve_loader_thread,
@@ -428,20 +435,29 @@ def _run(
         wall_s = time.perf_counter() - started
         return {"method": recipe.method, "steps": 0, "wall_s": wall_s, "skipped_images": 0}
 
-    optimizer = build_optimizer(method.parameters(), train, fused=perf.fused_adam)
+    # One optimiser per group of the method (methods/base.py). A method with one group is wrapped in DDP; one
+    # with several averages each group's gradients after that group's backward (training/optimizers.py).
+    several = len(method.optimizer_groups()) > 1
+    optimizers = Optimizers(
+        method,
+        functools.partial(build_optimizer, train=train, fused=perf.fused_adam),
+        average_gradients=info.enabled and several,
+    )
     start_step, skipped = 0, 0
     if state is not None:
         method.load_state_dict(state["model"], strict=True)
-        optimizer.load_state_dict(state["optimizer"])
+        optimizers.load_state_dict(state["optimizer"], str(ckpt_path))
         restore_rng(state)
         start_step, skipped = state["step"], int(state.get("skipped", 0))
         if info.is_main:
             _truncate_metrics(out / RunFolder.METRICS, start_step)
     elif info.is_main:
         (out / RunFolder.METRICS).unlink(missing_ok=True)
+    if info.enabled and several:
+        broadcast_state(method)  # what DDP's wrapper does for the others
     model = (
         DistributedDataParallel(method, device_ids=[info.device.index] if cuda else None)
-        if info.enabled
+        if info.enabled and not several
         else method
     )
     model = maybe_compile(model, perf.compile)
@@ -449,7 +465,7 @@ def _run(
 
     def on_checkpoint(step: int, skipped_so_far: int) -> None:
         if info.is_main:
-            save_checkpoint(ckpt_path, step, method, optimizer, config, skipped_so_far)
+            save_checkpoint(ckpt_path, step, method, optimizers, config, skipped_so_far)
         barrier(info)
 
     def on_sample(step: int) -> dict[str, float] | None:
@@ -469,7 +485,7 @@ def _run(
     ) as batches:
         result = train_loop(
             model,
-            optimizer,
+            optimizers,
             batches,
             start_step=start_step,
             steps=steps,
@@ -487,7 +503,7 @@ def _run(
         )
     if info.is_main:
         if start_step < steps and (not train.checkpoint_every or steps % train.checkpoint_every):
-            save_checkpoint(ckpt_path, steps, method, optimizer, config, result.skipped)
+            save_checkpoint(ckpt_path, steps, method, optimizers, config, result.skipped)
         save_encoder(out / RunFolder.ENCODER, method.encoder, train.fold_batch_norm)
         if train.sample_every and steps % train.sample_every:
             on_sample(steps)  # the final state, when the last periodic grid came earlier

@@ -3,7 +3,7 @@
 The layout (written by ``training/pretrain.py``)::
 
     config.yaml      the resolved recipe plus provenance
-    checkpoint.pt    resumable state (whole method, optimizer, RNG, step, config)
+    checkpoint.pt    resumable state (whole method, its optimisers, RNG, step, config)
     encoder.pt       encoder weights only, a plain state dict
     metrics.jsonl    one JSON row per logged step and per sample grid
     samples/         sample grids

@@ -1,4 +1,5 @@
-"""The inpainting evaluator: metric arithmetic, both baselines, ``bench eval --task inpaint`` end to end."""
+"""The inpainting evaluator: metric arithmetic, NN inpainting, ``bench eval --task inpaint`` end to end
+(SynthVOC and a Paris StreetView folder)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,13 @@ from ssl_bench.data.masks import center_mask, fill_holes
 from ssl_bench.data.voc import read_image_set
 from ssl_bench.evaluators.inpainting import NearestNeighbourInpainter, context_features, hole_box
 from ssl_bench.metrics.inpainting import hole_errors, psnr, summarize_hole_errors
+from tests.data.test_paris import write_paris_folder
 
 TINY_SYNTH_IMAGES = 64  # the session's tiny SynthVOC (tests/conftest.py)
+# The metric prefixes of Table 1's rows besides the network's: NN on its features, NN on HOG, three classic
+# fills, the mean fill.
+BASELINES = ("nn_", "nn_hog_", "telea_", "ns_", "biharmonic_", "fill_")
+METRICS = ("l1_pct", "l2_pct", "psnr_db")
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -154,18 +160,28 @@ def test_bench_eval_inpaint_with_a_context_encoder_run(
         capsys,
     )
     metrics, extra = record["metrics"], record["extra"]
-    assert set(metrics) == {f"{p}{m}" for p in ("", "nn_", "fill_") for m in ("l1_pct", "l2_pct", "psnr_db")}
+    assert set(metrics) == {f"{p}{m}" for p in ("", *BASELINES) for m in METRICS}
     assert all(math.isfinite(v) for v in metrics.values())
-    assert 0 < metrics["l2_pct"] < 100 and metrics["psnr_db"] > 0
+    for prefix in ("", *BASELINES):
+        assert 0 < metrics[f"{prefix}l2_pct"] < 100 and metrics[f"{prefix}psnr_db"] > 0, prefix
+        # mean L2 % is the mean squared error: the mean of per-image PSNRs is at least 10·log10(1/mean MSE)
+        assert metrics[f"{prefix}psnr_db"] >= 10 * math.log10(100 / metrics[f"{prefix}l2_pct"]) - 1e-9
     assert extra["primary_metric"] == "psnr_db"
     assert extra["model"].startswith("context_encoder")
     assert extra["nn_feature"].startswith("pool5")
+    assert extra["nn_hog_feature"].startswith("HOG")
     assert extra["image_size"] == 99  # the run's training size, not the recipe's 227
     assert extra["test_images"] == len(read_image_set(synth_voc_root, "test"))
+    assert extra["test_data"].startswith("Main test")
+    assert set(extra["seconds"]) == {"network", "nn", "nn_hog", "telea", "ns", "biharmonic", "fill"}
     figure = Path(extra["figure"])
     assert figure.is_file()
     width, height = Image.open(figure).size
-    assert height > 3 * 99  # four rows: masked input / model / NN / original
+    # one row per test image (6), one column per method: masked input, 7 rows of Table 1, original
+    assert extra["figure_columns"].split(" / ") == [
+        "masked input", "network", "NN HOG", "NN pool5", "Telea", "Navier-Stokes", "biharmonic",
+        "mean fill", "original"]  # fmt: skip
+    assert width >= 9 * 99 and height >= 6 * 99
     assert record["images_per_s"] is not None
 
 
@@ -205,11 +221,12 @@ def test_bench_eval_inpaint_random_weights_report_the_baselines_only(
         capsys,
     )
     metrics, extra = record["metrics"], record["extra"]
-    assert set(metrics) == {f"{p}{m}" for p in ("nn_", "fill_") for m in ("l1_pct", "l2_pct", "psnr_db")}
+    assert set(metrics) == {f"{p}{m}" for p in BASELINES for m in METRICS}  # every row but the network's
     assert extra["model"] == "none (no decoder)"
     assert extra["primary_metric"] == "nn_psnr_db"
     assert extra["nn_feature"].startswith("pixels")
     assert Path(extra["figure"]).is_file()
+    assert extra["figure_columns"].split(" / ")[:3] == ["masked input", "NN HOG", "NN pixels"]  # no network
 
     # SynthVOC images are 227×227, so at 227 px the centre crop is the whole image.
     def load(split: str) -> np.ndarray:
@@ -255,6 +272,35 @@ def test_bench_eval_inpaint_pool5_features_from_the_named_encoder(
     assert record["extra"]["nn_feature"].startswith("pool5")
     assert record["extra"]["model"] == "none (no decoder)"
     assert record["images_per_s"] is not None
+
+
+@pytest.mark.parametrize(("train", "test"), [("paris_train_original", "paris_eval_gt"), ("train", "test")])
+def test_bench_eval_inpaint_on_a_paris_streetview_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], train: str, test: str
+) -> None:
+    """``--data`` a Paris StreetView folder: its test folder held out, its train folder the NN database."""
+    root = write_paris_folder(tmp_path / "paris", train, test, n_train=5, n_test=3)
+    record = _eval(
+        ["--weights", "random", "--data", str(root), "--set", "image_size=32"], tmp_path / "records", capsys
+    )
+    extra = record["extra"]
+    assert extra["test_data"] == f"Paris StreetView {test}/ (3 images)"
+    assert extra["nn_database"] == f"Paris StreetView {train}/ (5 images)"
+    assert extra["test_images"] == 3 and extra["image_size"] == 32
+    assert set(record["metrics"]) == {f"{p}{m}" for p in BASELINES for m in METRICS}
+    assert record["data"]["synthvoc"] is False
+
+
+def test_bench_eval_inpaint_names_the_layouts_it_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "photos" / "holiday").mkdir(parents=True)
+    code = main(["eval", "--task", "inpaint", "--no-progress", "--out", str(tmp_path / "records"),
+                 "--weights", "random", "--data", str(tmp_path / "photos")])  # fmt: skip
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 2 and record["status"] == "error"
+    for name in ("ImageSets/Main/", "paris_train_original/", "paris_eval_gt/", "train/", "test/"):
+        assert name in record["error"]
 
 
 def test_runs_without_a_decoder_report_the_baselines_only(tmp_path: Path) -> None:

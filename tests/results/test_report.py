@@ -1,8 +1,8 @@
-"""REPORT.md's learning-evidence table: numbers from pretraining and inpaint records, mean ± CI over seeds."""
+"""REPORT.md's learning-evidence and Table 1 tables, from pretraining and inpaint records (mean ± CI)."""
 
 from __future__ import annotations
 
-from ssl_bench.results.report import learning_evidence
+from ssl_bench.results.report import inpainting_table, learning_evidence
 
 
 def _pretrain(method: str, seed: int, **metrics: float) -> dict:
@@ -33,3 +33,67 @@ def test_learning_evidence_averages_seeds_and_adds_the_held_out_hole_psnr() -> N
     assert not any(x.startswith("| autoencoder") for x in lines)  # no records: no row
     assert "pretext accuracy" not in lines[0]  # a column nobody has is left out
     assert learning_evidence([], ["random"]) == ""
+
+
+def _inpaint(
+    method: str, seed: int, network: float | None, nn_feature: str, size: int = 128, **psnr: float
+) -> dict:
+    """An inpaint record: every row's L1 / L2 from its PSNR (the numbers only need to be distinct)."""
+    rows = {
+        "nn_": 14.0,
+        "nn_hog_": 13.0,
+        "telea_": 17.5,
+        "ns_": 17.4,
+        "biharmonic_": 17.6,
+        "fill_": 15.0,
+    } | psnr
+    if network is not None:
+        rows[""] = network
+    metrics = {
+        f"{p}{m}": v if m == "psnr_db" else v / 2
+        for p, v in rows.items()
+        for m in ("l1_pct", "l2_pct", "psnr_db")
+    }
+    return {"task": "inpaint", "status": "ok", "seed": seed, "profile": "mini", "metrics": metrics,
+            "pretrain": {"method": method}, "started_at": f"2026-01-0{seed + 1}",
+            "data": {"manifest_hash": "abc"},
+            "extra": {"nn_feature": nn_feature, "test_data": "Main test (200 images)", "image_size": size,
+                      "nn_database": "Main trainval (500 images)"}}  # fmt: skip
+
+
+def test_table1_rows_average_networks_over_seeds_and_count_each_baseline_evaluation_once() -> None:
+    records = [
+        _inpaint("semantic_inpainting", 0, 18.0, "conv5 (L2-normalised, cosine)"),
+        _inpaint("semantic_inpainting", 1, 19.0, "conv5 (L2-normalised, cosine)"),
+        _inpaint("context_encoder", 0, 16.0, "pool5 (L2-normalised, cosine)", nn_=14.5),
+        _inpaint("random", 0, None, "pixels (16x16 context, Euclidean)", size=227, nn_=12.0),
+        _inpaint("random", 1, None, "pixels (16x16 context, Euclidean)") | {"status": "error"},
+    ]
+    text = inpainting_table(records, ["context_encoder", "semantic_inpainting", "random"])
+    lines = text.splitlines()[2:]
+
+    def row(name: str) -> list[str]:
+        return [line for line in lines if line.startswith(f"| {name} |")]
+
+    assert [line.split(" | ")[0].removeprefix("| ") for line in lines[:5]] == [
+        "network: context_encoder",
+        "network: semantic_inpainting",
+        "NN-inpainting, context_encoder features (pool5)",
+        "NN-inpainting, semantic_inpainting features (conv5)",
+        "NN-inpainting, raw pixels",  # a baseline: after the networks' own rows
+    ]
+    # two seeds: mean 18.5, t(0.975, 1) · 0.7071 / √2 = 6.35; the paper's joint-loss net beside it
+    (semantic,) = row("network: semantic_inpainting")
+    assert "18.50 ± 6.35 (n=2)" in semantic and "9.37 / 1.96 / 18.58" in semantic
+    (context_encoder,) = row("network: context_encoder")
+    assert "16.00 (n=1)" in context_encoder and "18.58" not in context_encoder
+    assert "15.10 / 4.30 / 14.70" in row("NN-inpainting, semantic_inpainting features (conv5)")[0]
+    assert "14.70" not in row("NN-inpainting, context_encoder features (pool5)")[0]
+    # three records of the same 128-px images hold the same baselines: counted once; 227 px is another row
+    hog = row("NN-inpainting, HOG features")
+    assert len(hog) == 2 and all("13.00 (n=1)" in line and "19.92 / 6.92 / 12.79" in line for line in hog)
+    assert "Main test (200 images), 128 px" in hog[0] and "227 px" in hog[1]
+    (pixels,) = row("NN-inpainting, raw pixels")
+    assert "12.00 (n=1)" in pixels and "227 px" in pixels
+    assert len(row("mean fill")) == 2 and len(row("Telea (OpenCV)")) == 2
+    assert inpainting_table(records, ["autoencoder"]) == ""
