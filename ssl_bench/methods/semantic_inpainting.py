@@ -429,3 +429,21 @@ class SemanticInpainting(PretrainMethod):
         C·s·s for the channel-wise bottleneck. Call it in ``eval()`` mode (running BN statistics).
         """
         return self._code(fill_holes(image, mask, self.fill)).float().flatten(1)
+
+
+@register_method("semantic_inpainting_l2")
+class SemanticInpaintingL2(SemanticInpainting):
+    """The L2-only twin of :class:`SemanticInpainting`: the same generator, no discriminator.
+
+    ``semantic_inpainting`` with ``adversarial_weight: 0`` under its own name, so that a reproduction and
+    its table carry the joint-loss net and its comparison net (issue #15: same size, same budget) as two
+    rows. Any other ``adversarial_weight`` is an error: that is the joint net.
+    """
+
+    def __init__(self, adversarial_weight: float = 0.0, **options: Any) -> None:
+        if adversarial_weight != 0.0:
+            raise ValueError(
+                "semantic_inpainting_l2 is the L2-only net (adversarial_weight 0, not "
+                f"{adversarial_weight}); use method semantic_inpainting for the joint loss"
+            )
+        super().__init__(adversarial_weight=0.0, **options)

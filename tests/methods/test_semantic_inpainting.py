@@ -295,3 +295,22 @@ def test_bench_eval_inpaint_evaluates_the_run_itself(smoke_run, synth_voc_root, 
     code = main([*args, "--weights", str(broken / "encoder.pt")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and "decoder.0.weight" in err, err
+
+
+@pytest.mark.parametrize("profile", ["smoke", "mini", "paper"])
+def test_the_l2_only_twin_recipe_differs_only_in_the_adversarial_loss(profile):
+    """semantic_inpainting_l2 is the joint net's comparison net: same generator, data and budget."""
+    joint = load_yaml(find_recipe("pretrain", profile, "semantic_inpainting"))
+    twin = load_yaml(find_recipe("pretrain", profile, "semantic_inpainting_l2"))
+    assert twin["method"] == "semantic_inpainting_l2" and twin["model"]["adversarial_weight"] == 0
+    for recipe in (joint, twin):
+        recipe.pop("method")
+        recipe["model"].pop("adversarial_weight")
+    assert twin == joint
+
+
+def test_the_l2_only_twin_has_no_discriminator_and_refuses_an_adversarial_loss():
+    twin = create_method("semantic_inpainting_l2", width=8, bottleneck_dim=16)
+    assert twin.discriminator is None and [g.name for g in twin.optimizer_groups()] == ["generator"]
+    with pytest.raises(ValueError, match="semantic_inpainting_l2 is the L2-only net"):
+        create_method("semantic_inpainting_l2", adversarial_weight=0.001)
