@@ -44,7 +44,9 @@ Metrics (percentages and dB over the HOLE pixels only, on images in [0, 1]; ``ss
 - Every image (prediction and original) is compared as an 8-bit image (values k/255, predictions
   clamped to [0, 1]): originals are 8-bit JPEGs anyway, and the NN baseline then reproduces a database
   image exactly.
-The same three numbers are reported for every row, with the row's prefix (``nn_hog_psnr_db`` …).
+- ``sharpness`` (not in the paper; issue #15): the gradient energy of the fills inside the hole over the
+  originals' (``ssl_bench.metrics.sharpness``): 1 as detailed as the originals, 0 flat, < 1 blurred.
+The same four numbers are reported for every row, with the row's prefix (``nn_hog_psnr_db`` …).
 ``extra["seconds"]`` holds each row's wall time (its database features included).
 
 NOTE: Table 1's numbers come from the authors' SEMANTIC-INPAINTING net (128-px input, 64-px centre hole,
@@ -97,6 +99,7 @@ from ssl_bench.evaluators.features import freeze, frozen, tap_features
 from ssl_bench.evaluators.inpainting_baselines import CLASSIC_BASELINES, classic_inpaint, hog_context_features
 from ssl_bench.methods import PretrainMethod
 from ssl_bench.metrics.inpainting import hole_errors, summarize_hole_errors
+from ssl_bench.metrics.sharpness import gradient_energy, sharpness_ratio
 from ssl_bench.training.run_folder import RunFolder
 
 # PAPER.md §1.2 / Table 1: one central square covering 1/4 of the image (64×64 of 128×128 in the paper).
@@ -452,6 +455,8 @@ def evaluate_inpainting(ctx: EvalContext) -> Metrics:
 
     # Inpaint each test image every way; keep per-image errors, and the first images for the figure.
     errors: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {prefix: [] for prefix, _ in ROWS}
+    energy: dict[str, list[torch.Tensor]] = {prefix: [] for prefix, _ in ROWS}  # each [B] per batch
+    original_energy: list[torch.Tensor] = []
     nn_name = "pixels" if encoder is None else feature_tap(encoder)
     titles = {prefix: title.format(nn_name) for prefix, title in ROWS}
     columns: dict[str, list[torch.Tensor]] = {t: [] for t in ("masked input", *titles.values(), "original")}
@@ -481,6 +486,8 @@ def evaluate_inpainting(ctx: EvalContext) -> Metrics:
                 outputs["fill_"] = fill_holes(target, masks_cpu, db.mean_pixel)
             for prefix, output in outputs.items():
                 errors[prefix].append(hole_errors(output, target, masks_cpu))
+                energy[prefix].append(gradient_energy(output, masks_cpu))
+            original_energy.append(gradient_energy(target, masks_cpu))
             ctx.images_processed += len(images) if watched is not None else 0
 
             room = FIGURE_IMAGES - test_images
@@ -498,6 +505,8 @@ def evaluate_inpainting(ctx: EvalContext) -> Metrics:
             l1 = torch.cat([e[0] for e in per_batch])  # [N]
             mse = torch.cat([e[1] for e in per_batch])  # [N]
             metrics |= summarize_hole_errors(l1, mse, prefix)
+            fills, originals = torch.cat(energy[prefix]), torch.cat(original_energy)  # [N] each
+            metrics[f"{prefix}sharpness"] = sharpness_ratio(fills, originals)
     # One row per test image, one column per method: masked input, each method's output, original.
     shown = {title: torch.cat(images) for title, images in columns.items() if images}  # each [n, 3, S, S]
     figure = ctx.work_dir / "inpainting.png"
@@ -520,7 +529,8 @@ def evaluate_inpainting(ctx: EvalContext) -> Metrics:
                 f"({float(mask.float().mean()):.1%} of the image)",
         "fill_pixel": [round(float(v), 4) for v in db.mean_pixel],
         "metric_convention": "hole pixels only, 8-bit images in [0,1]; l1/l2 = 100*mean abs/squared error; "
-                             "psnr = mean over images of 10*log10(1/MSE_i)",
+                             "psnr = mean over images of 10*log10(1/MSE_i); sharpness = gradient energy of "
+                             "the fills inside the hole / the originals' (metrics/sharpness.py)",
         "seconds": {(prefix or "network").rstrip("_"): round(t, 3) for prefix, t in seconds.items()},
         "figure": str(figure),
         "figure_columns": " / ".join(shown),

@@ -5,8 +5,12 @@
 - :func:`tsne_pool5`: t-SNE of pool5 features of held-out images, coloured by the image's main class;
 - :func:`loss_curves`: pretraining loss per step from each run's ``metrics.jsonl``;
 - :func:`table_bars`: the results table as grouped bars with 95% CI error bars and the paper's numbers;
-- :func:`layer_randomisation`: re-draw one encoder layer at a time (conv1…conv5) of an inpainting model from
-  its initial distribution and measure how much worse it fills a centre hole on held-out images.
+- :func:`layer_randomisation`: re-draw one layer at a time of an inpainting model from its initial
+  distribution (encoder conv1…conv5; for the semantic-inpainting net also its bottleneck and up-convs) and
+  measure how much worse it fills a centre hole on held-out images;
+- :func:`layer_randomisation_outputs`: the same re-draws as images, one row per layer with its hole error;
+- :func:`tsne_code`: t-SNE of the semantic-inpainting net's bottleneck code (4000-d) of held-out images;
+- :func:`gan_curves`: generator and discriminator losses and the discriminator's accuracy of GAN runs.
 
 Inputs are pretraining run folders (``bench pretrain --out``), ``encoder.pt`` files, a VOC root and the
 table's numeric frame. Every function writes one PNG atomically and returns its path. Held-out images are
@@ -38,7 +42,11 @@ from ssl_bench.data.masks import center_mask, fill_holes  # noqa: E402
 from ssl_bench.data.transforms import denormalize, normalize, to_tensor  # noqa: E402
 from ssl_bench.data.voc import VOC_CLASSES, load_image, parse_annotation, read_image_set  # noqa: E402
 from ssl_bench.encoders import load_encoder, read_weights_file  # noqa: E402
+from ssl_bench.errors import CheckpointError  # noqa: E402
 from ssl_bench.evaluators.features import image_features  # noqa: E402
+from ssl_bench.evaluators.inpainting_baselines import classic_inpaint  # noqa: E402
+from ssl_bench.methods.registry import method_class  # noqa: E402
+from ssl_bench.methods.semantic_inpainting import INIT_STD, SemanticInpainting  # noqa: E402
 from ssl_bench.metrics.filters import conv1_structure  # noqa: E402
 from ssl_bench.metrics.inpainting import hole_errors, summarize_hole_errors  # noqa: E402
 from ssl_bench.training.run_folder import RunFolder  # noqa: E402
@@ -47,6 +55,8 @@ HOLE_AREA = 0.25  # PAPER.md §1.2: the centre hole covers 1/4 of the image (Tab
 TEST_SPLIT = "test"
 DPI = 110
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+# Classic inpainting rows of the inpainting grid (``evaluators/inpainting_baselines.py``), with their names.
+GRID_BASELINES = {"telea": "Telea", "ns": "Navier-Stokes", "biharmonic": "biharmonic"}
 
 
 def save_figure(fig: plt.Figure, path: Path) -> Path:
@@ -128,12 +138,20 @@ def _to_image(x: torch.Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def inpainting_examples(
-    runs: Mapping[str, Path], voc_root: Path, out: Path, num_images: int = 6, device: str = "cpu"
+    runs: Mapping[str, Path],
+    voc_root: Path,
+    out: Path,
+    num_images: int = 6,
+    device: str = "cpu",
+    baselines: Sequence[str] = (),
 ) -> Path:
-    """Rows: masked input, each inpainting method's output, original; columns: held-out images.
+    """Rows: masked input, each inpainting method's output, each classic baseline's, original; columns:
+    held-out images.
 
     Methods without a decoder (random, datainit, supervised) cannot inpaint and are left out (named in
     the title). The hole is the centre quarter (Table 1's protocol), filled with each method's own fill.
+    ``baselines``: keys of :data:`GRID_BASELINES` (OpenCV's Telea and Navier–Stokes, scikit-image's
+    biharmonic), run on the 8-bit images as the ``inpaint`` evaluator runs them.
     """
     decoders = _runs_with_decoder(runs)
     if not decoders:
@@ -148,7 +166,11 @@ def inpainting_examples(
         method = run.load_method().to(device)
         if not rows:
             rows.append(("masked input", fill_holes(images, mask, method.fill.cpu())))
-        rows.append((f"{name} output", method.inpaint(images.to(device), mask.to(device)).cpu()))
+        rows.append((f"{name}\noutput", method.inpaint(images.to(device), mask.to(device)).cpu()))
+    eight_bit = (denormalize(images).clamp(0, 1) * 255).round() / 255  # [N, 3, S, S] in [0, 1]
+    for key in baselines:
+        filled = classic_inpaint(eight_bit, mask, key).float()  # [N, 3, S, S] in [0, 1]
+        rows.append((GRID_BASELINES[key], normalize(filled)))
     rows.append(("original", images))
     n = len(images)
     fig, axes = plt.subplots(len(rows), n, figsize=(1.6 * n, 1.7 * len(rows)), squeeze=False)
@@ -235,30 +257,23 @@ def tsne_embedding(features: np.ndarray, seed: int = 0) -> np.ndarray:
         return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
 
 
-def tsne_pool5(
-    weights: Mapping[str, Path],
-    voc_root: Path,
-    out: Path,
-    max_images: int = 300,
-    image_size: int = 227,
-    seed: int = 0,
-    device: str = "cpu",
+def _tsne_figure(
+    features: Mapping[str, np.ndarray | str], classes: np.ndarray, out: Path, title: str, seed: int = 0,
     progress: bool = True,
 ) -> Path:
-    """t-SNE of pool5 features of held-out images, one panel per encoder, coloured by main class."""
-    items = list(weights.items())
-    if not items:
-        return _message_figure(out, "t-SNE of pool5 features", "no encoder weights")
-    images, ids = held_out_images(voc_root, max_images, image_size)
-    classes = main_classes(voc_root, ids)
-    fig, axes = plt.subplots(1, len(items), figsize=(3.6 * len(items), 3.6), squeeze=False)
+    """One t-SNE panel per entry (features [N, D], or a message why there are none), coloured by class."""
+    fig, axes = plt.subplots(1, len(features), figsize=(3.6 * len(features), 3.6), squeeze=False)
     cmap = plt.get_cmap("tab20")
-    for ax, (name, path) in zip(axes[0], tqdm(items, desc="t-SNE", disable=not progress), strict=True):
-        xy = tsne_embedding(pool5_features(path, images, device=device), seed)
-        ax.scatter(xy[:, 0], xy[:, 1], c=[cmap(c % 20) if c >= 0 else (0.6, 0.6, 0.6) for c in classes], s=7)
+    items = list(features.items())
+    for ax, (name, x) in zip(axes[0], tqdm(items, desc="t-SNE", disable=not progress), strict=True):
         ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
+        if isinstance(x, str):
+            ax.text(0.5, 0.5, x, ha="center", va="center", transform=ax.transAxes, fontsize=8, wrap=True)
+            continue
+        xy = tsne_embedding(x, seed)
+        ax.scatter(xy[:, 0], xy[:, 1], c=[cmap(c % 20) if c >= 0 else (0.6, 0.6, 0.6) for c in classes], s=7)
     present = sorted({int(c) for c in classes if c >= 0})
     handles = [
         plt.Line2D([], [], marker="o", ls="", color=cmap(c % 20), label=VOC_CLASSES[c]) for c in present
@@ -271,12 +286,76 @@ def tsne_pool5(
         frameon=False,
         bbox_to_anchor=(0.5, -0.08),
     )
-    fig.suptitle(
-        f"t-SNE of pool5 features, {len(images)} held-out images ({TEST_SPLIT}), "
-        "coloured by the largest object's class",
-        fontsize=10,
-    )
+    fig.suptitle(title, fontsize=10)
     return save_figure(fig, out)
+
+
+def tsne_pool5(
+    weights: Mapping[str, Path],
+    voc_root: Path,
+    out: Path,
+    max_images: int = 300,
+    image_size: int = 227,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> Path:
+    """t-SNE of pool5 features of held-out images, one panel per encoder, coloured by main class.
+
+    An ``encoder.pt`` that is not a CaffeNet (the semantic-inpainting net's DCGAN encoder) gets a panel
+    that says so.
+    """
+    if not weights:
+        return _message_figure(out, "t-SNE of pool5 features", "no encoder weights")
+    images, ids = held_out_images(voc_root, max_images, image_size)
+    features: dict[str, np.ndarray | str] = {}
+    for name, path in weights.items():
+        try:
+            features[name] = pool5_features(path, images, device=device)
+        except CheckpointError:
+            features[name] = "not a CaffeNet encoder:\nno pool5"
+    title = (
+        f"t-SNE of pool5 features, {len(images)} held-out images ({TEST_SPLIT}), "
+        "coloured by the largest object's class"
+    )
+    return _tsne_figure(features, main_classes(voc_root, ids), out, title, seed, progress)
+
+
+@torch.no_grad()
+def tsne_code(
+    runs: Mapping[str, Path],
+    voc_root: Path,
+    out: Path,
+    max_images: int = 300,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> Path:
+    """t-SNE of the bottleneck code (``method.encode``: the semantic-inpainting net's 4000-d code) of
+    held-out images with the centre hole filled, as the decoder reads it, one panel per run."""
+    coders = {m: RunFolder(r) for m, r in runs.items()}
+    coders = {m: run for m, run in coders.items() if hasattr(method_class(run.method_name), "encode")}
+    if not coders:
+        return _message_figure(out, "t-SNE of the code", "no run with a bottleneck code (semantic nets)")
+    features: dict[str, np.ndarray | str] = {}
+    ids: list[str] = []
+    dims = set()
+    for name, run in coders.items():
+        method = run.load_method().to(device)
+        size = int(run.config["data"]["image_size"])
+        images, ids = held_out_images(voc_root, max_images, size)
+        mask = center_mask(size, area=HOLE_AREA).expand(len(images), 1, size, size)
+        codes = [
+            method.encode(images[i : i + 32].to(device), mask[i : i + 32].to(device)).cpu()
+            for i in range(0, len(images), 32)
+        ]
+        features[name] = torch.cat(codes).numpy()  # [N, D]
+        dims.add(features[name].shape[1])
+    title = (
+        f"t-SNE of the {'/'.join(map(str, sorted(dims)))}-d bottleneck code, {len(ids)} held-out images "
+        f"({TEST_SPLIT}, centre hole filled), coloured by the largest object's class"
+    )
+    return _tsne_figure(features, main_classes(voc_root, ids), out, title, seed, progress)
 
 
 def loss_curves(runs: Mapping[str, Path], out: Path) -> Path:
@@ -319,6 +398,45 @@ def loss_curves(runs: Mapping[str, Path], out: Path) -> Path:
             right.set_ylim(0, 1)
             right.legend(fontsize=7, loc="upper right")
     fig.suptitle("Pretraining curves (metrics.jsonl)", fontsize=10)
+    return save_figure(fig, out)
+
+
+# (metrics.jsonl key, label) of the GAN curves: the generator's losses and the discriminator's.
+GAN_LOSSES = (("loss", "G: joint loss"), ("l2", "G: L2 (unweighted)"),
+              ("adversarial", "G: adversarial (BCE)"), ("loss_discriminator", "D: BCE"))  # fmt: skip
+GAN_ACCURACIES = (("d_accuracy_real", "D accuracy, originals"), ("d_accuracy_fake", "D accuracy, fills"))
+
+
+def gan_curves(runs: Mapping[str, Path], out: Path) -> Path:
+    """Per GAN run (``loss_discriminator`` in its ``metrics.jsonl``): left, the generator's joint loss, its
+    L2 and adversarial terms and the discriminator's loss; right, the discriminator's accuracy on the
+    original regions and on the predictions (0.5 each: it cannot tell; 1 on both for long: it has won)."""
+    series = {m: RunFolder(r).metrics() for m, r in runs.items()}
+    series = {m: rows for m, rows in series.items() if any("loss_discriminator" in x for x in rows)}
+    if not series:
+        return _message_figure(out, "GAN curves", "no run with a discriminator (semantic_inpainting)")
+    fig, axes = plt.subplots(
+        len(series), 2, figsize=(8.0, 2.8 * len(series)), squeeze=False, layout="constrained"
+    )
+    for (left, right), (name, rows) in zip(axes, series.items(), strict=True):
+        rows = [x for x in rows if "loss_discriminator" in x]
+        steps = [x["step"] for x in rows]
+        for key, label in GAN_LOSSES:
+            if all(key in x for x in rows):
+                left.plot(steps, [x[key] for x in rows], lw=1.0, label=label)
+        left.set_yscale("log")
+        left.set_xlabel("step")
+        left.set_title(f"{name}: losses", fontsize=9)
+        left.legend(fontsize=7)
+        for key, label in GAN_ACCURACIES:
+            if all(key in x for x in rows):
+                right.plot(steps, [x[key] for x in rows], lw=1.0, label=label)
+        right.axhline(0.5, color="grey", ls="--", lw=0.8)
+        right.set_ylim(-0.02, 1.02)
+        right.set_xlabel("step")
+        right.set_title(f"{name}: discriminator accuracy", fontsize=9)
+        right.legend(fontsize=7)
+    fig.suptitle("Generator and discriminator (metrics.jsonl, one point per logged step)", fontsize=10)
     return save_figure(fig, out)
 
 
@@ -393,18 +511,42 @@ def _num(x: Any, default: float = float("nan")) -> float:
     return default if math.isnan(v) else v
 
 
-def _rerandomise_(layer: nn.Conv2d, generator: torch.Generator) -> None:
-    """Re-draw a conv layer from the context encoder's initial distribution (He normal, fan-in; bias 0).
+def inpainting_layers(method: nn.Module) -> dict[str, nn.Module]:
+    """The layers the layer-randomisation figures re-draw, input to output: the encoder's conv1…conv5; for
+    the semantic-inpainting net (issue #15: "each conv layer") also its bottleneck and the decoder's convs
+    (``deconv1`` … the up-conv that outputs the image)."""
+    layers = {name: getattr(method.encoder, name) for name in LAYERS if hasattr(method.encoder, name)}
+    if isinstance(method, SemanticInpainting):
+        layers["bottleneck"] = method.bottleneck[0]
+        convs = [m for m in method.decoder if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+        layers |= {f"deconv{i}": m for i, m in enumerate(convs, start=1)}
+    return layers
+
+
+def _rerandomise_(layer: nn.Module, generator: torch.Generator, std: float | None = None) -> None:
+    """Re-draw a layer's weights from its model's initial distribution; bias 0.
+
+    ``std`` None: the context encoder's He normal (fan-in); a number: N(0, std²), the semantic-inpainting
+    net's DCGAN init (``INIT_STD``). Batch-norm layers keep their trained statistics and affine weights.
 
     NOTE: "re-randomise" follows the re-initialisation test of Zhang, Bengio & Singer, "Are All Layers
     Created Equal?" (2019): the layer is set back to a fresh draw of its initialisation, as if it had never
     been trained, while every other layer keeps its trained weights.
     """
-    fan_in = layer.weight[0].numel()
+    weight = layer.weight
+    scale = std if std is not None else math.sqrt(2.0 / weight[0].numel())
     with torch.no_grad():
-        layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * math.sqrt(2.0 / fan_in))
-        if layer.bias is not None:
+        weight.copy_(torch.randn(weight.shape, generator=generator) * scale)
+        if getattr(layer, "bias", None) is not None:
             layer.bias.zero_()
+
+
+def _redrawn(trained: nn.Module, layer_name: str, generator: torch.Generator) -> nn.Module:
+    """A copy of ``trained`` with one layer (an :func:`inpainting_layers` name) re-drawn."""
+    model = copy.deepcopy(trained)
+    std = INIT_STD if isinstance(model, SemanticInpainting) else None
+    _rerandomise_(inpainting_layers(model)[layer_name], generator, std)
+    return model
 
 
 def hole_l2_pct(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
@@ -438,11 +580,12 @@ def layer_randomisation(
     device: str = "cpu",
     progress: bool = True,
 ) -> tuple[Path, dict[str, Any]]:
-    """Centre-hole error after re-randomising one encoder layer at a time, per inpainting method.
+    """Centre-hole error after re-randomising one layer at a time, per inpainting method.
 
-    For each run with a decoder: the hole L2 (%) of the trained model, then for conv1…conv5 the mean (and
-    spread) over ``draws`` re-draws of that layer alone, and the mean-fill baseline. A layer whose
-    re-randomisation costs little carried little of what the model uses to inpaint.
+    For each run with a decoder: the hole L2 (%) of the trained model, then for each of its
+    :func:`inpainting_layers` the mean (and spread) over ``draws`` re-draws of that layer alone, and the
+    mean-fill baseline. A layer whose re-randomisation costs little carried little of what the model uses
+    to inpaint.
 
     Returns:
         (PNG path, the numbers — also written beside the PNG as ``<name>.json``).
@@ -473,14 +616,10 @@ def layer_randomisation(
             "layers": {},
         }
         generator = torch.Generator().manual_seed(seed)
-        for layer_name in LAYERS:
-            if not hasattr(trained.encoder, layer_name):
-                continue
+        for layer_name in inpainting_layers(trained):
             values = []
             for _ in range(draws):
-                model = copy.deepcopy(trained)
-                _rerandomise_(getattr(model.encoder, layer_name), generator)
-                values.append(inpainting_l2_pct(model, images, mask))
+                values.append(inpainting_l2_pct(_redrawn(trained, layer_name, generator), images, mask))
             entry["layers"][layer_name] = {
                 "mean": float(np.mean(values)),
                 "std": float(np.std(values)),
@@ -488,15 +627,16 @@ def layer_randomisation(
             }
         results["methods"][name] = entry
 
-    fig, ax = plt.subplots(figsize=(5.6, 3.4))
-    xs = ["none", *LAYERS]
+    layers = list(dict.fromkeys(k for entry in results["methods"].values() for k in entry["layers"]))
+    fig, ax = plt.subplots(figsize=(max(5.6, 0.6 * len(layers) + 2.0), 3.4))
+    xs = ["none", *layers]
     for i, (name, entry) in enumerate(results["methods"].items()):
-        ys = [entry["trained"]] + [entry["layers"].get(k, {}).get("mean", np.nan) for k in LAYERS]
-        es = [0.0] + [entry["layers"].get(k, {}).get("std", 0.0) for k in LAYERS]
+        ys = [entry["trained"]] + [entry["layers"].get(k, {}).get("mean", np.nan) for k in layers]
+        es = [0.0] + [entry["layers"].get(k, {}).get("std", 0.0) for k in layers]
         ax.errorbar(range(len(xs)), ys, yerr=es, marker="o", capsize=3, color=f"C{i}", label=name)
         ax.axhline(entry["mean_fill"], color=f"C{i}", ls="--", lw=0.8, label=f"{name}: mean fill")
-    ax.set_xticks(range(len(xs)), xs)
-    ax.set_xlabel("encoder layer re-randomised")
+    ax.set_xticks(range(len(xs)), xs, rotation=30 if len(xs) > 6 else 0, fontsize=8)
+    ax.set_xlabel("layer re-randomised")
     ax.set_ylabel("centre-hole L2 error (%)")
     ax.set_title(
         f"Layer randomisation: {results['num_images']} held-out images, {draws} draws per layer", fontsize=10
@@ -505,3 +645,43 @@ def layer_randomisation(
     path = save_figure(fig, out)
     atomic_write_json(Path(out).with_suffix(".json"), results)
     return path, results
+
+
+@torch.no_grad()
+def layer_randomisation_outputs(
+    run: Path, voc_root: Path, out: Path, num_images: int = 4, seed: int = 0, device: str = "cpu"
+) -> Path:
+    """One run's fills of a centre hole as each of its :func:`inpainting_layers` is re-drawn in turn (one
+    draw each, the first draw of :func:`layer_randomisation` with the same seed): rows masked input, the
+    trained net, one per re-drawn layer (its hole L2 % on these images in the label), original."""
+    folder = RunFolder(run)
+    if not folder.has_decoder:
+        return _message_figure(out, "Layer randomisation", f"{folder.method_name} has no decoder")
+    trained = folder.load_method().to(device)
+    size = int(folder.config["data"]["image_size"])
+    images, _ = held_out_images(voc_root, num_images, size)
+    images = images.to(device)
+    mask = center_mask(size, area=HOLE_AREA).expand(len(images), 1, size, size).to(device)
+    rows = [("masked input", fill_holes(images, mask, trained.fill))]
+    generator = torch.Generator().manual_seed(seed)
+    for layer_name, model in [("trained", trained)] + [
+        (name, _redrawn(trained, name, generator)) for name in inpainting_layers(trained)
+    ]:
+        filled = model.inpaint(images, mask)
+        label = layer_name if layer_name == "trained" else f"{layer_name} re-drawn"
+        rows.append((f"{label}\nL2 {hole_l2_pct(filled, images, mask):.2f}%", filled))
+    rows.append(("original", images))
+    n = len(images)
+    fig, axes = plt.subplots(
+        len(rows), n, figsize=(1.4 * n + 0.8, 1.4 * len(rows) + 0.4), squeeze=False, layout="constrained"
+    )
+    for r, (label, batch) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r][c]
+            ax.imshow(_to_image(batch[c]))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, fontsize=7)
+    fig.suptitle(f"{folder.method_name}: one layer re-drawn from its init at a time", fontsize=10)
+    return save_figure(fig, out)

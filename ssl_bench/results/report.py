@@ -7,6 +7,7 @@ records give the same report byte for byte (a re-run that reuses every stage rew
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +39,8 @@ FIGURES = (
         "inpainting_examples",
         "Inpainting examples",
         "Centre hole (¼ of the image) on held-out test images: masked input, each inpainting method's output "
-        "(prediction pasted into the hole), original.",
+        "(prediction pasted into the hole), the classic inpainters' (OpenCV Telea and Navier–Stokes, "
+        "scikit-image biharmonic), original.",
     ),
     (
         "conv1_filters",
@@ -63,10 +65,29 @@ FIGURES = (
     (
         "layer_randomisation",
         "Layer randomisation",
-        "One encoder layer at a time (conv1…conv5) re-drawn from its initial distribution, everything else "
-        "trained: the centre-hole L2 error on held-out images (mean ± std over draws); dashed: the mean "
-        "fill.",
+        "One layer at a time re-drawn from its initial distribution (encoder conv1…conv5; for the "
+        "semantic-inpainting net also its bottleneck and decoder up-convs), everything else trained: the "
+        "centre-hole L2 error on held-out images (mean ± std over draws); dashed: the mean fill.",
     ),
+    (
+        "tsne_code",
+        "t-SNE of the bottleneck code",
+        "The semantic-inpainting net's code (the 4000-d layer the decoder reads) of held-out test images "
+        "with the centre hole filled, embedded by t-SNE (after PCA to 50 dimensions), coloured by their "
+        "largest object's class.",
+    ),
+    (
+        "gan_curves",
+        "Generator and discriminator",
+        "Runs with a discriminator: the generator's joint loss and its L2 and adversarial terms, the "
+        "discriminator's loss, and its accuracy on original regions and on the generator's fills (0.5: it "
+        "cannot tell them apart).",
+    ),
+)
+# Per run with a decoder, ``figures/layer_outputs_<method>.png``: the layer-randomisation fills as images.
+LAYER_OUTPUTS_CAPTION = (
+    "One layer at a time re-drawn (one draw): the fills of the same held-out images, with the hole L2 error "
+    "of these images in each row's label."
 )
 
 
@@ -206,6 +227,9 @@ _TABLE1_ROWS = (
     ("fill_", "mean fill"),
 )
 _TABLE1_METRICS = (("l1_pct", "mean L1 %"), ("l2_pct", "mean L2 %"), ("psnr_db", "PSNR dB"))
+# Not in the paper (issue #15): detail of the fills, 1 = the originals' (``ssl_bench.metrics.sharpness``);
+# optional, records older than the metric have none.
+_SHARPNESS = ("sharpness", "sharpness (fill / original)")
 _TABLE1_PAPER = "Pathak et al. 2016, Paris StreetView: L1 % / L2 % / PSNR dB"
 
 
@@ -258,6 +282,9 @@ def inpainting_table(records: Sequence[dict[str, Any]], methods: Sequence[str]) 
             values = {m: metrics.get(prefix + m) for m, _ in _TABLE1_METRICS}
             if not all(isinstance(v, (int, float)) for v in values.values()):
                 continue
+            sharpness = metrics.get(prefix + _SHARPNESS[0])
+            if isinstance(sharpness, (int, float)) and math.isfinite(sharpness):
+                values[_SHARPNESS[0]] = sharpness
             row, owner = _table1_row(prefix, name, method, extra)
             if owner:
                 evaluation: Any = (r.get("profile"), r.get("seed"))
@@ -271,10 +298,15 @@ def inpainting_table(records: Sequence[dict[str, Any]], methods: Sequence[str]) 
     for key in sorted(rows):
         paper_key, evaluations = rows[key]
         cells = {col: _evidence_cell([v[m] for v in evaluations.values()], 2) for m, col in _TABLE1_METRICS}
+        m, col = _SHARPNESS
+        cells[col] = _evidence_cell([v[m] for v in evaluations.values() if m in v], 2)
         table.append(
             {"row": key[2], "held-out images": key[3], **cells, _TABLE1_PAPER: paper.get(paper_key, "")}
         )
-    return to_markdown(pd.DataFrame(table))
+    frame = pd.DataFrame(table)
+    if not frame[_SHARPNESS[1]].astype(bool).any():
+        frame = frame.drop(columns=_SHARPNESS[1])
+    return to_markdown(frame)
 
 
 def _stage_table(results: Sequence[StageResult], records: dict[str, dict[str, Any]]) -> str:
@@ -403,6 +435,9 @@ def write_report(
                 numbers = _layer_numbers(out)
                 if numbers:
                     lines += [numbers, ""]
+    for path in sorted((out / "figures").glob("layer_outputs_*.png")):
+        title = f"Layer randomisation, {path.stem.removeprefix('layer_outputs_')}"
+        lines += [f"### {title}", "", LAYER_OUTPUTS_CAPTION, "", f"![{title}](figures/{path.name})", ""]
     lines += [
         "## Stages",
         "",

@@ -92,7 +92,8 @@ EVAL_CODE = ("evaluators", "metrics", "encoders", "data", "methods", "options.py
 FIGURE_CODE = ("results/figures.py", "training/run_folder.py", "metrics", "methods", "encoders", "data")
 
 # Figure sizes: enough to read, small enough for the smoke budget (t-SNE of 300 points ≈ 10 s per encoder).
-FIGURE_OPTIONS = {"inpaint_images": 6, "tsne_images": 300, "layer_images": 64, "layer_draws": 3, "seed": 0}
+FIGURE_OPTIONS = {"inpaint_images": 6, "tsne_images": 300, "layer_images": 64, "layer_draws": 3,
+                  "layer_output_images": 4, "seed": 0}  # fmt: skip
 
 __all__ = ["ReproduceOptions", "Reproduction", "reproduce"]
 
@@ -494,18 +495,32 @@ class Reproduction:
         )
         self.figure("loss_curves", {"runs": keys}, lambda p: F.loss_curves(runs, p))
         self.figure("conv1_filters", {"weights": shas}, lambda p: F.conv1_filters(weights, p))
+        baselines = list(F.GRID_BASELINES)
         self.figure(
             "inpainting_examples",
-            {"runs": keys, "data": data, "n": opt["inpaint_images"]},
-            lambda p: F.inpainting_examples(runs, voc, p, opt["inpaint_images"], device),
+            {"runs": keys, "data": data, "n": opt["inpaint_images"], "baselines": baselines},
+            lambda p: F.inpainting_examples(runs, voc, p, opt["inpaint_images"], device, baselines),
         )
-        self.figure(
-            "tsne_pool5",
-            {"weights": shas, "data": data, "n": opt["tsne_images"], "seed": opt["seed"]},
-            lambda p: F.tsne_pool5(
-                weights, voc, p, opt["tsne_images"], seed=opt["seed"], device=device, progress=progress
-            ),
-        )
+        if any(not _dcgan_encoder(run) for run in runs.values()):  # pool5 needs a CaffeNet encoder
+            self.figure(
+                "tsne_pool5",
+                {"weights": shas, "data": data, "n": opt["tsne_images"], "seed": opt["seed"]},
+                lambda p: F.tsne_pool5(
+                    weights, voc, p, opt["tsne_images"], seed=opt["seed"], device=device, progress=progress
+                ),
+            )
+        coders = {m: r for m, r in runs.items() if hasattr(method_class(m), "encode")}
+        if coders:  # the semantic-inpainting nets' bottleneck code
+            self.figure(
+                "tsne_code",
+                {"runs": {m: keys[m] for m in coders}, "data": data, "n": opt["tsne_images"],
+                 "seed": opt["seed"]},  # fmt: skip
+                lambda p: F.tsne_code(coders, voc, p, opt["tsne_images"], opt["seed"], device, progress),
+            )
+        gans = {m: r for m, r in runs.items()
+                if any("loss_discriminator" in x for x in RunFolder(r).metrics())}  # fmt: skip
+        if gans:
+            self.figure("gan_curves", {"runs": {m: keys[m] for m in gans}}, lambda p: F.gan_curves(gans, p))
         self.figure(
             "layer_randomisation",
             {"runs": keys, "data": data, "n": opt["layer_images"], "draws": opt["layer_draws"]},
@@ -513,6 +528,15 @@ class Reproduction:
                 runs, voc, p, opt["layer_images"], opt["layer_draws"], opt["seed"], device, progress
             ),
         )
+        for method, run in runs.items():
+            if RunFolder(run).has_decoder:
+                self.figure(
+                    f"layer_outputs_{method}",
+                    {"run": keys[method], "data": data, "n": opt["layer_output_images"], "seed": opt["seed"]},
+                    lambda p, run=run: F.layer_randomisation_outputs(
+                        run, voc, p, opt["layer_output_images"], opt["seed"], device
+                    ),
+                )
 
     # --- the whole thing ----------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -593,6 +617,12 @@ class Reproduction:
 def reproduce(options: ReproduceOptions) -> dict[str, Any]:
     """Run a reproduction (see the module docstring); returns the summary of :meth:`Reproduction.run`."""
     return Reproduction(options).run()
+
+
+def _dcgan_encoder(run: Path) -> bool:
+    """Whether a pretraining run's encoder is a DCGAN's (the semantic-inpainting net's default), not a
+    CaffeNet with a pool5."""
+    return RunFolder(run).config.get("model", {}).get("encoder") == "dcgan"
 
 
 def _frame(csv_text: str) -> pd.DataFrame:

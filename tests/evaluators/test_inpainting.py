@@ -24,7 +24,7 @@ TINY_SYNTH_IMAGES = 64  # the session's tiny SynthVOC (tests/conftest.py)
 # The metric prefixes of Table 1's rows besides the network's: NN on its features, NN on HOG, three classic
 # fills, the mean fill.
 BASELINES = ("nn_", "nn_hog_", "telea_", "ns_", "biharmonic_", "fill_")
-METRICS = ("l1_pct", "l2_pct", "psnr_db")
+METRICS = ("l1_pct", "l2_pct", "psnr_db", "sharpness")
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -166,6 +166,8 @@ def test_bench_eval_inpaint_with_a_context_encoder_run(
         assert 0 < metrics[f"{prefix}l2_pct"] < 100 and metrics[f"{prefix}psnr_db"] > 0, prefix
         # mean L2 % is the mean squared error: the mean of per-image PSNRs is at least 10·log10(1/mean MSE)
         assert metrics[f"{prefix}psnr_db"] >= 10 * math.log10(100 / metrics[f"{prefix}l2_pct"]) - 1e-9
+    # sharpness: a flat fill has no detail; NN pastes a real image's hole, as detailed as the originals
+    assert metrics["fill_sharpness"] == 0 and 0 < metrics["telea_sharpness"] < metrics["nn_hog_sharpness"]
     assert extra["primary_metric"] == "psnr_db"
     assert extra["model"].startswith("context_encoder")
     assert extra["nn_feature"].startswith("pool5")

@@ -89,7 +89,7 @@ def test_every_registered_method_builds_with_caffenet_encoder(name):
     options = {"image_size": 99}
     if name == "supervised":
         options["num_classes"] = 20
-    if name.startswith("semantic_inpainting"):  # the paper's DCGAN encoder by default (PAPER.md §1.1), 4·2^k px
+    if name.startswith("semantic_inpainting"):  # a DCGAN encoder by default (PAPER.md §1.1), 4·2^k px
         options.update(image_size=128, encoder="caffenet", width=8, bottleneck_dim=32)
     method = create_method(name, **options)
     assert [tuple(c.weight.shape) for c in method.encoder.conv_layers()][0] == (96, 3, 11, 11)

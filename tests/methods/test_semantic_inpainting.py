@@ -283,7 +283,8 @@ def test_bench_eval_inpaint_evaluates_the_run_itself(smoke_run, synth_voc_root, 
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0, record.get("error")
     rows = ("", "nn_", "nn_hog_", "telea_", "ns_", "biharmonic_", "fill_")  # the network, then the baselines
-    assert set(record["metrics"]) == {f"{row}{m}" for row in rows for m in ("l1_pct", "l2_pct", "psnr_db")}
+    metrics = ("l1_pct", "l2_pct", "psnr_db", "sharpness")
+    assert set(record["metrics"]) == {f"{row}{m}" for row in rows for m in metrics}
     assert math.isfinite(record["metrics"]["psnr_db"]) and record["metrics"]["psnr_db"] > 0
     extra = record["extra"]
     assert extra["model"] == "semantic_inpainting (12 steps)" and extra["image_size"] == 128

@@ -47,6 +47,24 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {m: fake_run(root / m, m) for m in ("context_encoder", "random")}
 
 
+def fake_semantic_run(folder: Path, method: str = "semantic_inpainting", image_size: int = 32) -> Path:
+    """A tiny semantic-inpainting run folder (DCGAN encoder, 16-d code) with G and D metrics."""
+    folder.mkdir(parents=True)
+    model_options = {"encoder": "dcgan", "width": 4, "bottleneck_dim": 16, "overlap": 0}
+    config = {"method": method, "seed": 0, "model": model_options, "data": {"image_size": image_size},
+              "train": {"steps": 20, "batch_size": 4}}  # fmt: skip
+    torch.manual_seed(0)
+    model = create_method(method, image_size=image_size, **model_options)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    save_checkpoint(folder / "checkpoint.pt", 0, model, None, config)
+    save_encoder(folder / "encoder.pt", model.encoder)
+    gan = {"loss_discriminator": 1.2, "d_accuracy_real": 0.6, "d_accuracy_fake": 0.4, "adversarial": 0.7}
+    gan = gan if model.discriminator is not None else {}
+    rows = [{"step": s, "loss": 1.0 / s, "l2": 0.9 / s, **gan} for s in (10, 20)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
 def check_png(path: Path) -> tuple[int, int]:
     assert path.is_file() and path.read_bytes()[:8] == PNG
     with Image.open(path) as im:
@@ -96,3 +114,29 @@ def test_same_inputs_give_the_same_bytes(tmp_path):
     a = F.table_bars(frame, tmp_path / "a.png").read_bytes()
     b = F.table_bars(frame, tmp_path / "b.png").read_bytes()
     assert a == b
+
+
+def test_the_semantic_inpainting_figures(synth_voc_root, tmp_path):
+    """Issue #15: layer randomisation over every conv layer (outputs and errors), the code's t-SNE, the G/D
+    curves, the inpainting grid with the classic inpainters, conv1 filters of the DCGAN encoder."""
+    runs = {m: fake_semantic_run(tmp_path / m, m) for m in ("semantic_inpainting", "semantic_inpainting_l2")}
+    _, numbers = F.layer_randomisation(runs, synth_voc_root, tmp_path / "layers.png", num_images=2, draws=1,
+                                       progress=False)  # fmt: skip
+    layers = list(numbers["methods"]["semantic_inpainting"]["layers"])
+    # 32 px: three stride-2 convs to 4×4, the code, the head and two up-convs to the 16-px centre
+    assert layers == ["conv1", "conv2", "conv3", "bottleneck", "deconv1", "deconv2", "deconv3"]
+    trained = numbers["methods"]["semantic_inpainting"]["trained"]
+    assert all(v["mean"] != trained for v in numbers["methods"]["semantic_inpainting"]["layers"].values())
+    _, height = check_png(F.layer_randomisation_outputs(runs["semantic_inpainting"], synth_voc_root,
+                                                        tmp_path / "outputs.png", num_images=2))  # fmt: skip
+    assert height > 10 * 50  # masked input, trained, 7 layers, original
+    check_png(F.tsne_code(runs, synth_voc_root, tmp_path / "tsne_code.png", max_images=10, progress=False))
+    weights = {m: r / "encoder.pt" for m, r in runs.items()}
+    check_png(F.tsne_pool5(weights, synth_voc_root, tmp_path / "tsne.png", max_images=10, progress=False))
+    check_png(F.gan_curves(runs, tmp_path / "gan.png"))  # the L2-only twin has no D: one row
+    check_png(F.gan_curves({"l2": runs["semantic_inpainting_l2"]}, tmp_path / "no_gan.png"))
+    check_png(F.conv1_filters(weights, tmp_path / "conv1.png"))
+    with_baselines = F.inpainting_examples(runs, synth_voc_root, tmp_path / "grid.png", num_images=2,
+                                           baselines=list(F.GRID_BASELINES))  # fmt: skip
+    without = F.inpainting_examples(runs, synth_voc_root, tmp_path / "grid0.png", num_images=2)
+    assert check_png(with_baselines)[1] > check_png(without)[1]  # three more rows

@@ -97,3 +97,16 @@ def test_table1_rows_average_networks_over_seeds_and_count_each_baseline_evaluat
     assert "12.00 (n=1)" in pixels and "227 px" in pixels
     assert len(row("mean fill")) == 2 and len(row("Telea (OpenCV)")) == 2
     assert inpainting_table(records, ["autoencoder"]) == ""
+
+
+def test_table1_has_a_sharpness_column_when_the_records_measure_it() -> None:
+    records = [_inpaint("semantic_inpainting", s, 18.0 + s, "conv5 (L2-normalised, cosine)") for s in (0, 1)]
+    assert "sharpness" not in inpainting_table(records, ["semantic_inpainting"])  # records before the metric
+    for r, value in zip(records, (0.5, 0.7), strict=True):
+        r["metrics"] |= {"sharpness": value, "fill_sharpness": 0.0}
+    lines = inpainting_table(records, ["semantic_inpainting"]).splitlines()
+    assert "sharpness (fill / original)" in lines[0]
+    (network,) = [line for line in lines if line.startswith("| network: semantic_inpainting |")]
+    assert "0.60 ± " in network
+    (fill,) = [line for line in lines if line.startswith("| mean fill |")]
+    assert "0.00 (n=1)" in fill

@@ -243,7 +243,8 @@ def test_bench_reproduce_command_line(env, monkeypatch, capsys, synth_voc_root):
 
 
 def test_figures_are_drawn_linked_from_the_report_and_cached(env, monkeypatch):
-    small = {"inpaint_images": 2, "tsne_images": 8, "layer_images": 2, "layer_draws": 1, "seed": 0}
+    small = {"inpaint_images": 2, "tsne_images": 8, "layer_images": 2, "layer_draws": 1,
+             "layer_output_images": 2, "seed": 0}  # fmt: skip
     monkeypatch.setattr(reproduce_mod, "FIGURE_OPTIONS", small)
     first = reproduce(env.options(figures=True, seeds=1, tasks=["fake-cls"]))
     assert first["stages"] == {"cached": 0, "ran": 1 + 1 + 6, "failed": 0, "blocked": 0}
