@@ -172,8 +172,19 @@ def inpainting_examples(
         filled = classic_inpaint(eight_bit, mask, key).float()  # [N, 3, S, S] in [0, 1]
         rows.append((GRID_BASELINES[key], normalize(filled)))
     rows.append(("original", images))
-    n = len(images)
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.6 * n, 1.7 * len(rows)), squeeze=False)
+    skipped = sorted(set(runs) - set(decoders))
+    title = "Centre-hole inpainting on held-out images"
+    if skipped:
+        title += f"\n(no decoder: {', '.join(skipped)})"
+    return _image_rows(rows, title, out)
+
+
+def _image_rows(rows: Sequence[tuple[str, torch.Tensor]], title: str, out: Path) -> Path:
+    """One row of images per (label, normalised batch [n, 3, S, S]), the label on the left; saved to out."""
+    n = len(rows[0][1])
+    fig, axes = plt.subplots(
+        len(rows), n, figsize=(1.5 * n + 0.8, 1.5 * len(rows) + 0.4), squeeze=False, layout="constrained"
+    )
     for r, (label, batch) in enumerate(rows):
         for c in range(n):
             ax = axes[r][c]
@@ -181,11 +192,7 @@ def inpainting_examples(
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
-                ax.set_ylabel(label, fontsize=8)
-    skipped = sorted(set(runs) - set(decoders))
-    title = "Centre-hole inpainting on held-out images"
-    if skipped:
-        title += f"\n(no decoder: {', '.join(skipped)})"
+                ax.set_ylabel(label, fontsize=7)
     fig.suptitle(title, fontsize=10)
     return save_figure(fig, out)
 
@@ -671,17 +678,4 @@ def layer_randomisation_outputs(
         label = layer_name if layer_name == "trained" else f"{layer_name} re-drawn"
         rows.append((f"{label}\nL2 {hole_l2_pct(filled, images, mask):.2f}%", filled))
     rows.append(("original", images))
-    n = len(images)
-    fig, axes = plt.subplots(
-        len(rows), n, figsize=(1.4 * n + 0.8, 1.4 * len(rows) + 0.4), squeeze=False, layout="constrained"
-    )
-    for r, (label, batch) in enumerate(rows):
-        for c in range(n):
-            ax = axes[r][c]
-            ax.imshow(_to_image(batch[c]))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(label, fontsize=7)
-    fig.suptitle(f"{folder.method_name}: one layer re-drawn from its init at a time", fontsize=10)
-    return save_figure(fig, out)
+    return _image_rows(rows, f"{folder.method_name}: one layer re-drawn from its init at a time", out)

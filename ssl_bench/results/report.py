@@ -378,10 +378,12 @@ def write_report(
     if options.profile == "mini":
         lines += [
             "> The mini profile is the paper's comparison in miniature on 2 CPU cores: every trained method "
-            "gets the same 2,000 steps × 32 crops of 128 px on the 1,000-image SynthVOC pool (batch norm "
-            "while training, folded into a plain CaffeNet), and every encoder the same evaluation recipes "
-            "(`eval/mini/`). Its numbers are NOT comparable to the paper's; what it can show is whether the "
-            "encoders learnt (next section) and how the methods order under one budget.",
+            "gets the same budget (`pretrain/mini/`: 2,000 steps × 32 crops of 128 px on the 1,000-image "
+            "SynthVOC pool for the feature-learning methods, batch norm while training folded into a plain "
+            "CaffeNet; 1,200 steps for the semantic-inpainting net and its L2-only twin), and every encoder "
+            "the same evaluation recipes (`eval/mini/`). Its numbers are NOT comparable to the paper's; what "
+            "it can show is whether the encoders learnt (next section) and how the methods order under one "
+            "budget.",
             "",
         ]
     lines += [
