@@ -47,6 +47,8 @@ Metrics (percentages and dB over the HOLE pixels only, on images in [0, 1]; ``ss
 - ``sharpness`` (not in the paper; issue #15): the gradient energy of the fills inside the hole over the
   originals' (``ssl_bench.metrics.sharpness``): 1 as detailed as the originals, 0 flat, < 1 blurred.
 The same four numbers are reported for every row, with the row's prefix (``nn_hog_psnr_db`` …).
+Where the parts live: the held-out images and the NN database in ``inpainting_data.py``, the NN search
+and paste in ``inpainting_nn.py``, HOG and the classic inpainters in ``inpainting_baselines.py``.
 ``extra["seconds"]`` holds each row's wall time (its database features included).
 
 NOTE: Table 1's numbers come from the authors' SEMANTIC-INPAINTING net (128-px input, 64-px centre hole,
@@ -72,42 +74,37 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
-import faiss
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from ssl_bench.data.folder import ImageFolderIndex
 from ssl_bench.data.masks import center_mask, fill_holes
-from ssl_bench.data.paris import PARIS_LAYOUT_HELP, find_paris_streetview
-from ssl_bench.data.pretrain import PretrainDataset, collate
-from ssl_bench.data.synthvoc import synthvoc_pool
-from ssl_bench.data.transforms import denormalize, normalize_uint8
-from ssl_bench.data.voc import read_image_set
+from ssl_bench.data.pretrain import collate
+from ssl_bench.data.transforms import normalize_uint8
 from ssl_bench.encoders import exported_encoder_state, read_weights_file
-from ssl_bench.errors import CheckpointError, DataError
-from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
+from ssl_bench.errors import CheckpointError
+from ssl_bench.evaluators.base import EvalContext, Metrics, register_evaluator
 from ssl_bench.evaluators.engine import eval_performance, images_to, make_loader
 from ssl_bench.evaluators.examples import save_grid, to_image
-from ssl_bench.evaluators.features import freeze, frozen, tap_features
+from ssl_bench.evaluators.features import freeze, frozen
 from ssl_bench.evaluators.inpainting_baselines import CLASSIC_BASELINES, classic_inpaint, hog_context_features
+from ssl_bench.evaluators.inpainting_data import HOLE_AREA, held_out_images
+from ssl_bench.evaluators.inpainting_nn import (
+    PIXEL_FEATURE_SIDE,
+    NearestNeighbourInpainter,
+    context_features,
+    feature_tap,
+    hole_box,
+    to_8bit,
+)
 from ssl_bench.methods import PretrainMethod
 from ssl_bench.metrics.inpainting import hole_errors, summarize_hole_errors
 from ssl_bench.metrics.sharpness import gradient_energy, sharpness_ratio
 from ssl_bench.training.run_folder import RunFolder
 
-# PAPER.md §1.2 / Table 1: one central square covering 1/4 of the image (64×64 of 128×128 in the paper).
-HOLE_AREA = 0.25
-TEST_SPLIT = "test"  # PAPER.md Table 1: held-out images
-DATABASE_SPLIT = "trainval"  # NOTE: the paper's NN database is not described (unverified)
-# The raw-pixel context feature of runs without a decoder: the context downsampled to 16×16 (768 values).
-PIXEL_FEATURE_SIDE = 16
 FIGURE_IMAGES = 6
 NO_MODEL = "none (no decoder)"
 # Table 1's rows in the figure's and the record's order: (metric prefix, figure column title).
@@ -130,113 +127,6 @@ class Protocol:
     max_test_images: int | None = None  # evenly spaced held-out images at most (null: all)
     batch_size: int = 32
     workers: int = 2  # DataLoader workers, and threads for HOG and the classic inpainters
-
-
-# --------------------------------------------------------------------------------------------------
-# Nearest-neighbour inpainting.
-
-
-def to_8bit(x: torch.Tensor) -> torch.Tensor:
-    """Normalised images → [0, 1] rounded to 8-bit levels (k / 255), float64 for exact sums."""
-    return denormalize(x.float()).double().mul(255.0).round().div(255.0)
-
-
-def feature_tap(encoder: nn.Module) -> str:
-    """The tap the NN search describes the context with: ``pool5`` if the encoder has one (CaffeNet),
-    else its deepest (the last conv of a DCGAN encoder)."""
-    return "pool5" if "pool5" in encoder.taps else encoder.taps[-1]
-
-
-def context_features(
-    images: torch.Tensor, masks: torch.Tensor, fill: torch.Tensor, encoder: nn.Module | None = None
-) -> torch.Tensor:
-    """A vector describing what is visible around the hole.
-
-    Args:
-        images: normalised [N, 3, H, W]; masks: bool [N, 1, H, W]; fill: (3,) value put into the hole,
-            so the hole carries no information (it is the same for every image).
-        encoder: given, its ``feature_tap`` map flattened and L2-normalised (cosine search); None, the
-            filled image average-pooled to 16×16 (``pixels``, Euclidean search).
-
-    Returns:
-        float32 [N, D].
-    """
-    visible = fill_holes(images, masks, fill)  # [N, 3, H, W]
-    if encoder is None:
-        return F.adaptive_avg_pool2d(visible.float(), PIXEL_FEATURE_SIDE).flatten(1)  # [N, 3·16·16]
-    return F.normalize(tap_features(encoder, visible, feature_tap(encoder), None), dim=1)  # e.g. [N, 256·s·s]
-
-
-def hole_box(mask: torch.Tensor) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right), bottom/right exclusive, of the hole of one mask [1, H, W]."""
-    rows = mask[0].any(1).nonzero()
-    cols = mask[0].any(0).nonzero()
-    if len(rows) == 0:
-        raise ValueError("the mask has no hole")
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-
-
-class NearestNeighbourInpainter:
-    """Fill a hole with the hole of the database image whose visible context is nearest (faiss, exact).
-
-    Only the hole's bounding box of each database image is kept, as 8-bit values (a 227-px database of
-    10,000 images holds 390 MB of holes instead of 6 GB of float images).
-
-    Args:
-        box: (top, bottom, left, right) of the hole, the same for every image (the centre mask).
-        metric: ``ip`` (inner product: cosine on L2-normalised features) or ``l2``.
-    """
-
-    def __init__(self, box: tuple[int, int, int, int], metric: str) -> None:
-        if metric not in ("ip", "l2"):
-            raise ValueError(f"metric must be 'ip' or 'l2', got {metric!r}")
-        self.box, self.metric = box, metric
-        self.index: faiss.Index | None = None
-        self._holes: list[torch.Tensor] = []
-        self.holes: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return 0 if self.index is None else self.index.ntotal
-
-    def add(self, features: torch.Tensor, images: torch.Tensor) -> None:
-        """features: [B, D]; images: [B, 3, H, W] in [0, 1] on 8-bit levels (see ``to_8bit``)."""
-        if self.index is None:
-            dim = features.shape[1]
-            self.index = faiss.IndexFlatIP(dim) if self.metric == "ip" else faiss.IndexFlatL2(dim)
-        self.index.add(np.ascontiguousarray(features.detach().cpu().float().numpy()))
-        top, bottom, left, right = self.box
-        hole = images[..., top:bottom, left:right]  # [B, 3, h, w]
-        self._holes.append(hole.mul(255.0).round().to(torch.uint8).cpu())
-        self.holes = None
-
-    def search(self, features: torch.Tensor) -> torch.Tensor:
-        """Index of the nearest database image for each query: [N] int64."""
-        if self.index is None or self.index.ntotal == 0:
-            raise RuntimeError("the nearest-neighbour database is empty")
-        _, nearest = self.index.search(np.ascontiguousarray(features.detach().cpu().float().numpy()), 1)
-        return torch.from_numpy(nearest[:, 0]).long()  # [N]
-
-    def inpaint(
-        self, features: torch.Tensor, images: torch.Tensor, masks: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Paste each query's nearest database hole into its hole.
-
-        Args:
-            features: [N, D] context features of the queries; images: [N, 3, H, W] in [0, 1];
-            masks: bool [N, 1, H, W] (holes inside ``box``).
-
-        Returns:
-            (inpainted images [N, 3, H, W] like ``images``, nearest database indices [N]).
-        """
-        if self.holes is None:
-            self.holes = torch.cat(self._holes)  # [M, 3, h, w] uint8
-            self._holes = [self.holes]
-        nearest = self.search(features)
-        rows, cols = slice(self.box[0], self.box[1]), slice(self.box[2], self.box[3])
-        pasted = self.holes[nearest].to(images.dtype).div(255.0)  # [N, 3, h, w]
-        out = images.clone()
-        out[..., rows, cols] = torch.where(masks[..., rows, cols], pasted, images[..., rows, cols])
-        return out, nearest
 
 
 # --------------------------------------------------------------------------------------------------
@@ -263,97 +153,6 @@ def load_inpainting_model(ctx: EvalContext) -> tuple[PretrainMethod | None, dict
     if set(own) != set(encoder_state) or any(not torch.equal(own[k], encoder_state[k]) for k in own):
         raise CheckpointError(f"{ctx.weights} differs from the encoder in {run.checkpoint_path}")
     return freeze(method), run.config
-
-
-# --------------------------------------------------------------------------------------------------
-# Data.
-
-
-def _evenly_spaced(n: int, cap: int | None) -> list[int]:
-    if cap is None or cap >= n:
-        return list(range(n))
-    return np.unique(np.linspace(0, n - 1, cap).round().astype(int)).tolist()
-
-
-def _centre_crops(index: ImageFolderIndex, positions: list[int], image_size: int) -> Dataset:
-    """Items {"image" uint8 [3,S,S], "mask" centre hole [1,S,S], "index"} for the listed images."""
-    dataset = PretrainDataset(index, image_size, "center", {"area": HOLE_AREA}, augment=False)
-    return Subset(dataset, positions)
-
-
-def _voc_images(voc_root: Path, ids: list[str], image_size: int) -> Dataset:
-    index = ImageFolderIndex(voc_root / "JPEGImages", labels="none")
-    position = {index.path(i).stem: i for i in range(len(index))}
-    missing = [i for i in ids if i not in position]
-    if missing:
-        raise DataError(
-            f"{voc_root / 'JPEGImages'}: no image for {len(missing)} listed id(s), e.g. {missing[0]}"
-        )
-    return _centre_crops(index, [position[i] for i in ids], image_size)
-
-
-@dataclass(frozen=True)
-class HeldOutImages:
-    """The held-out images and the NN database, as centre crops, with a description of each."""
-
-    test: Dataset
-    test_name: str
-    database: Dataset
-    database_name: str
-
-
-def _voc_held_out(ctx: EvalContext, image_size: int) -> HeldOutImages:
-    """Main test, and the NN database (Main trainval or the SynthVOC pool); refuses any overlap."""
-    test_ids = read_image_set(ctx.voc_root, TEST_SPLIT, "Main")
-    test_ids = [test_ids[i] for i in _evenly_spaced(len(test_ids), ctx.protocol.max_test_images)]
-    test = _voc_images(ctx.voc_root, test_ids, image_size)
-    test_name = f"Main {TEST_SPLIT} ({len(test_ids)} images)"
-    cap = ctx.protocol.nn_database_max
-    if ctx.protocol.nn_database == "trainval":
-        ids = read_image_set(ctx.voc_root, DATABASE_SPLIT, "Main")
-        ids = [ids[i] for i in _evenly_spaced(len(ids), cap)]
-        check_disjoint(ids, test_ids, "inpainting NN database (Main trainval) vs Main test")
-        database = _voc_images(ctx.voc_root, ids, image_size)
-        return HeldOutImages(test, test_name, database, f"Main {DATABASE_SPLIT} ({len(ids)} images)")
-    pool = synthvoc_pool(ctx.voc_root)
-    if not pool.is_dir():
-        raise DataError(f"nn_database: pool needs a SynthVOC root (no pretraining pool at {pool})")
-    index = ImageFolderIndex(pool, labels="none")
-    positions = _evenly_spaced(len(index), cap)
-    names = [index.path(i).stem for i in positions]
-    check_disjoint(names, test_ids, "inpainting NN database (pool) vs Main test")
-    database = _centre_crops(index, positions, image_size)
-    return HeldOutImages(test, test_name, database, f"SynthVOC pool ({len(positions)} images)")
-
-
-def _paris_held_out(ctx: EvalContext, image_size: int) -> HeldOutImages:
-    """Paris StreetView (``data/paris.py``): the test folder held out, the train folder the NN database."""
-    paris = find_paris_streetview(ctx.voc_root)
-    assert paris is not None  # _held_out_images looked
-    if ctx.protocol.nn_database != "trainval":
-        raise DataError(f"nn_database: {ctx.protocol.nn_database} needs a SynthVOC root; a Paris StreetView "
-                        "folder's NN database is its train folder (nn_database: trainval)")  # fmt: skip
-    test_index, train_index = paris.test_index(), paris.train_index()
-    tests = _evenly_spaced(len(test_index), ctx.protocol.max_test_images)
-    database = _evenly_spaced(len(train_index), ctx.protocol.nn_database_max)
-    return HeldOutImages(
-        _centre_crops(test_index, tests, image_size),
-        f"Paris StreetView {paris.test.name}/ ({len(tests)} images)",
-        _centre_crops(train_index, database, image_size),
-        f"Paris StreetView {paris.train.name}/ ({len(database)} images)",
-    )
-
-
-def _held_out_images(ctx: EvalContext, image_size: int) -> HeldOutImages:
-    """By the layout of ``--data``: a VOC year folder or a Paris StreetView folder (module docstring)."""
-    if (ctx.voc_root / "ImageSets" / "Main").is_dir():
-        return _voc_held_out(ctx, image_size)
-    if find_paris_streetview(ctx.voc_root) is not None:
-        return _paris_held_out(ctx, image_size)
-    raise DataError(
-        f"{ctx.voc_root}: neither a VOC year folder (ImageSets/Main/, JPEGImages/) nor a Paris StreetView "
-        f"folder ({PARIS_LAYOUT_HELP})"
-    )
 
 
 def _batches(dataset: Dataset, ctx: EvalContext, desc: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -447,7 +246,7 @@ def evaluate_inpainting(ctx: EvalContext) -> Metrics:
         if ctx.device.type == "cuda":
             watched.to(memory_format=torch.channels_last)
 
-    data = _held_out_images(ctx, image_size)
+    data = held_out_images(ctx, image_size)
     mask = center_mask(image_size, area=HOLE_AREA)  # [1, S, S]
     box = hole_box(mask)
     perf = eval_performance(ctx.device)

@@ -16,7 +16,7 @@ from PIL import Image
 from ssl_bench.cli import main
 from ssl_bench.data.masks import center_mask, fill_holes
 from ssl_bench.data.voc import read_image_set
-from ssl_bench.evaluators.inpainting import NearestNeighbourInpainter, context_features, hole_box
+from ssl_bench.evaluators.inpainting_nn import NearestNeighbourInpainter, context_features, hole_box
 from ssl_bench.metrics.inpainting import hole_errors, psnr, summarize_hole_errors
 from tests.data.test_paris import write_paris_folder
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from ssl_bench.data.masks import center_mask, fill_holes
-from ssl_bench.evaluators.inpainting import NearestNeighbourInpainter, context_features, hole_box
 from ssl_bench.evaluators.inpainting_baselines import (
     CLASSIC_BASELINES,
     classic_inpaint,
@@ -17,6 +16,7 @@ from ssl_bench.evaluators.inpainting_baselines import (
     opencv_inpaint,
     visible_hog_blocks,
 )
+from ssl_bench.evaluators.inpainting_nn import NearestNeighbourInpainter, context_features, hole_box
 from ssl_bench.metrics.inpainting import hole_errors
 
 
