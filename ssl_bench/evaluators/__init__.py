@@ -1,8 +1,9 @@
 """Transfer evaluators, one module per protocol, registered by task name with its typed options (``base.py``).
 
 Shared by them: ``engine.py`` (fine-tuning), ``features.py`` (frozen features), ``examples.py`` (figures);
-``runner.py`` checks a request and runs it into a result record. ``inpainting_*.py`` are the ``inpaint``
-evaluator's parts (its images, the nearest-neighbour and classic baselines).
+``runner.py`` checks a request and runs it into a result record. ``*_model.py`` hold the networks of ``det``
+and ``seg``; ``inpainting_*.py`` the ``inpaint`` evaluator's parts (its images, the nearest-neighbour and
+classic baselines).
 """
 
 import importlib

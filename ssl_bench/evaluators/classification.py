@@ -69,6 +69,7 @@ from ssl_bench.evaluators.engine import (
     finetune,
     images_to,
     make_loader,
+    on_device,
     sgd,
 )
 from ssl_bench.metrics import AP_VARIANTS, mean_ap, voc_classification_ap
@@ -268,10 +269,8 @@ def classify(ctx: EvalContext, frozen_trunk: bool) -> Metrics:
     encoder = ctx.load_encoder()
     dim = feature_dim(encoder, p.crop_size)
     model = FineTuneClassifier(encoder, dim, len(VOC_CLASSES), p.fc_width, p.dropout, frozen_trunk)
-    model = model.to(ctx.device)
     perf = eval_performance(ctx.device, p.amp)
-    if perf.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = on_device(model, ctx.device, perf)
     optimizer = sgd(model.encoder, [model.head], p)  # a frozen trunk has no parameter to give it
     trunk_before = {k: v.clone() for k, v in model.encoder.state_dict().items()} if frozen_trunk else {}
 

@@ -49,16 +49,14 @@ import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 from torch import nn
 from torchvision.models.detection import FasterRCNN
-from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
-from torchvision.models.detection.transform import resize_boxes
-from torchvision.ops import MultiScaleRoIAlign, RoIPool
+from torchvision.ops import MultiScaleRoIAlign
 from tqdm import tqdm
 
 from ssl_bench.data.batches import endless_batches
@@ -72,16 +70,30 @@ from ssl_bench.data.detection import (
 )
 from ssl_bench.data.transforms import MEAN, STD
 from ssl_bench.data.voc import VOC_CLASSES, load_detection_ground_truth, load_image
-from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
-from ssl_bench.evaluators.engine import FinetuneProtocol, eval_performance, finetune, make_loader, sgd
+from ssl_bench.evaluators.detection_model import (
+    FEATURE_STRIDE,
+    FEATURE_TAP,
+    NUM_CLASSES,
+    ROI_SIZE,
+    Conv5Backbone,
+    ConvGridAnchorGenerator,
+    RoIMaxPool,
+    conv5_centre,
+    detector_forward,
+)
+from ssl_bench.evaluators.engine import (
+    FinetuneProtocol,
+    eval_performance,
+    finetune,
+    make_loader,
+    on_device,
+    sgd,
+    training_loader,
+)
 from ssl_bench.evaluators.examples import boxes_image, save_grid
 from ssl_bench.metrics import coco_style_detection_ap, mean_ap, voc_detection_ap
 
-NUM_CLASSES = len(VOC_CLASSES) + 1  # 20 VOC classes + background (torchvision label 0)
-FEATURE_TAP = "conv5"  # py-faster-rcnn CaffeNet: RoI pooling replaces pool5
-FEATURE_STRIDE = 16  # conv1 (4) · pool1 (2) · pool2 (2)
-ROI_SIZE = 6  # Fast R-CNN: RoI max pooling to pool5's 6×6
 AP_VARIANT = "voc07_11point"  # the paper's number (PAPER.md §5); "area" (VOC2010+) is reported beside it
 
 
@@ -126,73 +138,6 @@ class Protocol(FinetuneProtocol):
 # --- Network ---
 
 
-class Conv5Backbone(nn.Module):
-    """The encoder up to ``conv5`` as a torchvision detection backbone (``out_channels`` = 256)."""
-
-    def __init__(self, encoder: nn.Module) -> None:
-        super().__init__()
-        if FEATURE_TAP not in getattr(encoder, "taps", ()):
-            raise RecipeError(f"detection needs an encoder with a '{FEATURE_TAP}' tap (AlexNet family)")
-        self.encoder = encoder
-        self.out_channels = encoder.out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x, taps=(FEATURE_TAP,))[FEATURE_TAP]  # [N, 256, ~H/16, ~W/16]
-
-    def train(self, mode: bool = True) -> Conv5Backbone:
-        super().train(mode)
-        for m in self.modules():  # frozen batch-norm statistics (module docstring)
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
-        return self
-
-
-class RoIMaxPool(nn.Module):
-    """Fast R-CNN's RoI max pooling on the single conv5 map, with torchvision ``RoIHeads``' call signature."""
-
-    def __init__(self, output_size: int, spatial_scale: float) -> None:
-        super().__init__()
-        self.pool = RoIPool(output_size, spatial_scale)
-
-    def forward(
-        self, features: Mapping[str, torch.Tensor], proposals: list[torch.Tensor], image_shapes: list
-    ) -> torch.Tensor:
-        return self.pool(features["0"], proposals)  # [R, 256, 6, 6]
-
-
-class ConvGridAnchorGenerator(AnchorGenerator):
-    """torchvision's ``AnchorGenerator`` on a conv grid of known stride, centred on the receptive fields.
-
-    Args:
-        sizes, ratios: anchor sides (px) and aspect ratios, as ``AnchorGenerator`` takes for one map.
-        stride: feature stride in pixels (16 for conv5).
-        centre: input x (= y) of the centre of cell 0 (see :func:`_conv5_centre`).
-    """
-
-    def __init__(self, sizes: Sequence[int], ratios: Sequence[float], stride: int, centre: float) -> None:
-        super().__init__((tuple(sizes),), (tuple(ratios),))
-        self.stride, self.centre = stride, centre
-
-    def grid_anchors(
-        self, grid_sizes: list[list[int]], strides: list[list[torch.Tensor]]
-    ) -> list[torch.Tensor]:
-        fixed = [[torch.tensor(self.stride, device=s[0].device)] * 2 for s in strides]
-        return [a + self.centre for a in super().grid_anchors(grid_sizes, fixed)]  # [cells · A, 4]
-
-
-def _conv5_centre(encoder: nn.Module) -> float:
-    """Continuous x of the receptive-field centre of conv5 cell 0, for an AlexNet-shaped trunk.
-
-    conv1 (11×11, stride 4, padding p) cell j is centred at ``4j - p + 5.5``; a 3/2 max-pool cell k at the
-    centre of its input cell ``2k + 1``; conv2…conv5 keep the grid. So conv5 cell m is centred at
-    ``16m + 17.5 - p``: 17.5 for CaffeNet (p = 0), 15.5 for torchvision's AlexNet (p = 2).
-    """
-    conv1 = encoder.conv_layers()[0]
-    if conv1.kernel_size != (11, 11) or conv1.stride != (4, 4):
-        raise RecipeError("detection's anchor grid assumes AlexNet's 11×11 stride-4 conv1")
-    return 17.5 - conv1.padding[0]
-
-
 def build_detector(encoder: nn.Module, p: Protocol) -> nn.Module:
     """torchvision ``FasterRCNN`` on the encoder's conv5 with RoI max pooling and an fc6/fc7 head."""
     width, dropout = p.fc_width, p.dropout
@@ -210,7 +155,7 @@ def build_detector(encoder: nn.Module, p: Protocol) -> nn.Module:
     nn.init.normal_(predictor.bbox_pred.weight, std=0.001)
     nn.init.zeros_(predictor.cls_score.bias)
     nn.init.zeros_(predictor.bbox_pred.bias)
-    anchors = ConvGridAnchorGenerator(p.anchor_sizes, p.anchor_ratios, FEATURE_STRIDE, _conv5_centre(encoder))
+    anchors = ConvGridAnchorGenerator(p.anchor_sizes, p.anchor_ratios, FEATURE_STRIDE, conv5_centre(encoder))
     model = FasterRCNN(
         Conv5Backbone(encoder),
         min_size=p.min_size,
@@ -239,32 +184,6 @@ def build_detector(encoder: nn.Module, p: Protocol) -> nn.Module:
 
 
 # --- Training and detection ---
-
-
-def detector_forward(
-    model: nn.Module,
-    images: list[torch.Tensor],
-    targets: list[dict[str, Any]] | None = None,
-    proposals: list[torch.Tensor] | None = None,
-) -> Any:
-    """Losses (training) or detections (eval) of the detector, from the RPN or from given proposals.
-
-    With ``proposals`` (per image, torchvision coordinates of the original image) this is Fast R-CNN:
-    the RPN is skipped and the proposals are resized with the image, then fed to the box head.
-    Detections come back in the original image's torchvision coordinates.
-    """
-    if proposals is None:
-        return model(images, targets)
-    original_sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
-    batch, targets = model.transform(images, targets)
-    proposals = [
-        resize_boxes(p, o, s) for p, o, s in zip(proposals, original_sizes, batch.image_sizes, strict=True)
-    ]
-    features = {"0": model.backbone(batch.tensors)}  # conv5: [N, 256, H/16, W/16]
-    detections, losses = model.roi_heads(features, proposals, batch.image_sizes, targets)
-    if model.training:
-        return losses
-    return model.transform.postprocess(detections, batch.image_sizes, original_sizes)
 
 
 def training_step(
@@ -318,14 +237,11 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
     if proposals is not None:
         check_proposals_cover(proposals, train_ids + test_ids, p.proposals)
 
-    model = build_detector(ctx.load_encoder(), p).to(ctx.device)
     perf = eval_performance(ctx.device, p.amp)
-    if perf.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    shuffled = {"shuffle": True, "drop_last": True, "generator": torch.Generator().manual_seed(ctx.seed)}
-    loading = {"persistent": True, "collate_fn": collate_detection_samples}
-    train_loader = make_loader(train_set, ctx, p.batch_size, p.workers, **loading, **shuffled)
-    test_loader = make_loader(test_set, ctx, p.test_batch_size, p.workers, **loading)
+    model = on_device(build_detector(ctx.load_encoder(), p), ctx.device, perf)
+    train_loader = training_loader(train_set, ctx, p, collate_fn=collate_detection_samples)
+    test_loader = make_loader(test_set, ctx, p.test_batch_size, p.workers, persistent=True,
+                              collate_fn=collate_detection_samples)  # fmt: skip
     use_proposals = proposals is not None
 
     step = functools.partial(training_step, model, device=ctx.device, use_proposals=use_proposals)

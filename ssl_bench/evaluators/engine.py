@@ -11,7 +11,8 @@ An evaluator brings its protocol (data, network, loss, metric); the engine bring
 * :func:`finetune`: the loop (autocast, gradient clipping, a progress bar in img/s, images counted for the
   record's img/s), fed by an endless stream of batches (``ssl_bench.data.batches.endless_batches``);
 * :func:`data_dependent_init_`: Krähenbühl et al.'s within-layer init for the new layers of a head;
-* :func:`eval_performance` and :func:`make_loader`: autocast / channels-last and the DataLoader settings.
+* :func:`eval_performance`, :func:`on_device`, :func:`make_loader` and :func:`training_loader`: autocast /
+  channels-last and the DataLoader settings.
 
 NOTE: bf16 autocast and channels-last are used on CUDA only (``training/performance.py`` decides them; on a
 CPU with native bf16 the pretraining would use autocast, evaluation stays in fp32 so that CPU numbers do not
@@ -162,6 +163,12 @@ def images_to(x: torch.Tensor, device: torch.device, perf: Performance) -> torch
     return x
 
 
+def on_device(model: nn.Module, device: torch.device, perf: Performance) -> nn.Module:
+    """``model`` moved to ``device``, in channels-last memory format when ``perf`` says so (CUDA)."""
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if perf.channels_last else model
+
+
 def make_loader(
     dataset: Dataset,
     ctx: EvalContext,
@@ -182,6 +189,16 @@ def make_loader(
         persistent_workers=persistent and workers > 0,
         **kwargs,
     )
+
+
+def training_loader(dataset: Dataset, ctx: EvalContext, p: FinetuneProtocol, **kwargs: Any) -> DataLoader:
+    """The fine-tuning loader of ``seg`` and ``det``: shuffled by a generator seeded with the evaluation seed,
+    the last partial batch dropped (unless the set is smaller than one batch), workers kept across epochs;
+    ``kwargs`` (collate_fn…) as for DataLoader."""
+    generator = torch.Generator().manual_seed(ctx.seed)
+    drop_last = len(dataset) >= p.batch_size
+    return make_loader(dataset, ctx, p.batch_size, p.workers, persistent=True, shuffle=True,
+                       drop_last=drop_last, generator=generator, **kwargs)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------------

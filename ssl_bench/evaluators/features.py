@@ -28,7 +28,7 @@ from ssl_bench.data.transforms import normalize, to_tensor
 from ssl_bench.data.voc import VOCClassification
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext
-from ssl_bench.evaluators.engine import eval_performance, images_to, make_loader
+from ssl_bench.evaluators.engine import eval_performance, images_to, make_loader, on_device
 
 
 @dataclass(frozen=True)
@@ -178,9 +178,7 @@ def voc_features(
     taps = getattr(encoder, "taps", ())
     if p.layer not in taps:
         raise RecipeError(f"layer '{p.layer}' is not a tap of {ctx.arch}; available: {', '.join(taps)}")
-    encoder = encoder.to(ctx.device)
-    if ctx.device.type == "cuda":
-        encoder = encoder.to(memory_format=torch.channels_last)
+    encoder = on_device(encoder, ctx.device, eval_performance(ctx.device))
     out = {}
     with frozen(encoder):
         for split in splits:

@@ -87,7 +87,7 @@ from ssl_bench.data.transforms import normalize_uint8
 from ssl_bench.encoders import exported_encoder_state, read_weights_file
 from ssl_bench.errors import CheckpointError
 from ssl_bench.evaluators.base import EvalContext, Metrics, register_evaluator
-from ssl_bench.evaluators.engine import eval_performance, images_to, make_loader
+from ssl_bench.evaluators.engine import eval_performance, images_to, make_loader, on_device
 from ssl_bench.evaluators.examples import save_grid, to_image
 from ssl_bench.evaluators.features import freeze, frozen
 from ssl_bench.evaluators.inpainting_baselines import CLASSIC_BASELINES, classic_inpaint, hog_context_features
@@ -241,15 +241,13 @@ def evaluate_inpainting(ctx: EvalContext) -> Metrics:
     image_size = int(config["data"]["image_size"]) if config else ctx.protocol.image_size
     encoder, context_fill = _context_encoder(ctx, method)
     watched = method if method is not None else encoder  # the networks that must not change
+    perf = eval_performance(ctx.device)
     if watched is not None:
-        watched.to(ctx.device)
-        if ctx.device.type == "cuda":
-            watched.to(memory_format=torch.channels_last)
+        on_device(watched, ctx.device, perf)  # in place: ``method`` and ``encoder`` are the same modules
 
     data = held_out_images(ctx, image_size)
     mask = center_mask(image_size, area=HOLE_AREA)  # [1, S, S]
     box = hole_box(mask)
-    perf = eval_performance(ctx.device)
     threads = max(1, ctx.protocol.workers)
 
     # Inpaint each test image every way; keep per-image errors, and the first images for the figure.

@@ -15,14 +15,8 @@ from PIL import Image
 from ssl_bench.encoders import create_encoder
 from ssl_bench.errors import DataError, RecipeError
 from ssl_bench.evaluators.engine import data_dependent_init_
-from ssl_bench.evaluators.segmentation import (
-    CLASS_NAMES,
-    FCN32s,
-    Protocol,
-    bilinear_kernel,
-    bilinear_upsampling_matrix,
-    segmentation_loss,
-)
+from ssl_bench.evaluators.segmentation import CLASS_NAMES, Protocol, segmentation_loss
+from ssl_bench.evaluators.segmentation_model import FCN32s, bilinear_kernel, bilinear_upsampling_matrix
 from ssl_bench.metrics import SegmentationConfusion
 
 # Each test here is small: FCN pads every input by 200 px, so even a 99 px image costs a 299 px forward pass.
