@@ -45,14 +45,13 @@ from ssl_bench.encoders import load_encoder, read_weights_file  # noqa: E402
 from ssl_bench.errors import CheckpointError  # noqa: E402
 from ssl_bench.evaluators.features import image_features  # noqa: E402
 from ssl_bench.evaluators.inpainting_baselines import classic_inpaint  # noqa: E402
+from ssl_bench.evaluators.inpainting_data import HOLE_AREA, TEST_SPLIT  # noqa: E402  (the inpaint evaluator's)
 from ssl_bench.methods.registry import method_class  # noqa: E402
 from ssl_bench.methods.semantic_inpainting import INIT_STD, SemanticInpainting  # noqa: E402
 from ssl_bench.metrics.filters import conv1_structure  # noqa: E402
 from ssl_bench.metrics.inpainting import hole_errors, summarize_hole_errors  # noqa: E402
 from ssl_bench.training.run_folder import RunFolder  # noqa: E402
 
-HOLE_AREA = 0.25  # PAPER.md §1.2: the centre hole covers 1/4 of the image (Table 1's protocol)
-TEST_SPLIT = "test"
 DPI = 110
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 # Classic inpainting rows of the inpainting grid (``evaluators/inpainting_baselines.py``), with their names.
