@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def summarise(run_dir: Path) -> dict[str, Any]:
-    """Steps, loss, speed and the last sample grid's hole L2 / PSNR of a run folder.
+    """Steps, loss, speed and the last sample grid's hole L2 / PSNR / detail of a run folder.
 
     Raises:
         CheckpointError: ``run_dir`` is not a pretraining run folder.
@@ -43,6 +43,8 @@ def summarise(run_dir: Path) -> dict[str, Any]:
         out |= {"hole_l2_output": last["sample_l2"], "hole_l2_mean_fill": last["fill_l2"]}
         if "sample_psnr_db" in last:
             out |= {"hole_psnr_output": last["sample_psnr_db"], "hole_psnr_mean_fill": last["fill_psnr_db"]}
+        if last.get("sample_sharpness") is not None:  # runs from before it was logged have none
+            out["hole_sharpness"] = last["sample_sharpness"]
     if grids:
         out["latest_samples"] = str(grids[-1])
     evidence = folder.learning_evidence()
@@ -73,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"hole PSNR:      {s['hole_psnr_output']:.2f} dB inpainted vs {s['hole_psnr_mean_fill']:.2f} dB "
             "mean fill"
+        )
+    if "hole_sharpness" in s:
+        print(
+            f"hole detail:    {s['hole_sharpness']:.2f} of the original's gradient energy in the hole  "
+            "(0 for a flat fill, 1 as detailed as the original)"
         )
     if "final_accuracy" in s:
         print(f"pretext acc.:   {s['final_accuracy']:.3f}  (mean of the last 5 logged batches)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ from ssl_bench.atomic import atomic_open
 from ssl_bench.data.masks import fill_holes
 from ssl_bench.data.transforms import denormalize
 from ssl_bench.metrics.inpainting import hole_errors, summarize_hole_errors
+from ssl_bench.metrics.sharpness import gradient_energy, sharpness_ratio
 
 
 def _scored_pixels(mask: torch.Tensor) -> torch.Tensor:
@@ -28,7 +30,9 @@ def write_sample_grid(
 
     The numbers are the suite's one hole metric (``ssl_bench.metrics.inpainting``, images in [0, 1]):
     ``sample_l2`` / ``fill_l2`` are Table 1's hole L2 in % (100 · mean squared error) of the output and of
-    the mean fill, ``sample_psnr_db`` / ``fill_psnr_db`` their PSNR.
+    the mean fill, ``sample_psnr_db`` / ``fill_psnr_db`` their PSNR, and ``sample_sharpness`` the output's
+    detail inside the hole over the original's (``ssl_bench.metrics.sharpness``: 0 for a flat fill, 1 as
+    detailed as the original; None when every original hole is flat).
 
     Returns None for methods without a decoder.
     """
@@ -51,12 +55,14 @@ def write_sample_grid(
         Image.fromarray(array).save(f, format="PNG")
 
     scored = _scored_pixels(mask)
-    target = denormalize(image.float())
-    inpainted = summarize_hole_errors(*hole_errors(denormalize(output.float()), target, scored))
+    target, inpainted_01 = denormalize(image.float()), denormalize(output.float())
+    inpainted = summarize_hole_errors(*hole_errors(inpainted_01, target, scored))
     filled = summarize_hole_errors(*hole_errors(denormalize(fill_holes(image, scored, fill)), target, scored))
+    detail = sharpness_ratio(gradient_energy(inpainted_01, scored), gradient_energy(target, scored))
     return {
         "sample_l2": inpainted["l2_pct"],
         "fill_l2": filled["l2_pct"],
         "sample_psnr_db": inpainted["psnr_db"],
         "fill_psnr_db": filled["psnr_db"],
+        "sample_sharpness": None if math.isnan(detail) else detail,  # metrics.jsonl stays strict JSON
     }

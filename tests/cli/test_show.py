@@ -1,4 +1,4 @@
-"""``bench show``: the sample grids' hole L2 and PSNR, computed with the one hole metric and printed."""
+"""``bench show``: the sample grids' hole L2, PSNR and detail, from the suite's metrics, printed."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ssl_bench.data.masks import center_mask
 from ssl_bench.data.transforms import denormalize
 from ssl_bench.methods import create_method
 from ssl_bench.metrics.inpainting import hole_metrics
+from ssl_bench.metrics.sharpness import gradient_energy
 from ssl_bench.training.samples import write_sample_grid
 
 SIZE = 99
@@ -39,6 +40,27 @@ def test_sample_grid_numbers_are_the_hole_metric_on_0_1_images(method_and_batch,
     expected_fill = hole_metrics(denormalize(torch.where(mask, fill, image)), denormalize(image), mask)
     assert numbers["fill_l2"] == pytest.approx(expected_fill["l2_pct"], rel=1e-12)
     assert numbers["fill_psnr_db"] == pytest.approx(expected_fill["psnr_db"], rel=1e-12)
+    output, target = denormalize(method.inpaint(image, mask)), denormalize(image)
+    ratio = gradient_energy(output, mask).sum() / gradient_energy(target, mask).sum()
+    assert numbers["sample_sharpness"] == pytest.approx(float(ratio), rel=1e-9)
+
+
+class _FlatFill(torch.nn.Module):
+    """Inpaints every hole with one grey: no detail inside the hole."""
+
+    fill = torch.zeros(3)
+
+    def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.where(mask, torch.zeros_like(image), image)
+
+
+def test_sample_grid_detail_is_zero_for_a_flat_fill_and_none_for_flat_originals(method_and_batch, tmp_path):
+    _, batch = method_and_batch
+    numbers = write_sample_grid(_FlatFill(), batch, tmp_path / "flat.png")
+    assert numbers["sample_sharpness"] == 0.0
+    flat_originals = {"image": torch.zeros_like(batch["image"]), "mask": batch["mask"]}
+    numbers = write_sample_grid(_FlatFill(), flat_originals, tmp_path / "flat_originals.png")
+    assert numbers["sample_sharpness"] is None  # not nan: metrics.jsonl is strict JSON
 
 
 def test_an_image_without_a_hole_is_scored_on_every_pixel(method_and_batch, tmp_path):
@@ -52,7 +74,7 @@ def test_an_image_without_a_hole_is_scored_on_every_pixel(method_and_batch, tmp_
     assert numbers["fill_l2"] > 0  # the mean fill over the whole image, not the untouched input
 
 
-def test_bench_show_prints_hole_l2_and_psnr(tmp_path, capsys):
+def test_bench_show_prints_hole_l2_psnr_and_detail(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     config = {"method": "context_encoder", "data": {"image_size": SIZE}}
@@ -60,7 +82,14 @@ def test_bench_show_prints_hole_l2_and_psnr(tmp_path, capsys):
     rows = [
         {"step": 10, "loss": 0.9, "img_s": 5.0},
         {"step": 20, "loss": 0.5, "img_s": 7.0},
-        {"step": 20, "sample_l2": 1.5, "fill_l2": 2.5, "sample_psnr_db": 19.0, "fill_psnr_db": 16.5},
+        {
+            "step": 20,
+            "sample_l2": 1.5,
+            "fill_l2": 2.5,
+            "sample_psnr_db": 19.0,
+            "fill_psnr_db": 16.5,
+            "sample_sharpness": 0.125,
+        },
     ]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["show", str(run)]) == 0
@@ -68,6 +97,7 @@ def test_bench_show_prints_hole_l2_and_psnr(tmp_path, capsys):
     assert "(context_encoder)" in out and "loss 0.9000 → 0.5000" in out
     assert "hole L2:        1.5000 % inpainted vs 2.5000 % mean fill  (better than the fill value)" in out
     assert "hole PSNR:      19.00 dB inpainted vs 16.50 dB mean fill" in out
+    assert "hole detail:    0.12 of the original's gradient energy in the hole" in out
 
 
 def test_bench_show_of_a_folder_without_a_run_is_a_one_line_error(tmp_path: Path, capsys):
