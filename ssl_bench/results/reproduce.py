@@ -6,27 +6,28 @@ Every stage's output is keyed on a SHA-256 of everything that determines it; a s
 and whose output exists is reused, anything else runs again::
 
     pretrain <method> s<seed>   key = resolved pretraining recipe (incl. seed, data source)
-                                      + code hash (methods, encoders, training, data, hole metric)
+                                      + code version of training/pretrain.py and the method's module
                                       + manifest hash of the pretraining images
                                 output  <out>/stages/pretrain/<method>-s<seed>/ (a bench-pretrain run folder)
                                         and a ``task: pretrain`` record in <out>/runs (time, steps, images
                                         seen for the table)
                                 marker  stage.json in that folder
-    eval <task> <method> s<seed> key = resolved evaluation recipe + code hash (evaluators, metrics, encoders,
-                                      data, methods) + VOC manifest hash + the weights' SHA-256 + the
+    eval <task> <method> s<seed> key = resolved evaluation recipe + code version of evaluators/runner.py
+                                      + VOC manifest hash + the weights' SHA-256 + the
                                       pretraining stage's key + task, seed, arch
                                 output  the result record in <out>/runs (the same code as bench eval)
                                 marker  <out>/stages/eval/<task>-<method>-s<seed>.json
     figure <name>               key = the figure's inputs (pretraining keys or weights hashes, data manifest,
-                                      table numbers, options) + code hash
+                                      table numbers, options) + code version of results/figures.py
                                 output  <out>/figures/<name>.png; marker <out>/stages/figures/<name>.json
     table, report               always re-rendered from the records (cheap, deterministic)
 
 Every marker has the one format of :mod:`ssl_bench.results.stages` (status, key, error, record id), written
 last; a stage is done when its marker holds status ok and the same key, and its output exists.
 
-"Code version" is a hash of the package source a stage runs, not the git commit: committing the results (or
-editing the table code) must not invalidate an hour of pretraining, while editing an evaluator must.
+"Code version" (``code_version.py``) is a hash of every package module a stage's entry module imports,
+transitively, read from the source: not the git commit, so committing the results (or editing the table
+code) does not invalidate an hour of pretraining, while editing anything a stage runs does.
 
 Resumption: markers and records are written atomically and only after their stage finished, so an
 interrupted reproduction (Ctrl-C, SIGKILL, a crash) re-runs exactly the stages without a marker. A
@@ -68,8 +69,9 @@ from ssl_bench.provenance import device_description, git_commit, package_version
 from ssl_bench.recipes import config_hash, find_recipe, load_yaml, merge
 from ssl_bench.records import load_records, manifest_hash, utc_now, write_record
 from ssl_bench.results import figures as F
+from ssl_bench.results.code_version import code_version
 from ssl_bench.results.report import write_report
-from ssl_bench.results.stages import ReproduceOptions, StageMarker, StageResult, read_json, source_hash
+from ssl_bench.results.stages import ReproduceOptions, StageMarker, StageResult, read_json
 from ssl_bench.results.table import build_table, render, write_table
 from ssl_bench.training.distributed import resolve_device
 from ssl_bench.training.pretrain import run_pretraining
@@ -77,19 +79,10 @@ from ssl_bench.training.run_folder import RunFolder
 
 ARCH = "caffenet"
 
-# The package source each kind of stage runs (paths relative to ssl_bench/); their hash is the "code version".
-PRETRAIN_CODE = (
-    "methods",
-    "encoders",
-    "training",
-    "data",
-    "metrics/inpainting.py",  # the sample grids' hole L2 in metrics.jsonl
-    "atomic.py",
-    "options.py",
-    "recipes.py",
-)
-EVAL_CODE = ("evaluators", "metrics", "encoders", "data", "methods", "options.py", "records.py", "recipes.py")
-FIGURE_CODE = ("results/figures.py", "training/run_folder.py", "metrics", "methods", "encoders", "data")
+# Each kind of stage's entry module; its code version hashes every module it imports (code_version.py).
+PRETRAIN_ENTRY = "ssl_bench.training.pretrain"
+EVAL_ENTRY = "ssl_bench.evaluators.runner"
+FIGURE_ENTRY = "ssl_bench.results.figures"
 
 # Figure sizes: enough to read, small enough for the smoke budget (t-SNE of 300 points ≈ 10 s per encoder).
 FIGURE_OPTIONS = {"inpaint_images": 6, "tsne_images": 300, "layer_images": 64, "layer_draws": 3,
@@ -204,7 +197,7 @@ class Reproduction:
             inputs = {
                 "stage": "pretrain",
                 "config": config,
-                "code": source_hash(PRETRAIN_CODE),
+                "code": code_version([PRETRAIN_ENTRY, method_class(method).__module__]),
                 "data_manifest": self._pretrain_data_manifest(config),
             }
             key = config_hash(inputs)
@@ -392,7 +385,7 @@ class Reproduction:
                 "seed": seed,
                 "arch": ARCH,
                 "recipe": recipe,
-                "code": source_hash(EVAL_CODE),
+                "code": code_version([EVAL_ENTRY]),
                 "data_manifest": self._voc_manifest(task),
                 "weights_sha256": pre.weights_sha256,
                 "pretrain_key": pre.key,
@@ -463,7 +456,7 @@ class Reproduction:
         """Draw ``figures/<name>.png`` unless its key (inputs + figure code) is unchanged and it exists."""
         path = self.figures_dir / f"{name}.png"
         marker = StageMarker(self.stages_dir / "figures" / f"{name}.json")
-        key = config_hash({"figure": name, "inputs": inputs, "code": source_hash(FIGURE_CODE)})
+        key = config_hash({"figure": name, "inputs": inputs, "code": code_version([FIGURE_ENTRY])})
         if marker.done(key) and path.is_file():
             return self._done(StageResult("figure", name, "cached", key=key))
         t0 = time.perf_counter()

@@ -15,7 +15,6 @@ which the stage checks). The report and the stage table read only these fields.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,8 +23,6 @@ from typing import Any
 
 from ssl_bench.atomic import atomic_write_json
 from ssl_bench.results import DEFAULT_METHODS, DEFAULT_TASKS
-
-_PACKAGE = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -122,18 +119,6 @@ class StageMarker:
         marker = {"status": status, "key": key, "error": error, "record_id": record_id, **fields}
         atomic_write_json(self.path, marker)
         self.previous = marker
-
-
-def source_hash(parts: Sequence[str], root: Path = _PACKAGE) -> str:
-    """SHA-256 over the relative paths and bytes of the ``*.py`` files under ``parts`` of the package."""
-    h = hashlib.sha256()
-    files: list[Path] = []
-    for part in parts:
-        path = root / part
-        files += sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.is_file() else []
-    for f in sorted(set(files)):
-        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
