@@ -99,7 +99,7 @@ def check_sbd(root: Path) -> list[str]:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from ssl_bench.data.voc import check_voc_layout
+    from ssl_bench.data.voc_layout import check_voc_layout
 
     synthetic = (
         args.data.parent.parent / "SYNTHVOC.json"

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssl_bench.data import voc
+from ssl_bench.data import voc, voc_layout
 from ssl_bench.data.folder import ImageFolderIndex
 from ssl_bench.data.synthvoc import ensure_synthvoc, generate_synthvoc, split_sizes, synthvoc_pool
 from ssl_bench.errors import DataError
@@ -89,7 +89,8 @@ def test_layout_and_split_sizes(out: Path) -> None:
     for split in ("train", "val", "trainval", "test"):
         for name in CLASSES:
             assert (root / "ImageSets" / "Main" / f"{name}_{split}.txt").is_file()
-    assert voc.check_voc_layout(root, expected={"trainval": 16, "test": 16, "Segmentation/val": 8}) == []
+    expected = {"trainval": 16, "test": 16, "Segmentation/val": 8}
+    assert voc_layout.check_voc_layout(root, expected=expected) == []
 
 
 def test_splits_are_disjoint_and_the_pool_is_apart(out: Path) -> None:

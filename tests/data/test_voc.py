@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ssl_bench.data import voc
+from ssl_bench.data import voc, voc_layout
 from ssl_bench.data.synthvoc import generate_synthvoc
 from ssl_bench.errors import DataError
 
@@ -165,12 +165,12 @@ def test_detection_ground_truth_keeps_images_without_objects(root: Path) -> None
 
 
 def test_check_voc_layout_reports_problems(root: Path, tmp_path: Path) -> None:
-    assert voc.check_voc_layout(root) == []
-    assert voc.check_voc_layout(tmp_path / "nowhere") == [
+    assert voc_layout.check_voc_layout(root) == []
+    assert voc_layout.check_voc_layout(tmp_path / "nowhere") == [
         f"VOC root {tmp_path / 'nowhere'} does not exist or is not a folder"
     ]
 
-    problems = voc.check_voc_layout(root, expected={"trainval": 5011, "Main/test": 6})
+    problems = voc_layout.check_voc_layout(root, expected={"trainval": 5011, "Main/test": 6})
     assert problems == ["Main/trainval: 6 images, expected 5011"]
 
     test_ids = voc.read_image_set(root, "test")
@@ -181,7 +181,7 @@ def test_check_voc_layout_reports_problems(root: Path, tmp_path: Path) -> None:
     )
     with open(root / "ImageSets" / "Main" / "val.txt", "a") as f:
         f.write(f"{test_ids[2]}\n")
-    text = "\n".join(voc.check_voc_layout(root))
+    text = "\n".join(voc_layout.check_voc_layout(root))
     assert f"ids without JPEGImages/<id>.jpg: 1 ({test_ids[0]})" in text
     assert f"{test_ids[1]}.xml: malformed XML" in text
     assert "cannot read segmentation mask" in text
@@ -189,7 +189,7 @@ def test_check_voc_layout_reports_problems(root: Path, tmp_path: Path) -> None:
     assert "per-class files" in text and "trainval is not the union" in text
 
     shutil.rmtree(root / "Annotations")
-    assert voc.check_voc_layout(root) == [f"missing folder {root / 'Annotations'}"]
+    assert voc_layout.check_voc_layout(root) == [f"missing folder {root / 'Annotations'}"]
 
 
 def test_segmentation_mask_must_be_a_palette_png(root: Path) -> None:
