@@ -60,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--resume",
         action="store_true",
         help="continue the run in --out from its checkpoint.pt; the recipe must be the saved one, except "
-        "a higher --steps and the speed and cadence settings (README: When something goes wrong)",
+        "a higher --steps and the speed and cadence settings (docs/troubleshooting.md)",
     )
     p.add_argument(
         "--overwrite",

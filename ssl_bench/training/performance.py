@@ -3,7 +3,7 @@
 Recipe keys under ``train:`` (each ``auto`` by default):
     amp            bf16 autocast: on CUDA, and on CPUs with native bf16 (AVX-512 BF16 / AMX), where it pays:
                    on the 2-core AVX-512 BF16 development box the context-encoder step runs 1.6× faster than
-                   in fp32 (``bench speed``; README, Performance). Elsewhere fp32.
+                   in fp32 (``bench speed``; docs/performance.md). Elsewhere fp32.
     channels_last  NHWC memory format: on CUDA and on CPUs (oneDNN convolutions prefer it)
     compile        torch.compile the method: off unless true (falls back to eager if compilation fails)
     fused_adam     the fused Adam kernel: on (CUDA and CPU both have one)
@@ -94,7 +94,7 @@ def resolve_workers(value: Any, device: torch.device) -> int:
     loaded by a thread of the training process (``train.loader_thread``). The model already keeps every
     core busy there; worker processes preempt the training threads, and a preempted OpenMP thread stalls
     its partner at the next barrier. Measured on the 2-core development box in one run: end to end /
-    model-only 0.91 with the thread, 0.89 with 2 workers, 0.81 loading serially (README, Performance).
+    model-only 0.91 with the thread, 0.89 with 2 workers, 0.81 loading serially (docs/performance.md).
     """
     if value not in (None, "auto"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
