@@ -34,7 +34,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from ssl_bench.atomic import atomic_open, atomic_write_json  # noqa: E402
@@ -46,14 +45,13 @@ from ssl_bench.errors import CheckpointError  # noqa: E402
 from ssl_bench.evaluators.features import image_features  # noqa: E402
 from ssl_bench.evaluators.inpainting_baselines import classic_inpaint  # noqa: E402
 from ssl_bench.evaluators.inpainting_data import HOLE_AREA, TEST_SPLIT  # noqa: E402  (the inpaint evaluator's)
+from ssl_bench.methods.base import PretrainMethod  # noqa: E402
 from ssl_bench.methods.registry import method_class  # noqa: E402
-from ssl_bench.methods.semantic_inpainting import INIT_STD, SemanticInpainting  # noqa: E402
 from ssl_bench.metrics.filters import conv1_structure  # noqa: E402
 from ssl_bench.metrics.inpainting import hole_errors, summarize_hole_errors  # noqa: E402
 from ssl_bench.training.run_folder import RunFolder  # noqa: E402
 
 DPI = 110
-LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 # Classic inpainting rows of the inpainting grid (``evaluators/inpainting_baselines.py``), with their names.
 GRID_BASELINES = {"telea": "Telea", "ns": "Navier-Stokes", "biharmonic": "biharmonic"}
 
@@ -517,41 +515,10 @@ def _num(x: Any, default: float = float("nan")) -> float:
     return default if math.isnan(v) else v
 
 
-def inpainting_layers(method: nn.Module) -> dict[str, nn.Module]:
-    """The layers the layer-randomisation figures re-draw, input to output: the encoder's conv1…conv5; for
-    the semantic-inpainting net (issue #15: "each conv layer") also its bottleneck and the decoder's convs
-    (``deconv1`` … the up-conv that outputs the image)."""
-    layers = {name: getattr(method.encoder, name) for name in LAYERS if hasattr(method.encoder, name)}
-    if isinstance(method, SemanticInpainting):
-        layers["bottleneck"] = method.bottleneck[0]
-        convs = [m for m in method.decoder if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-        layers |= {f"deconv{i}": m for i, m in enumerate(convs, start=1)}
-    return layers
-
-
-def _rerandomise_(layer: nn.Module, generator: torch.Generator, std: float | None = None) -> None:
-    """Re-draw a layer's weights from its model's initial distribution; bias 0.
-
-    ``std`` None: the context encoder's He normal (fan-in); a number: N(0, std²), the semantic-inpainting
-    net's DCGAN init (``INIT_STD``). Batch-norm layers keep their trained statistics and affine weights.
-
-    NOTE: "re-randomise" follows the re-initialisation test of Zhang, Bengio & Singer, "Are All Layers
-    Created Equal?" (2019): the layer is set back to a fresh draw of its initialisation, as if it had never
-    been trained, while every other layer keeps its trained weights.
-    """
-    weight = layer.weight
-    scale = std if std is not None else math.sqrt(2.0 / weight[0].numel())
-    with torch.no_grad():
-        weight.copy_(torch.randn(weight.shape, generator=generator) * scale)
-        if getattr(layer, "bias", None) is not None:
-            layer.bias.zero_()
-
-
-def _redrawn(trained: nn.Module, layer_name: str, generator: torch.Generator) -> nn.Module:
-    """A copy of ``trained`` with one layer (an :func:`inpainting_layers` name) re-drawn."""
+def _redrawn(trained: PretrainMethod, layer_name: str, generator: torch.Generator) -> PretrainMethod:
+    """A copy of ``trained`` with one of its ``inpainting_layers()`` re-drawn (``PretrainMethod.redraw_``)."""
     model = copy.deepcopy(trained)
-    std = INIT_STD if isinstance(model, SemanticInpainting) else None
-    _rerandomise_(inpainting_layers(model)[layer_name], generator, std)
+    model.redraw_(model.inpainting_layers()[layer_name], generator)
     return model
 
 
@@ -563,7 +530,7 @@ def hole_l2_pct(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
 
 @torch.no_grad()
 def inpainting_l2_pct(
-    method: nn.Module, images: torch.Tensor, mask: torch.Tensor, batch_size: int = 16
+    method: PretrainMethod, images: torch.Tensor, mask: torch.Tensor, batch_size: int = 16
 ) -> float:
     """:func:`hole_l2_pct` of ``method``'s inpainting of normalised ``images``, in batches."""
     l1, mse = [], []
@@ -589,7 +556,7 @@ def layer_randomisation(
     """Centre-hole error after re-randomising one layer at a time, per inpainting method.
 
     For each run with a decoder: the hole L2 (%) of the trained model, then for each of its
-    :func:`inpainting_layers` the mean (and spread) over ``draws`` re-draws of that layer alone, and the
+    ``inpainting_layers()`` the mean (and spread) over ``draws`` re-draws of that layer alone, and the
     mean-fill baseline. A layer whose re-randomisation costs little carried little of what the model uses
     to inpaint.
 
@@ -622,7 +589,7 @@ def layer_randomisation(
             "layers": {},
         }
         generator = torch.Generator().manual_seed(seed)
-        for layer_name in inpainting_layers(trained):
+        for layer_name in trained.inpainting_layers():
             values = []
             for _ in range(draws):
                 values.append(inpainting_l2_pct(_redrawn(trained, layer_name, generator), images, mask))
@@ -657,7 +624,7 @@ def layer_randomisation(
 def layer_randomisation_outputs(
     run: Path, voc_root: Path, out: Path, num_images: int = 4, seed: int = 0, device: str = "cpu"
 ) -> Path:
-    """One run's fills of a centre hole as each of its :func:`inpainting_layers` is re-drawn in turn (one
+    """One run's fills of a centre hole as each of its ``inpainting_layers()`` is re-drawn in turn (one
     draw each, the first draw of :func:`layer_randomisation` with the same seed): rows masked input, the
     trained net, one per re-drawn layer (its hole L2 % on these images in the label), original."""
     folder = RunFolder(run)
@@ -671,7 +638,7 @@ def layer_randomisation_outputs(
     rows = [("masked input", fill_holes(images, mask, trained.fill))]
     generator = torch.Generator().manual_seed(seed)
     for layer_name, model in [("trained", trained)] + [
-        (name, _redrawn(trained, name, generator)) for name in inpainting_layers(trained)
+        (name, _redrawn(trained, name, generator)) for name in trained.inpainting_layers()
     ]:
         filled = model.inpaint(images, mask)
         label = layer_name if layer_name == "trained" else f"{layer_name} re-drawn"
