@@ -433,12 +433,10 @@ class SemanticInpainting(PretrainMethod):
         return self._code(fill_holes(image, mask, self.fill)).float().flatten(1)
 
     def inpainting_layers(self) -> dict[str, nn.Module]:
-        """The encoder's convs, then the bottleneck and the decoder's convs (``deconv1`` … the up-conv that
-        outputs the image): issue #15's "each conv layer"; ``redraw_`` draws them from N(0, ``INIT_STD``²)."""
-        layers = super().inpainting_layers()
-        layers["bottleneck"] = self.bottleneck[0]
+        """The encoder's convs, the code's, the decoder's (``deconv1`` …): issue #15's "each conv layer"."""
         convs = [m for m in self.decoder if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-        return layers | {f"deconv{i}": m for i, m in enumerate(convs, start=1)}
+        decoder = {f"deconv{i}": m for i, m in enumerate(convs, start=1)}
+        return super().inpainting_layers() | {"bottleneck": self.bottleneck[0]} | decoder
 
 
 @register_method("semantic_inpainting_l2")
