@@ -33,10 +33,17 @@ needs another group's output computes it under ``torch.no_grad()``.
 Every optimiser is the recipe's (``train.optimizer``, betas, weight decay) with lr ``train.lr ·
 group.lr_factor`` at every step of the schedule; ``checkpoint.pt`` keeps each optimiser's state under
 its group's name. Every parameter of a group must receive a gradient from its loss at every step.
+
+Layer re-randomisation (``results/analyses.py``): a method with a decoder names the layers it can re-draw,
+input to output, in ``inpainting_layers()``, and ``redraw_(layer, generator)`` sets one back to a fresh
+draw of its initial distribution (``redraw_std``). The defaults fit the context encoder (its CaffeNet
+``conv1`` … ``conv5``, He normal); the semantic-inpainting net adds its bottleneck and decoder and its
+DCGAN init. The analysis knows no method beyond these two hooks.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -45,6 +52,7 @@ import torch
 from torch import nn
 
 MAIN_GROUP = "main"  # the one optimiser of a method that does not override ``optimizer_groups``
+ENCODER_CONVS = ("conv1", "conv2", "conv3", "conv4", "conv5")  # the default ``inpainting_layers``
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,8 @@ class PretrainMethod(nn.Module):
         trains: False for methods that are finished once constructed / prepared (``random``, ``datainit``).
         needs_labels: True when batches must carry image-level labels (``supervised``).
         mask_type: which masks the data pipeline draws for each sample (see ``data/masks.py``).
+        redraw_std: the initial distribution ``redraw_`` draws from: None for He normal (fan-in), the
+            encoders' init; a number for N(0, std²).
 
     Subclasses set ``self.encoder`` (the part saved as ``encoder.pt``) and implement ``forward``.
     """
@@ -83,6 +93,7 @@ class PretrainMethod(nn.Module):
     trains: ClassVar[bool] = True
     needs_labels: ClassVar[bool] = False
     needs_data: ClassVar[bool] = True
+    redraw_std: ClassVar[float | None] = None
     mask_type: str = "none"
     mask_options: dict[str, Any]
     encoder: nn.Module
@@ -142,6 +153,27 @@ class PretrainMethod(nn.Module):
     def inpaint(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
         """Reconstruction for sample grids and the inpainting evaluator; None if the method has no decoder."""
         return None
+
+    def inpainting_layers(self) -> dict[str, nn.Module]:
+        """The layers, input to output, that layer re-randomisation re-draws one at a time (module
+        docstring). Default: the encoder's ``conv1`` … ``conv5``, those it has."""
+        return {name: getattr(self.encoder, name) for name in ENCODER_CONVS if hasattr(self.encoder, name)}
+
+    def redraw_(self, layer: nn.Module, generator: torch.Generator) -> None:
+        """Re-draw ``layer`` (one of ``inpainting_layers()``) from the method's initial distribution, in
+        place: its weight from N(0, std²), std = ``redraw_std`` or He normal's sqrt(2 / fan-in); its bias 0.
+        Batch norm keeps its trained statistics and affine weights.
+
+        NOTE: "re-randomise" follows the re-initialisation test of Zhang, Bengio & Singer, "Are All Layers
+        Created Equal?" (2019): the layer is set back to a fresh draw of its initialisation, as if it had
+        never been trained, while every other layer keeps its trained weights.
+        """
+        weight = layer.weight
+        std = self.redraw_std if self.redraw_std is not None else math.sqrt(2.0 / weight[0].numel())
+        with torch.no_grad():
+            weight.copy_(torch.randn(weight.shape, generator=generator) * std)
+            if getattr(layer, "bias", None) is not None:
+                layer.bias.zero_()
 
 
 def plans_epochs(method: PretrainMethod) -> bool:

@@ -82,7 +82,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -243,6 +243,8 @@ class SemanticInpainting(PretrainMethod):
         width: w = nef = ngf = ndf, the first conv's channels (64 in the code).
         discriminator_lr_factor: the discriminator's lr over the generator's (0.1: the code's 10×).
     """
+
+    redraw_std: ClassVar[float] = INIT_STD  # layer re-randomisation draws from the code's init (dcgan_init_)
 
     def __init__(
         self,
@@ -429,6 +431,12 @@ class SemanticInpainting(PretrainMethod):
         C·s·s for the channel-wise bottleneck. Call it in ``eval()`` mode (running BN statistics).
         """
         return self._code(fill_holes(image, mask, self.fill)).float().flatten(1)
+
+    def inpainting_layers(self) -> dict[str, nn.Module]:
+        """The encoder's convs, the code's, the decoder's (``deconv1`` …): issue #15's "each conv layer"."""
+        convs = [m for m in self.decoder if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+        decoder = {f"deconv{i}": m for i, m in enumerate(convs, start=1)}
+        return super().inpainting_layers() | {"bottleneck": self.bottleneck[0]} | decoder
 
 
 @register_method("semantic_inpainting_l2")

@@ -1,4 +1,5 @@
-"""Results: the table (``table.py``), its statistics (``stats.py``), figures, report and ``bench reproduce``.
+"""Results: the table (``table.py``), its statistics (``stats.py``), the analyses behind the figures
+(``analyses.py``), figures, report and ``bench reproduce``.
 
 Everything here renders from stored result records (``ssl_bench/records.py``); nothing reads a live run.
 """

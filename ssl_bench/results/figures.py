@@ -1,5 +1,10 @@
 """Figures for the report (matplotlib, Agg backend, PNG): what each encoder learned and how the table looks.
 
+Drawing only: the numbers and arrays come from ``analyses.py`` (held-out images through the models, t-SNE,
+layer re-randomisation), from each run's ``metrics.jsonl`` and from the table. Each ``draw_*`` function
+draws one analysis's data, as returned or as saved (``ImageGrid.load``, the JSON of ``analyses.write_json``);
+the figure functions below compute, then draw, from the inputs ``bench reproduce`` has:
+
 - :func:`inpainting_examples`: masked input / each method's output / original, centre hole, held-out images;
 - :func:`conv1_filters`: the 96 conv1 filters of every encoder;
 - :func:`tsne_pool5`: t-SNE of pool5 features of held-out images, coloured by the image's main class;
@@ -13,14 +18,11 @@
 - :func:`gan_curves`: generator and discriminator losses and the discriminator's accuracy of GAN runs.
 
 Inputs are pretraining run folders (``bench pretrain --out``), ``encoder.pt`` files, a VOC root and the
-table's numeric frame. Every function writes one PNG atomically and returns its path. Held-out images are
-the VOC ``Main/test`` split (never seen in pretraining: on SynthVOC the pool is disjoint from it), centre-
-cropped at the run's image size as in the pretraining sample grids.
+table's numeric frame. Every function writes one PNG atomically and returns its path.
 """
 
 from __future__ import annotations
 
-import copy
 import io
 import math
 from collections.abc import Mapping, Sequence
@@ -33,29 +35,15 @@ matplotlib.use("Agg")  # files only, no display; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
-from ssl_bench.atomic import atomic_open, atomic_write_json  # noqa: E402
-from ssl_bench.data.masks import center_mask, fill_holes  # noqa: E402
-from ssl_bench.data.transforms import denormalize, normalize, to_tensor  # noqa: E402
-from ssl_bench.data.voc import VOC_CLASSES, load_image, parse_annotation, read_image_set  # noqa: E402
-from ssl_bench.encoders import load_encoder, read_weights_file  # noqa: E402
-from ssl_bench.errors import CheckpointError  # noqa: E402
-from ssl_bench.evaluators.features import image_features  # noqa: E402
-from ssl_bench.evaluators.inpainting_baselines import classic_inpaint  # noqa: E402
-from ssl_bench.evaluators.inpainting_data import HOLE_AREA, TEST_SPLIT  # noqa: E402  (the inpaint evaluator's)
-from ssl_bench.methods.registry import method_class  # noqa: E402
-from ssl_bench.methods.semantic_inpainting import INIT_STD, SemanticInpainting  # noqa: E402
-from ssl_bench.metrics.filters import conv1_structure  # noqa: E402
-from ssl_bench.metrics.inpainting import hole_errors, summarize_hole_errors  # noqa: E402
+from ssl_bench.atomic import atomic_open  # noqa: E402
+from ssl_bench.data.voc import VOC_CLASSES  # noqa: E402
+from ssl_bench.results import analyses as A  # noqa: E402
+from ssl_bench.results.analyses import ImageGrid  # noqa: E402
 from ssl_bench.training.run_folder import RunFolder  # noqa: E402
 
 DPI = 110
-LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
-# Classic inpainting rows of the inpainting grid (``evaluators/inpainting_baselines.py``), with their names.
-GRID_BASELINES = {"telea": "Telea", "ns": "Navier-Stokes", "biharmonic": "biharmonic"}
+GRID_BASELINES = A.GRID_BASELINES  # the classic inpainters the inpainting grid can show (reproduce's list)
 
 
 def save_figure(fig: plt.Figure, path: Path) -> Path:
@@ -79,206 +67,63 @@ def _message_figure(path: Path, title: str, message: str) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------------
-# Inputs
+# Drawing an analysis's data
 
 
-def held_out_images(
-    voc_root: Path, num_images: int, image_size: int, split: str = TEST_SPLIT
-) -> tuple[torch.Tensor, list[str]]:
-    """Evenly spaced images of ``ImageSets/Main/<split>.txt``, centre crops, normalised.
-
-    Returns:
-        (images [N, 3, S, S], their ids).
-    """
-    ids = read_image_set(voc_root, split, "Main")
-    picks = np.unique(np.linspace(0, len(ids) - 1, min(num_images, len(ids))).round().astype(int))
-    chosen = [ids[i] for i in picks]
-    out = []
-    for image_id in chosen:
-        image = load_image(Path(voc_root) / "JPEGImages" / f"{image_id}.jpg")
-        w, h = image.size
-        scale = image_size / min(w, h)  # shorter side → S, then the centre (the sample grids' crop)
-        rw, rh = max(image_size, round(w * scale)), max(image_size, round(h * scale))
-        image = image.resize((rw, rh), resample=2)
-        x0, y0 = (rw - image_size) // 2, (rh - image_size) // 2
-        out.append(normalize(to_tensor(image.crop((x0, y0, x0 + image_size, y0 + image_size)))))
-    return torch.stack(out), chosen
-
-
-def main_classes(voc_root: Path, ids: Sequence[str]) -> np.ndarray:
-    """Per image, the class of its largest non-difficult object (largest of any if all are difficult)."""
-    out = []
-    for image_id in ids:
-        ann = parse_annotation(Path(voc_root) / "Annotations" / f"{image_id}.xml")
-        boxes, labels = ann["boxes"], ann["labels"]
-        if len(labels) == 0:
-            out.append(-1)
-            continue
-        area = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
-        area = np.where(ann["difficult"], area * 1e-6, area)  # difficult objects only as a last resort
-        out.append(int(labels[int(np.argmax(area))]))
-    return np.array(out)
-
-
-def _runs_with_decoder(runs: Mapping[str, Path]) -> dict[str, RunFolder]:
-    """The runs whose method can inpaint (random, datainit and supervised have no decoder)."""
-    folders = {m: RunFolder(r) for m, r in runs.items()}
-    return {m: run for m, run in folders.items() if run.has_decoder}
-
-
-def _to_image(x: torch.Tensor) -> np.ndarray:
-    """Normalised [3, H, W] → displayable [H, W, 3] in [0, 1]."""
-    return denormalize(x.float().cpu()).permute(1, 2, 0).numpy()
-
-
-# ------------------------------------------------------------------------------------------------------
-# Figures
-
-
-@torch.no_grad()
-def inpainting_examples(
-    runs: Mapping[str, Path],
-    voc_root: Path,
-    out: Path,
-    num_images: int = 6,
-    device: str = "cpu",
-    baselines: Sequence[str] = (),
-) -> Path:
-    """Rows: masked input, each inpainting method's output, each classic baseline's, original; columns:
-    held-out images.
-
-    Methods without a decoder (random, datainit, supervised) cannot inpaint and are left out (named in
-    the title). The hole is the centre quarter (Table 1's protocol), filled with each method's own fill.
-    ``baselines``: keys of :data:`GRID_BASELINES` (OpenCV's Telea and Navier–Stokes, scikit-image's
-    biharmonic), run on the 8-bit images as the ``inpaint`` evaluator runs them.
-    """
-    decoders = _runs_with_decoder(runs)
-    if not decoders:
-        return _message_figure(
-            out, "Inpainting examples", "no run with a decoder (context_encoder, autoencoder)"
-        )
-    size = int(next(iter(decoders.values())).config["data"]["image_size"])
-    images, _ = held_out_images(voc_root, num_images, size)  # [N, 3, S, S]
-    mask = center_mask(size, area=HOLE_AREA).expand(len(images), 1, size, size)  # [N, 1, S, S]
-    rows: list[tuple[str, torch.Tensor]] = []
-    for name, run in decoders.items():
-        method = run.load_method().to(device)
-        if not rows:
-            rows.append(("masked input", fill_holes(images, mask, method.fill.cpu())))
-        rows.append((f"{name}\noutput", method.inpaint(images.to(device), mask.to(device)).cpu()))
-    eight_bit = (denormalize(images).clamp(0, 1) * 255).round() / 255  # [N, 3, S, S] in [0, 1]
-    for key in baselines:
-        filled = classic_inpaint(eight_bit, mask, key).float()  # [N, 3, S, S] in [0, 1]
-        rows.append((GRID_BASELINES[key], normalize(filled)))
-    rows.append(("original", images))
-    skipped = sorted(set(runs) - set(decoders))
-    title = "Centre-hole inpainting on held-out images"
-    if skipped:
-        title += f"\n(no decoder: {', '.join(skipped)})"
-    return _image_rows(rows, title, out)
-
-
-def _image_rows(rows: Sequence[tuple[str, torch.Tensor]], title: str, out: Path) -> Path:
-    """One row of images per (label, normalised batch [n, 3, S, S]), the label on the left; saved to out."""
-    n = len(rows[0][1])
+def draw_image_grid(grid: ImageGrid, out: Path) -> Path:
+    """One row of images per (label, [n, S, S, 3] in [0, 1]), the label on the left; saved to out."""
+    n = len(grid.rows[0][1])
     fig, axes = plt.subplots(
-        len(rows), n, figsize=(1.5 * n + 0.8, 1.5 * len(rows) + 0.4), squeeze=False, layout="constrained"
-    )
-    for r, (label, batch) in enumerate(rows):
+        len(grid.rows), n, figsize=(1.5 * n + 0.8, 1.5 * len(grid.rows) + 0.4), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    for r, (label, images) in enumerate(grid.rows):
         for c in range(n):
             ax = axes[r][c]
-            ax.imshow(_to_image(batch[c]))
+            ax.imshow(images[c])
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
                 ax.set_ylabel(label, fontsize=7)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(grid.title, fontsize=10)
     return save_figure(fig, out)
 
 
-def filter_mosaic(weight: torch.Tensor, columns: int = 12) -> np.ndarray:
-    """conv1 weights [K, 3, k, k] → one RGB mosaic, each filter min–max scaled on its own, 1-px gaps."""
-    w = weight.detach().float().cpu()
-    k, _, h, wd = w.shape
-    rows = math.ceil(k / columns)
-    mosaic = np.ones((rows * (h + 1) - 1, columns * (wd + 1) - 1, 3))
-    for i in range(k):
-        f = w[i]
-        f = (f - f.min()) / (f.max() - f.min() + 1e-12)
-        r, c = divmod(i, columns)
-        mosaic[r * (h + 1) : r * (h + 1) + h, c * (wd + 1) : c * (wd + 1) + wd] = f.permute(1, 2, 0).numpy()
-    return mosaic
-
-
-def conv1_filters(weights: Mapping[str, Path], out: Path) -> Path:
-    """One panel per encoder with its conv1 filters (96 of 11×11×3 for CaffeNet), titled with their
-    structure (``metrics.filters.conv1_structure``: about 0 for a Gaussian init, high for smooth edges and
-    colour blobs)."""
-    items = list(weights.items())
-    if not items:
+def draw_conv1_filters(panels: Mapping[str, tuple[np.ndarray, float] | str], out: Path) -> Path:
+    """One panel per encoder (:func:`analyses.conv1_panels`): its conv1 mosaic titled with its structure,
+    or the message why there is none."""
+    if not panels:
         return _message_figure(out, "conv1 filters", "no encoder weights")
-    fig, axes = plt.subplots(1, len(items), figsize=(3.4 * len(items), 3.0), squeeze=False)
-    for ax, (name, path) in zip(axes[0], items, strict=True):
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.0), squeeze=False)
+    for ax, (name, panel) in zip(axes[0], panels.items(), strict=True):
         ax.set_xticks([])
         ax.set_yticks([])
-        state = read_weights_file(path, "encoder weights")
-        key = next((k for k in ("conv1.weight", "features.0.weight") if k in state), None)
-        if key is None or state[key].shape[1] != 3:
+        if isinstance(panel, str):
             ax.set_title(name, fontsize=9)
-            ax.text(0.5, 0.5, "no RGB conv1", ha="center", va="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, panel, ha="center", va="center", transform=ax.transAxes)
             continue
-        ax.set_title(f"{name}\nstructure {conv1_structure(state[key]):.2f}", fontsize=9)
-        ax.imshow(filter_mosaic(state[key]), interpolation="nearest")
+        mosaic, structure = panel
+        ax.set_title(f"{name}\nstructure {structure:.2f}", fontsize=9)
+        ax.imshow(mosaic, interpolation="nearest")
     fig.suptitle("conv1 filters (each scaled to its own range)", fontsize=10)
     return save_figure(fig, out)
 
 
-@torch.no_grad()
-def pool5_features(
-    weights: Path, images: torch.Tensor, arch: str = "caffenet", device: str = "cpu", batch_size: int = 32
-) -> np.ndarray:
-    """Flattened pool5 features [N, 9216] of ``images`` through the encoder in ``weights``, by the
-    evaluators' frozen-feature extractor (the same features cls-linear and knn see)."""
-    return image_features(load_encoder(weights, arch), images, "pool5", device=device, batch_size=batch_size)
-
-
-def tsne_embedding(features: np.ndarray, seed: int = 0) -> np.ndarray:
-    """2-D t-SNE of features (PCA to ≤ 50 dims first, the usual preprocessing for speed and noise).
-
-    Runs on one thread: scikit-learn's Barnes-Hut gradient is OpenMP-parallel per iteration, which on a busy
-    machine spends far more time synchronising than computing (measured: 30 s vs 0.1 s for 10 points under
-    load), and one thread also makes the embedding, hence the PNG, reproducible.
-    """
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
-    from threadpoolctl import threadpool_limits
-
-    n = len(features)
-    x = features.astype(np.float64)
-    dims = min(50, n - 1, x.shape[1])
-    perplexity = float(max(2.0, min(30.0, (n - 1) / 3.0)))
-    with threadpool_limits(1):
-        if dims >= 2:
-            x = PCA(n_components=dims, random_state=seed).fit_transform(x)
-        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
-
-
-def _tsne_figure(
-    features: Mapping[str, np.ndarray | str], classes: np.ndarray, out: Path, title: str, seed: int = 0,
-    progress: bool = True,
-) -> Path:
-    """One t-SNE panel per entry (features [N, D], or a message why there are none), coloured by class."""
-    fig, axes = plt.subplots(1, len(features), figsize=(3.6 * len(features), 3.6), squeeze=False)
+def draw_tsne(data: Mapping[str, Any], out: Path) -> Path:
+    """One t-SNE panel per entry of ``data["panels"]`` (an embedding [[x, y] × N] or a message why there
+    is none), points coloured by ``data["classes"]`` (VOC class index; -1 grey), titled ``data["title"]``
+    (:func:`analyses.tsne_pool5_panels`, :func:`analyses.tsne_code_panels`, or their saved JSON)."""
+    panels, classes = data["panels"], data["classes"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
     cmap = plt.get_cmap("tab20")
-    items = list(features.items())
-    for ax, (name, x) in zip(axes[0], tqdm(items, desc="t-SNE", disable=not progress), strict=True):
+    for ax, (name, xy) in zip(axes[0], panels.items(), strict=True):
         ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-        if isinstance(x, str):
-            ax.text(0.5, 0.5, x, ha="center", va="center", transform=ax.transAxes, fontsize=8, wrap=True)
+        if isinstance(xy, str):
+            ax.text(0.5, 0.5, xy, ha="center", va="center", transform=ax.transAxes, fontsize=8, wrap=True)
             continue
-        xy = tsne_embedding(x, seed)
+        xy = np.asarray(xy)
         ax.scatter(xy[:, 0], xy[:, 1], c=[cmap(c % 20) if c >= 0 else (0.6, 0.6, 0.6) for c in classes], s=7)
     present = sorted({int(c) for c in classes if c >= 0})
     handles = [
@@ -292,8 +137,59 @@ def _tsne_figure(
         frameon=False,
         bbox_to_anchor=(0.5, -0.08),
     )
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(data["title"], fontsize=10)
     return save_figure(fig, out)
+
+
+def draw_layer_randomisation(results: Mapping[str, Any], out: Path) -> Path:
+    """Hole error per re-drawn layer (mean ± std over draws), one line per method, its mean fill dashed
+    (:func:`analyses.layer_randomisation_errors`, or its saved JSON)."""
+    if not results["methods"]:
+        return _message_figure(out, "Layer randomisation", A.NO_DECODER)
+    layers = list(dict.fromkeys(k for entry in results["methods"].values() for k in entry["layers"]))
+    fig, ax = plt.subplots(figsize=(max(5.6, 0.6 * len(layers) + 2.0), 3.4))
+    xs = ["none", *layers]
+    for i, (name, entry) in enumerate(results["methods"].items()):
+        ys = [entry["trained"]] + [entry["layers"].get(k, {}).get("mean", np.nan) for k in layers]
+        es = [0.0] + [entry["layers"].get(k, {}).get("std", 0.0) for k in layers]
+        ax.errorbar(range(len(xs)), ys, yerr=es, marker="o", capsize=3, color=f"C{i}", label=name)
+        ax.axhline(entry["mean_fill"], color=f"C{i}", ls="--", lw=0.8, label=f"{name}: mean fill")
+    ax.set_xticks(range(len(xs)), xs, rotation=30 if len(xs) > 6 else 0, fontsize=8)
+    ax.set_xlabel("layer re-randomised")
+    ax.set_ylabel("centre-hole L2 error (%)")
+    ax.set_title(
+        f"Layer randomisation: {results['num_images']} held-out images, {results['draws']} draws per layer",
+        fontsize=10,
+    )
+    ax.legend(fontsize=7)
+    return save_figure(fig, out)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Figures: compute (analyses.py), then draw
+
+
+def inpainting_examples(
+    runs: Mapping[str, Path],
+    voc_root: Path,
+    out: Path,
+    num_images: int = 6,
+    device: str = "cpu",
+    baselines: Sequence[str] = (),
+) -> Path:
+    """The inpainting grid of :func:`analyses.inpainting_example_grid` (rows: masked input, each method's
+    fill, each classic baseline's, original; columns: held-out images)."""
+    grid = A.inpainting_example_grid(runs, voc_root, num_images, device, baselines)
+    if isinstance(grid, str):
+        return _message_figure(out, "Inpainting examples", grid)
+    return draw_image_grid(grid, out)
+
+
+def conv1_filters(weights: Mapping[str, Path], out: Path) -> Path:
+    """One panel per encoder with its conv1 filters (96 of 11×11×3 for CaffeNet), titled with their
+    structure (``metrics.filters.conv1_structure``: about 0 for a Gaussian init, high for smooth edges and
+    colour blobs)."""
+    return draw_conv1_filters(A.conv1_panels(weights), out)
 
 
 def tsne_pool5(
@@ -306,28 +202,14 @@ def tsne_pool5(
     device: str = "cpu",
     progress: bool = True,
 ) -> Path:
-    """t-SNE of pool5 features of held-out images, one panel per encoder, coloured by main class.
-
-    An ``encoder.pt`` that is not a CaffeNet (the semantic-inpainting net's DCGAN encoder) gets a panel
-    that says so.
-    """
-    if not weights:
-        return _message_figure(out, "t-SNE of pool5 features", "no encoder weights")
-    images, ids = held_out_images(voc_root, max_images, image_size)
-    features: dict[str, np.ndarray | str] = {}
-    for name, path in weights.items():
-        try:
-            features[name] = pool5_features(path, images, device=device)
-        except CheckpointError:
-            features[name] = "not a CaffeNet encoder:\nno pool5"
-    title = (
-        f"t-SNE of pool5 features, {len(images)} held-out images ({TEST_SPLIT}), "
-        "coloured by the largest object's class"
-    )
-    return _tsne_figure(features, main_classes(voc_root, ids), out, title, seed, progress)
+    """t-SNE of pool5 features of held-out images, one panel per encoder, coloured by main class
+    (:func:`analyses.tsne_pool5_panels`; a non-CaffeNet encoder gets a panel that says so)."""
+    data = A.tsne_pool5_panels(weights, voc_root, max_images, image_size, seed, device, progress)
+    if isinstance(data, str):
+        return _message_figure(out, "t-SNE of pool5 features", data)
+    return draw_tsne(data, out)
 
 
-@torch.no_grad()
 def tsne_code(
     runs: Mapping[str, Path],
     voc_root: Path,
@@ -337,31 +219,49 @@ def tsne_code(
     device: str = "cpu",
     progress: bool = True,
 ) -> Path:
-    """t-SNE of the bottleneck code (``method.encode``: the semantic-inpainting net's 4000-d code) of
-    held-out images with the centre hole filled, as the decoder reads it, one panel per run."""
-    coders = {m: RunFolder(r) for m, r in runs.items()}
-    coders = {m: run for m, run in coders.items() if hasattr(method_class(run.method_name), "encode")}
-    if not coders:
-        return _message_figure(out, "t-SNE of the code", "no run with a bottleneck code (semantic nets)")
-    features: dict[str, np.ndarray | str] = {}
-    ids: list[str] = []
-    dims = set()
-    for name, run in coders.items():
-        method = run.load_method().to(device)
-        size = int(run.config["data"]["image_size"])
-        images, ids = held_out_images(voc_root, max_images, size)
-        mask = center_mask(size, area=HOLE_AREA).expand(len(images), 1, size, size)
-        codes = [
-            method.encode(images[i : i + 32].to(device), mask[i : i + 32].to(device)).cpu()
-            for i in range(0, len(images), 32)
-        ]
-        features[name] = torch.cat(codes).numpy()  # [N, D]
-        dims.add(features[name].shape[1])
-    title = (
-        f"t-SNE of the {'/'.join(map(str, sorted(dims)))}-d bottleneck code, {len(ids)} held-out images "
-        f"({TEST_SPLIT}, centre hole filled), coloured by the largest object's class"
-    )
-    return _tsne_figure(features, main_classes(voc_root, ids), out, title, seed, progress)
+    """t-SNE of the bottleneck code of held-out images, one panel per run
+    (:func:`analyses.tsne_code_panels`)."""
+    data = A.tsne_code_panels(runs, voc_root, max_images, seed, device, progress)
+    if isinstance(data, str):
+        return _message_figure(out, "t-SNE of the code", data)
+    return draw_tsne(data, out)
+
+
+def layer_randomisation(
+    runs: Mapping[str, Path],
+    voc_root: Path,
+    out: Path,
+    num_images: int = 64,
+    draws: int = 3,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+) -> tuple[Path, dict[str, Any]]:
+    """Centre-hole error after re-randomising one layer at a time, per inpainting method
+    (:func:`analyses.layer_randomisation_errors`).
+
+    Returns:
+        (PNG path, the numbers — also written beside the PNG as ``<name>.json``).
+    """
+    results = A.layer_randomisation_errors(runs, voc_root, num_images, draws, seed, device, progress)
+    path = draw_layer_randomisation(results, out)
+    A.write_json(Path(out).with_suffix(".json"), results)
+    return path, results
+
+
+def layer_randomisation_outputs(
+    run: Path, voc_root: Path, out: Path, num_images: int = 4, seed: int = 0, device: str = "cpu"
+) -> Path:
+    """One run's fills of a centre hole as each of its layers is re-drawn in turn, one row per layer with
+    its hole error (:func:`analyses.layer_output_grid`)."""
+    grid = A.layer_output_grid(run, voc_root, num_images, seed, device)
+    if isinstance(grid, str):
+        return _message_figure(out, "Layer randomisation", grid)
+    return draw_image_grid(grid, out)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Figures from metrics.jsonl and the table
 
 
 def loss_curves(runs: Mapping[str, Path], out: Path) -> Path:
@@ -515,166 +415,3 @@ def _num(x: Any, default: float = float("nan")) -> float:
     except (TypeError, ValueError):
         return default
     return default if math.isnan(v) else v
-
-
-def inpainting_layers(method: nn.Module) -> dict[str, nn.Module]:
-    """The layers the layer-randomisation figures re-draw, input to output: the encoder's conv1…conv5; for
-    the semantic-inpainting net (issue #15: "each conv layer") also its bottleneck and the decoder's convs
-    (``deconv1`` … the up-conv that outputs the image)."""
-    layers = {name: getattr(method.encoder, name) for name in LAYERS if hasattr(method.encoder, name)}
-    if isinstance(method, SemanticInpainting):
-        layers["bottleneck"] = method.bottleneck[0]
-        convs = [m for m in method.decoder if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-        layers |= {f"deconv{i}": m for i, m in enumerate(convs, start=1)}
-    return layers
-
-
-def _rerandomise_(layer: nn.Module, generator: torch.Generator, std: float | None = None) -> None:
-    """Re-draw a layer's weights from its model's initial distribution; bias 0.
-
-    ``std`` None: the context encoder's He normal (fan-in); a number: N(0, std²), the semantic-inpainting
-    net's DCGAN init (``INIT_STD``). Batch-norm layers keep their trained statistics and affine weights.
-
-    NOTE: "re-randomise" follows the re-initialisation test of Zhang, Bengio & Singer, "Are All Layers
-    Created Equal?" (2019): the layer is set back to a fresh draw of its initialisation, as if it had never
-    been trained, while every other layer keeps its trained weights.
-    """
-    weight = layer.weight
-    scale = std if std is not None else math.sqrt(2.0 / weight[0].numel())
-    with torch.no_grad():
-        weight.copy_(torch.randn(weight.shape, generator=generator) * scale)
-        if getattr(layer, "bias", None) is not None:
-            layer.bias.zero_()
-
-
-def _redrawn(trained: nn.Module, layer_name: str, generator: torch.Generator) -> nn.Module:
-    """A copy of ``trained`` with one layer (an :func:`inpainting_layers` name) re-drawn."""
-    model = copy.deepcopy(trained)
-    std = INIT_STD if isinstance(model, SemanticInpainting) else None
-    _rerandomise_(inpainting_layers(model)[layer_name], generator, std)
-    return model
-
-
-def hole_l2_pct(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
-    """Table 1's hole L2 (%) of normalised images, compared in [0, 1] (``ssl_bench.metrics.inpainting``)."""
-    errors = hole_errors(denormalize(pred.float()), denormalize(target.float()), mask)  # (l1 [N], mse [N])
-    return summarize_hole_errors(*errors)["l2_pct"]
-
-
-@torch.no_grad()
-def inpainting_l2_pct(
-    method: nn.Module, images: torch.Tensor, mask: torch.Tensor, batch_size: int = 16
-) -> float:
-    """:func:`hole_l2_pct` of ``method``'s inpainting of normalised ``images``, in batches."""
-    l1, mse = [], []
-    for i in range(0, len(images), batch_size):
-        x, m = images[i : i + batch_size], mask[i : i + batch_size]
-        errors = hole_errors(denormalize(method.inpaint(x, m).float()), denormalize(x.float()), m)  # [B] each
-        l1.append(errors[0])
-        mse.append(errors[1])
-    return summarize_hole_errors(torch.cat(l1), torch.cat(mse))["l2_pct"]
-
-
-@torch.no_grad()
-def layer_randomisation(
-    runs: Mapping[str, Path],
-    voc_root: Path,
-    out: Path,
-    num_images: int = 64,
-    draws: int = 3,
-    seed: int = 0,
-    device: str = "cpu",
-    progress: bool = True,
-) -> tuple[Path, dict[str, Any]]:
-    """Centre-hole error after re-randomising one layer at a time, per inpainting method.
-
-    For each run with a decoder: the hole L2 (%) of the trained model, then for each of its
-    :func:`inpainting_layers` the mean (and spread) over ``draws`` re-draws of that layer alone, and the
-    mean-fill baseline. A layer whose re-randomisation costs little carried little of what the model uses
-    to inpaint.
-
-    Returns:
-        (PNG path, the numbers — also written beside the PNG as ``<name>.json``).
-    """
-    decoders = _runs_with_decoder(runs)
-    results: dict[str, Any] = {
-        "metric": "hole L2 % (100 * mean squared error on the centre hole, [0,1] pixels)",
-        "num_images": 0,
-        "draws": draws,
-        "methods": {},
-    }
-    if not decoders:
-        path = _message_figure(
-            out, "Layer randomisation", "no run with a decoder (context_encoder, autoencoder)"
-        )
-        atomic_write_json(Path(out).with_suffix(".json"), results)
-        return path, results
-    for name, run in tqdm(decoders.items(), desc="layer randomisation", disable=not progress):
-        trained = run.load_method().to(device)
-        size = int(run.config["data"]["image_size"])
-        images, _ = held_out_images(voc_root, num_images, size)
-        images = images.to(device)
-        mask = center_mask(size, area=HOLE_AREA).expand(len(images), 1, size, size).to(device)
-        results["num_images"] = len(images)
-        entry: dict[str, Any] = {
-            "trained": inpainting_l2_pct(trained, images, mask),
-            "mean_fill": hole_l2_pct(fill_holes(images, mask, trained.fill), images, mask),
-            "layers": {},
-        }
-        generator = torch.Generator().manual_seed(seed)
-        for layer_name in inpainting_layers(trained):
-            values = []
-            for _ in range(draws):
-                values.append(inpainting_l2_pct(_redrawn(trained, layer_name, generator), images, mask))
-            entry["layers"][layer_name] = {
-                "mean": float(np.mean(values)),
-                "std": float(np.std(values)),
-                "values": values,
-            }
-        results["methods"][name] = entry
-
-    layers = list(dict.fromkeys(k for entry in results["methods"].values() for k in entry["layers"]))
-    fig, ax = plt.subplots(figsize=(max(5.6, 0.6 * len(layers) + 2.0), 3.4))
-    xs = ["none", *layers]
-    for i, (name, entry) in enumerate(results["methods"].items()):
-        ys = [entry["trained"]] + [entry["layers"].get(k, {}).get("mean", np.nan) for k in layers]
-        es = [0.0] + [entry["layers"].get(k, {}).get("std", 0.0) for k in layers]
-        ax.errorbar(range(len(xs)), ys, yerr=es, marker="o", capsize=3, color=f"C{i}", label=name)
-        ax.axhline(entry["mean_fill"], color=f"C{i}", ls="--", lw=0.8, label=f"{name}: mean fill")
-    ax.set_xticks(range(len(xs)), xs, rotation=30 if len(xs) > 6 else 0, fontsize=8)
-    ax.set_xlabel("layer re-randomised")
-    ax.set_ylabel("centre-hole L2 error (%)")
-    ax.set_title(
-        f"Layer randomisation: {results['num_images']} held-out images, {draws} draws per layer", fontsize=10
-    )
-    ax.legend(fontsize=7)
-    path = save_figure(fig, out)
-    atomic_write_json(Path(out).with_suffix(".json"), results)
-    return path, results
-
-
-@torch.no_grad()
-def layer_randomisation_outputs(
-    run: Path, voc_root: Path, out: Path, num_images: int = 4, seed: int = 0, device: str = "cpu"
-) -> Path:
-    """One run's fills of a centre hole as each of its :func:`inpainting_layers` is re-drawn in turn (one
-    draw each, the first draw of :func:`layer_randomisation` with the same seed): rows masked input, the
-    trained net, one per re-drawn layer (its hole L2 % on these images in the label), original."""
-    folder = RunFolder(run)
-    if not folder.has_decoder:
-        return _message_figure(out, "Layer randomisation", f"{folder.method_name} has no decoder")
-    trained = folder.load_method().to(device)
-    size = int(folder.config["data"]["image_size"])
-    images, _ = held_out_images(voc_root, num_images, size)
-    images = images.to(device)
-    mask = center_mask(size, area=HOLE_AREA).expand(len(images), 1, size, size).to(device)
-    rows = [("masked input", fill_holes(images, mask, trained.fill))]
-    generator = torch.Generator().manual_seed(seed)
-    for layer_name, model in [("trained", trained)] + [
-        (name, _redrawn(trained, name, generator)) for name in inpainting_layers(trained)
-    ]:
-        filled = model.inpaint(images, mask)
-        label = layer_name if layer_name == "trained" else f"{layer_name} re-drawn"
-        rows.append((f"{label}\nL2 {hole_l2_pct(filled, images, mask):.2f}%", filled))
-    rows.append(("original", images))
-    return _image_rows(rows, f"{folder.method_name}: one layer re-drawn from its init at a time", out)

@@ -100,3 +100,20 @@ def test_unknown_method_and_option_fail_loudly():
         create_method("no_such_method")
     with pytest.raises(RecipeError, match="bogus"):
         create_method("context_encoder", bogus=1)
+
+
+def test_layer_redraw_hook_gives_the_encoders_convs_a_fresh_he_normal_draw():
+    """The hooks layer re-randomisation uses (``PretrainMethod.inpainting_layers`` / ``redraw_``)."""
+    torch.manual_seed(0)
+    net = create_method("context_encoder", image_size=99)
+    layers = net.inpainting_layers()
+    assert list(layers) == ["conv1", "conv2", "conv3", "conv4", "conv5"]
+    assert layers["conv1"] is net.encoder.conv1
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    net.redraw_(layers["conv2"], torch.Generator().manual_seed(3))
+    weight = net.encoder.conv2.weight  # [256, 48, 5, 5]: CaffeNet's two groups, fan-in 48·5·5
+    he_std = (2.0 / (48 * 25)) ** 0.5
+    expected = torch.randn(weight.shape, generator=torch.Generator().manual_seed(3)) * he_std
+    assert torch.equal(weight, expected) and not net.encoder.conv2.bias.any()
+    changed = {k for k, v in net.state_dict().items() if not torch.equal(v, before[k])}
+    assert "encoder.conv2.weight" in changed <= {"encoder.conv2.weight", "encoder.conv2.bias"}  # nothing else

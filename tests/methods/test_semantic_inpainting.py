@@ -315,3 +315,18 @@ def test_the_l2_only_twin_has_no_discriminator_and_refuses_an_adversarial_loss()
     assert twin.discriminator is None and [g.name for g in twin.optimizer_groups()] == ["generator"]
     with pytest.raises(ValueError, match="semantic_inpainting_l2 is the L2-only net"):
         create_method("semantic_inpainting_l2", adversarial_weight=0.001)
+
+
+def test_layer_redraw_hook_covers_every_conv_and_draws_from_the_codes_init():
+    """Layer re-randomisation's hooks: the encoder's convs, the code, the decoder's up-convs; N(0, 0.02²)."""
+    torch.manual_seed(0)
+    net = create_method("semantic_inpainting", image_size=32, **TINY)
+    layers = net.inpainting_layers()
+    assert list(layers) == ["conv1", "conv2", "conv3", "bottleneck", "deconv1", "deconv2", "deconv3"]
+    assert layers["bottleneck"] is net.bottleneck[0] and layers["deconv3"].out_channels == 3
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    net.redraw_(layers["deconv1"], torch.Generator().manual_seed(5))
+    weight = layers["deconv1"].weight
+    assert torch.equal(weight, torch.randn(weight.shape, generator=torch.Generator().manual_seed(5)) * 0.02)
+    changed = {k for k, v in net.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"decoder.0.weight"}  # deconv1 is the head, the decoder's first module; nothing else

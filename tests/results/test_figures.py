@@ -1,17 +1,21 @@
-"""Figures drawn from tiny inputs: an untrained 99-px context encoder, a random encoder, 64-image SynthVOC."""
+"""Figures drawn from tiny inputs: an untrained 99-px context encoder, a random encoder, 64-image SynthVOC;
+the analyses behind them (``results/analyses.py``) saved, and the figures drawn back from what they saved."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 from PIL import Image
 
 from ssl_bench.methods import create_method
+from ssl_bench.results import analyses as A
 from ssl_bench.results import figures as F
+from ssl_bench.results.analyses import ImageGrid
 from ssl_bench.results.table import build_table
 from ssl_bench.training.checkpoint import save_checkpoint, save_encoder
 from tests.results.test_table import record
@@ -91,7 +95,7 @@ def test_conv1_filters_tsne_and_loss_curves(runs, synth_voc_root, tmp_path):
     assert width > 300  # two panels
     check_png(F.tsne_pool5(weights, synth_voc_root, tmp_path / "tsne.png", max_images=10, progress=False))
     check_png(F.loss_curves(runs, tmp_path / "loss.png"))
-    mosaic = F.filter_mosaic(torch.randn(96, 3, 11, 11))
+    mosaic = A.filter_mosaic(torch.randn(96, 3, 11, 11))
     assert mosaic.shape == (8 * 12 - 1, 12 * 12 - 1, 3) and mosaic.min() >= 0 and mosaic.max() <= 1
 
 
@@ -140,3 +144,47 @@ def test_the_semantic_inpainting_figures(synth_voc_root, tmp_path):
                                            baselines=list(F.GRID_BASELINES))  # fmt: skip
     without = F.inpainting_examples(runs, synth_voc_root, tmp_path / "grid0.png", num_images=2)
     assert check_png(with_baselines)[1] > check_png(without)[1]  # three more rows
+
+
+def test_analyses_save_their_data_and_figures_draw_it_back_to_the_same_bytes(runs, synth_voc_root, tmp_path):
+    """Issue #24: the analyses compute and save (.npz, JSON); the figures only draw, from saved data as from
+    live, and a figure function (compute, then draw) gives the same PNG."""
+    grid = A.inpainting_example_grid(runs, synth_voc_root, num_images=2)
+    assert [label for label, _ in grid.rows] == ["masked input", "context_encoder\noutput", "original"]
+    assert grid.rows[0][1].shape == (2, 99, 99, 3) and "no decoder: random" in grid.title
+    saved = ImageGrid.load(grid.save(tmp_path / "grid.npz"))
+    assert saved.title == grid.title
+    assert all(a == b and np.array_equal(x, y) for (a, x), (b, y) in zip(saved.rows, grid.rows, strict=True))
+    live = F.inpainting_examples(runs, synth_voc_root, tmp_path / "grid.png", num_images=2).read_bytes()
+    assert F.draw_image_grid(saved, tmp_path / "grid_saved.png").read_bytes() == live
+
+    errors = A.layer_randomisation_errors(runs, synth_voc_root, num_images=2, draws=1, progress=False)
+    saved_json = json.loads(A.write_json(tmp_path / "errors.json", errors).read_text())
+    live_png, _ = F.layer_randomisation(runs, synth_voc_root, tmp_path / "layers.png", num_images=2, draws=1,
+                                       progress=False)  # fmt: skip
+    assert F.draw_layer_randomisation(saved_json, tmp_path / "layers_saved.png").read_bytes() == (
+        live_png.read_bytes()
+    )
+
+    weights = {m: r / "encoder.pt" for m, r in runs.items()}
+    tsne = A.tsne_pool5_panels(weights, synth_voc_root, max_images=8, progress=False)
+    assert len(tsne["classes"]) == 8 and all(len(xy) == 8 for xy in tsne["panels"].values())
+    saved_json = json.loads(A.write_json(tmp_path / "tsne.json", tsne).read_text())
+    live = F.tsne_pool5(weights, synth_voc_root, tmp_path / "tsne.png", max_images=8, progress=False)
+    assert F.draw_tsne(saved_json, tmp_path / "tsne_saved.png").read_bytes() == live.read_bytes()
+
+
+def test_the_figures_draw_hand_written_data_without_any_model(tmp_path):
+    """Nothing to load or run: each ``draw_*`` takes numbers and arrays, and says so when there are none."""
+    errors = {"num_images": 4, "draws": 2, "methods": {"net": {
+        "trained": 1.0, "mean_fill": 3.0,
+        "layers": {"conv1": {"mean": 2.0, "std": 0.1}, "conv2": {"mean": 1.5, "std": 0.2}}}}}  # fmt: skip
+    check_png(F.draw_layer_randomisation(errors, tmp_path / "layers.png"))
+    check_png(F.draw_layer_randomisation({**errors, "methods": {}}, tmp_path / "layers_none.png"))
+    tsne = {"title": "t", "classes": [0, 1, -1], "panels": {"a": [[0, 0], [1, 1], [2, 0]], "b": "no pool5"}}
+    check_png(F.draw_tsne(tsne, tmp_path / "tsne.png"))
+    grid = ImageGrid("rows", [("noise", np.random.default_rng(0).random((3, 8, 8, 3), dtype=np.float32)),
+                              ("grey", np.full((3, 8, 8, 3), 0.5, dtype=np.float32))])  # fmt: skip
+    check_png(F.draw_image_grid(grid, tmp_path / "grid.png"))
+    conv1 = {"a": (np.zeros((23, 35, 3)), 0.5), "b": "no RGB conv1"}
+    check_png(F.draw_conv1_filters(conv1, tmp_path / "conv1.png"))
