@@ -114,3 +114,17 @@ def test_training_set_is_voc_train_plus_both_sbd_lists_minus_every_test_image(
     assert ids == train_ids and notes == {"sbd": False, "sbd_images": 0}
     with pytest.raises(DataError, match="no cls/ and img/"):  # a named SBD folder that is not there fails
         segmentation_training_set(voc_root, "train", transform, test_ids, tmp_path / "nowhere")
+
+
+def test_bench_data_check_reads_the_sbd_lists_and_a_mask(tmp_path: Path) -> None:
+    from ssl_bench.cli.data import check_sbd
+
+    root = write_sbd(tmp_path / "dataset", {"train": ["2008_000002", "2008_000003"], "val": ["2008_000008"]})
+    problems = check_sbd(root)
+    assert problems == [f"{root / 'train.txt'}: 2 ids, expected 8498",
+                        f"{root / 'val.txt'}: 1 ids, expected 2857"]
+    (root / "img" / "2008_000003.jpg").unlink()
+    (root / "cls" / "2008_000008.mat").write_bytes(b"not a MATLAB file")
+    problems = check_sbd(root)
+    assert any("1 ids without img/<id>.jpg, e.g. 2008_000003" in p for p in problems)
+    assert any("cannot read SBD mask" in p and "2008_000008.mat" in p for p in problems)
