@@ -32,9 +32,12 @@ did not start from fillers: voc-classification's ``experiments/ALL_MODELS`` load
 (``pascalDrop_long.caffemodel``) into ``bvlc_reference_caffenet/deploy.prototxt`` (BVLC/caffe), which
 declares no fillers, so a layer the caffemodel lacks starts at Caffe's default filler, constant 0; an fc6/fc7
 of zeros never trains (Caffe's ReLU passes no gradient at 0) and could not give 56.5 mAP, so the released
-caffemodel carries fc6/fc7 weights of its own. How they were set is **unverified** (the data-dependent init
-is the closest the suite has; the ``paper`` recipes use it). With the fillers a trunk whose pool5 is small
-also feeds fc8 an almost constant vector that a short schedule cannot move (the smoke recipe).
+caffemodel carries fc6/fc7 weights of its own. How they were set is **unverified**; Krähenbühl's
+``philkr/magic_init`` (``magic_init.py``) initialises exactly the layers whose weights are all zero (Gaussian
+weights rescaled to unit-variance pre-activations, mean 0.1 with its default ``-b 0.1``), so the ``paper``
+recipes use ``head_init: data``, its within-layer step (NOTE: mean 0, not 0.1; 32 crops, not its 10 × 16).
+With the fillers a trunk whose pool5 is small also feeds fc8 an almost constant vector that a short
+schedule cannot move (the smoke recipe).
 NOTE: fc8's bias is ``fc8_bias``: voc-classification's 0.1 in the ``paper`` recipes; the default 0 keeps the
 committed smoke and mini records reproducible.
 NOTE: the scale factor is drawn uniformly in [min_scale, max_scale] and applied to the image as stored
