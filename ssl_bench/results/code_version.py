@@ -21,6 +21,7 @@ every record's provenance.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.util
 from collections.abc import Iterable
@@ -123,7 +124,20 @@ def _package_modules(package: str, path: Path) -> list[str]:
 
 
 def code_version(entries: Iterable[str], package_dir: Path = _PACKAGE_DIR) -> str:
-    """SHA-256 over the names and bytes of :func:`module_closure` (``entries``): a stage's code version."""
+    """SHA-256 over the names and bytes of :func:`module_closure` (``entries``): a stage's code version.
+
+    Reading the import graph takes a fraction of a second; a reproduction asks for the same versions hundreds
+    of times, so the answer is kept while no source file under ``package_dir`` changes (size or mtime).
+    """
+    package_dir, entries = Path(package_dir), tuple(entries)
+    plugins = [_locate(e, package_dir) for e in entries if not e.startswith(ROOT_PACKAGE)]
+    files = sorted(package_dir.rglob("*.py")) + [f for f in plugins if f is not None]
+    state = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    return _code_version(entries, package_dir, state)
+
+
+@functools.lru_cache(maxsize=64)
+def _code_version(entries: tuple[str, ...], package_dir: Path, state: tuple) -> str:
     h = hashlib.sha256()
     for name, path in sorted(module_closure(entries, package_dir).items()):
         h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
