@@ -124,7 +124,9 @@ class SegmentationConfusion:
 # Trivial levels: what a segmenter that learnt nothing about the images scores (issue #22).
 
 
-def class_pixel_counts(targets: Iterable[np.ndarray], num_classes: int, ignore_index: int = 255) -> np.ndarray:
+def class_pixel_counts(
+    targets: Iterable[np.ndarray], num_classes: int, ignore_index: int = 255
+) -> np.ndarray:
     """(C,) int64 ground-truth pixels of each class over ``targets``, ``ignore_index`` left out."""
     counts = np.zeros(num_classes, dtype=np.int64)
     for target in targets:
