@@ -380,6 +380,16 @@ def load_detection_ground_truth(root: str | os.PathLike, split: str) -> dict[str
     return gt
 
 
+def read_image_sizes(root: str | os.PathLike, image_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """``{image_id: (width, height)}`` from the images' annotation XMLs (``<size>``)."""
+    root = Path(root)
+    sizes = {}
+    for image_id in image_ids:
+        ann = parse_annotation(root / "Annotations" / f"{image_id}.xml")
+        sizes[image_id] = (int(ann["width"]), int(ann["height"]))
+    return sizes
+
+
 def _summarise(problem: str, items: list[str], shown: int = 3) -> str:
     examples = ", ".join(items[:shown]) + (", ..." if len(items) > shown else "")
     return f"{problem}: {len(items)} ({examples})"
