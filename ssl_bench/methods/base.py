@@ -75,6 +75,8 @@ class PretrainMethod(nn.Module):
     Class attributes:
         trains: False for methods that are finished once constructed / prepared (``random``, ``datainit``).
         needs_labels: True when batches must carry image-level labels (``supervised``).
+        heldout_pretext: False when ``forward`` cannot score an image outside the pool it trained on
+            (``training/memorisation.py``).
         mask_type: which masks the data pipeline draws for each sample (see ``data/masks.py``).
 
     Subclasses set ``self.encoder`` (the part saved as ``encoder.pt``) and implement ``forward``.
@@ -83,6 +85,9 @@ class PretrainMethod(nn.Module):
     trains: ClassVar[bool] = True
     needs_labels: ClassVar[bool] = False
     needs_data: ClassVar[bool] = True
+    # Whether ``forward`` can score images the method never trained on (its targets come from the batch
+    # alone). False for DeepCluster, whose pseudo-labels exist per pool index: no memorisation measure.
+    heldout_pretext: ClassVar[bool] = True
     mask_type: str = "none"
     mask_options: dict[str, Any]
     encoder: nn.Module
