@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "pretrain": "ssl_bench.cli.pretrain",
     "data": "ssl_bench.cli.data",
     "show": "ssl_bench.cli.show",
+    "memorisation": "ssl_bench.cli.memorisation",
     "eval": "ssl_bench.cli.eval",
     "table": "ssl_bench.cli.table",
     "compare": "ssl_bench.cli.compare",

@@ -51,6 +51,7 @@ def summarise(run_dir: Path) -> dict[str, Any]:
     for key in ("conv1_structure", "final_accuracy"):
         if key in evidence:
             out[key] = evidence[key]
+    out |= {k: v for k, v in evidence.items() if k.startswith("memorisation_")}
     return out
 
 
@@ -88,6 +89,13 @@ def run(args: argparse.Namespace) -> int:
             f"conv1:          structure {s['conv1_structure']:.3f}  (mean neighbour correlation in a filter: "
             "about 0 for a noise init, high for smooth edge / colour-blob filters)"
         )
+    for what in ("loss", "accuracy"):
+        train, heldout = s.get(f"memorisation_train_{what}"), s.get(f"memorisation_heldout_{what}")
+        if train is not None and heldout is not None:
+            print(
+                f"memorisation:   pretext {what} {train:.3f} on training images vs {heldout:.3f} on held-out "
+                "pool images (memorisation.json)"
+            )
     if s.get("latest_samples"):
         print(f"samples:        {s['latest_samples']}  (rows: masked input / output / original)")
     print(f"encoder:        {s['encoder']}")

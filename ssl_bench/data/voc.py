@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -374,3 +374,13 @@ def load_detection_ground_truth(root: str | os.PathLike, split: str) -> dict[str
         ann = parse_annotation(root / "Annotations" / f"{image_id}.xml")
         gt[image_id] = {key: ann[key] for key in ("boxes", "labels", "difficult")}
     return gt
+
+
+def read_image_sizes(root: str | os.PathLike, image_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """``{image_id: (width, height)}`` from the images' annotation XMLs (``<size>``)."""
+    root = Path(root)
+    sizes = {}
+    for image_id in image_ids:
+        ann = parse_annotation(root / "Annotations" / f"{image_id}.xml")
+        sizes[image_id] = (int(ann["width"]), int(ann["height"]))
+    return sizes

@@ -85,7 +85,13 @@ from ssl_bench.evaluators.engine import (
     on_device,
     sgd,
 )
-from ssl_bench.metrics import AP_VARIANTS, mean_ap, voc_classification_ap
+from ssl_bench.metrics import (
+    AP_VARIANTS,
+    constant_scorer_ap,
+    label_prior_cross_entropy,
+    mean_ap,
+    voc_classification_ap,
+)
 
 PRIMARY_AP = "sklearn"
 FC8_STD = 0.01  # voc-classification train_cls.py: layers after --random-from drop7 get N(0, 0.01) weights
@@ -135,6 +141,16 @@ class Protocol(FinetuneProtocol):
 # ------------------------------------------------------------------------------------------------------
 # Metrics shared by the classification evaluators (cls, cls-fc6-8, cls-linear, knn).
 
+TRIVIAL_CLASSIFIER = (
+    "trivial_map_<variant>: mAP of a constant scorer (every test image the same score per class) under the "
+    "same AP rule; sklearn: each class's positive fraction; VOC rules: the test list's own order"
+)
+CHANCE_LOSS = (
+    "chance_loss: the training loss of the best constant logits (the training labels' per-class prior): "
+    "sum over classes of the binary entropy, difficult labels left out; train_loss not below it learnt "
+    "nothing beyond label frequencies"
+)
+
 
 def classification_metrics(ctx: EvalContext, scores: np.ndarray, labels: np.ndarray, primary: str) -> Metrics:
     """mAP in every AP variant, and per-class AP of the primary one; names the variants in ``ctx.extra``.
@@ -149,6 +165,9 @@ def classification_metrics(ctx: EvalContext, scores: np.ndarray, labels: np.ndar
     Returns:
         ``map_<variant>`` for each variant and ``ap_<class>`` (primary variant) for each class that has a
         positive test image; a class without one has no defined AP and is left out (and listed in extra).
+        ``trivial_map_<variant>``: the trivial level of each, the mAP of a constant scorer on the same test
+        labels (``metrics.constant_scorer_ap``, issue #22): a score at or below it ranks no better than
+        the label prior.
     """
     if primary not in AP_VARIANTS:
         raise ValueError(f"unknown AP variant {primary!r}")
@@ -157,12 +176,14 @@ def classification_metrics(ctx: EvalContext, scores: np.ndarray, labels: np.ndar
     for variant in AP_VARIANTS:
         per_class[variant] = voc_classification_ap(scores, labels, variant)
         metrics[f"map_{variant}"] = mean_ap(per_class[variant])
+        metrics[f"trivial_map_{variant}"] = mean_ap(constant_scorer_ap(labels, variant))
     for name, ap in zip(VOC_CLASSES, per_class[primary], strict=True):
         if not math.isnan(ap):
             metrics[f"ap_{name}"] = float(ap)
     ctx.extra["primary_metric"] = f"map_{primary}"
     ctx.extra["ap_variants"] = {f"map_{v}": d for v, d in AP_VARIANTS.items()}
     ctx.extra["per_class_ap_variant"] = primary
+    ctx.extra["trivial_level"] = TRIVIAL_CLASSIFIER
     missing = [name for name, ap in zip(VOC_CLASSES, per_class[primary], strict=True) if math.isnan(ap)]
     if missing:
         ctx.extra["classes_without_test_positives"] = missing
@@ -314,6 +335,7 @@ def classify(ctx: EvalContext, frozen_trunk: bool) -> Metrics:
     scores = predict_crops(ctx, model, test_voc, p)
     metrics = classification_metrics(ctx, scores, test_voc.labels, PRIMARY_AP)
     metrics["train_loss"] = float(np.mean(losses[-max(1, p.iterations // 10) :]))
+    metrics["chance_loss"] = label_prior_cross_entropy(train_voc.labels)
     ctx.extra |= {
         "train_split": p.train_split,
         "test_split": p.test_split,
@@ -323,6 +345,7 @@ def classify(ctx: EvalContext, frozen_trunk: bool) -> Metrics:
         "test_crops": p.test_crops,
         "crop_size": p.crop_size,
         "train_loss_definition": "mean training loss over the last 10% of iterations",
+        "chance_loss_definition": CHANCE_LOSS,
         "trained_layers": "fc6-fc8 (conv1-conv5 frozen)" if frozen_trunk else "all",
     }
     return metrics

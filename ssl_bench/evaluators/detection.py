@@ -69,7 +69,7 @@ from ssl_bench.data.detection import (
     voc_detection_set,
 )
 from ssl_bench.data.transforms import MEAN, STD
-from ssl_bench.data.voc import VOC_CLASSES, load_detection_ground_truth, load_image
+from ssl_bench.data.voc import VOC_CLASSES, load_detection_ground_truth, load_image, read_image_sizes
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
 from ssl_bench.evaluators.detection_model import (
     FEATURE_STRIDE,
@@ -92,7 +92,7 @@ from ssl_bench.evaluators.engine import (
     training_loader,
 )
 from ssl_bench.evaluators.examples import boxes_image, save_grid
-from ssl_bench.metrics import coco_style_detection_ap, mean_ap, voc_detection_ap
+from ssl_bench.metrics import coco_style_detection_ap, constant_detector_ap, mean_ap, voc_detection_ap
 
 AP_VARIANT = "voc07_11point"  # the paper's number (PAPER.md §5); "area" (VOC2010+) is reported beside it
 
@@ -222,6 +222,16 @@ def detection_metrics(ground_truth: Mapping[str, Mapping], detections: Mapping[s
     return metrics
 
 
+def trivial_detection_metrics(
+    ground_truth: Mapping[str, Mapping], sizes: Mapping[str, tuple[int, int]]
+) -> Metrics:
+    """Issue #22: the constant detector's mAP (one whole-image box per image and class, one score for all:
+    ``metrics.constant_detector_ap``) under both AP rules, the trivial level of the det column."""
+    num = len(VOC_CLASSES)
+    return {f"trivial_map_{v}": mean_ap(constant_detector_ap(ground_truth, sizes, num, v))
+            for v in (AP_VARIANT, "area")}  # fmt: skip
+
+
 # --- The evaluator ---
 
 
@@ -250,6 +260,7 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
     detections = detect(model, test_loader, ctx, use_proposals)
     ground_truth = load_detection_ground_truth(root, p.test_split)  # every test image, difficult flags kept
     metrics = detection_metrics(ground_truth, detections)
+    metrics |= trivial_detection_metrics(ground_truth, read_image_sizes(root, ground_truth))
     ctx.extra["primary_metric"] = "map_voc07_11point"
     try:
         coco = coco_style_detection_ap(ground_truth, detections, len(VOC_CLASSES))
@@ -278,6 +289,10 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
         "num_train_images": len(train_ids), "num_test_images": len(test_ids),
         "num_detections": int(sum(len(d["scores"]) for d in detections.values())),
         "iterations": p.iterations, "final_train_loss": losses[-1],
+        "trivial_level": "trivial_map_<variant>: the constant detector (a whole-image box per test image "
+                         "and class, one score for all) under the same AP rule",
+        "chance_loss": "none: the summed RPN and box-head losses depend on the sampled anchors and RoIs, "
+                       "so no constant prediction defines one",
         "classes_without_test_positives": no_positives,
         "box_convention": "VOC 1-based inclusive for ground truth and detections",
         "figure": str(figure),

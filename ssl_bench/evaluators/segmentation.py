@@ -73,7 +73,7 @@ from tqdm import tqdm
 from ssl_bench.data.batches import endless_batches
 from ssl_bench.data.sbd import SBD_SPLITS
 from ssl_bench.data.segmentation import TrainTransform, segmentation_training_set, test_transform
-from ssl_bench.data.voc import VOC_CLASSES, VOCSegmentation, read_image_set
+from ssl_bench.data.voc import VOC_CLASSES, VOCSegmentation, load_segmentation_mask, read_image_set
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
 from ssl_bench.evaluators.engine import (
@@ -89,7 +89,12 @@ from ssl_bench.evaluators.engine import (
 )
 from ssl_bench.evaluators.examples import palette_image, save_grid, to_image
 from ssl_bench.evaluators.segmentation_model import DROPOUT, FC_WIDTH, INPUT_PAD, NUM_CLASSES, FCN32s
-from ssl_bench.metrics import SegmentationConfusion
+from ssl_bench.metrics import (
+    SegmentationConfusion,
+    class_pixel_counts,
+    constant_prediction_miou,
+    pixel_prior_cross_entropy,
+)
 from ssl_bench.training.performance import Performance
 
 log = logging.getLogger(__name__)
@@ -156,6 +161,18 @@ def training_step(
     x, y = batch
     logits = model(images_to(x, device, perf))  # [B, 21, S, S]
     return segmentation_loss(logits, y.to(device, non_blocking=True)), x.shape[0]
+
+
+def voc_pixel_counts(voc_root: Path, ids: list[str]) -> tuple[np.ndarray, int]:
+    """Ground-truth pixels of each class over the ``SegmentationClass`` masks of ``ids`` (255 left out).
+
+    Returns:
+        ((21,) int64 counts, number of masks read); ids without a VOC mask (SBD images) are skipped.
+    """
+    paths = [Path(voc_root) / "SegmentationClass" / f"{i}.png" for i in ids]
+    paths = [path for path in paths if path.is_file()]
+    masks = (np.asarray(load_segmentation_mask(path)) for path in paths)
+    return class_pixel_counts(masks, NUM_CLASSES, IGNORE_INDEX), len(paths)
 
 
 # --- testing ------------------------------------------------------------------------------------------------
@@ -225,7 +242,7 @@ def evaluate_segmentation(ctx: EvalContext) -> Metrics:
     loader = training_loader(train_set, ctx, p)
     step = functools.partial(training_step, model, device=ctx.device, perf=perf)
     optimizer = sgd(model.encoder, (model.fc6, model.fc7, model.score), p)
-    finetune(ctx, model, optimizer, endless_batches(loader), step, p, perf, "seg train")
+    losses = finetune(ctx, model, optimizer, endless_batches(loader), step, p, perf, "seg train")
 
     predictions = ctx.work_dir / "predictions"
     confusion, shown = _test(model, test_set, test_ids[: len(test_set)], ctx, perf, predictions)
@@ -250,4 +267,17 @@ def evaluate_segmentation(ctx: EvalContext) -> Metrics:
     }
     metrics: Metrics = {key: float(scores[key]) for key in ("miou", "pixel_acc", "mean_acc", "fwiou")}
     metrics |= {f"iou_{name}": float(v) for name, v in zip(CLASS_NAMES, scores["iou"], strict=True)}
+    # Issue #22: the all-background answer's mean IU on the same test pixels (the confusion's rows are the
+    # test ground truth), and the final training loss next to the pixel-class prior's loss.
+    metrics["trivial_miou"] = constant_prediction_miou(confusion.matrix.sum(axis=1), label=0)
+    train_counts, masks_read = voc_pixel_counts(ctx.voc_root, train_ids)
+    metrics["train_loss"] = float(np.mean(losses[-max(1, p.iterations // 10) :]))
+    metrics["chance_loss"] = pixel_prior_cross_entropy(train_counts)
+    ctx.extra |= {
+        "trivial_level": "trivial_miou: mean IU of predicting background at every test pixel",
+        "train_loss_definition": "mean training loss over the last 10% of iterations",
+        "chance_loss_definition": f"chance_loss: entropy (nats) of the pixel-class prior of the {masks_read} "
+        "VOC training masks (255 left out): the per-pixel loss of the best constant logits; SBD masks "
+        "not counted",
+    }
     return metrics

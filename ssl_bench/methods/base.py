@@ -83,6 +83,8 @@ class PretrainMethod(nn.Module):
     Class attributes:
         trains: False for methods that are finished once constructed / prepared (``random``, ``datainit``).
         needs_labels: True when batches must carry image-level labels (``supervised``).
+        heldout_pretext: False when ``forward`` cannot score an image outside the pool it trained on
+            (``training/memorisation.py``).
         mask_type: which masks the data pipeline draws for each sample (see ``data/masks.py``).
         redraw_std: the initial distribution ``redraw_`` draws from: None for He normal (fan-in), the
             encoders' init; a number for N(0, std²).
@@ -94,6 +96,9 @@ class PretrainMethod(nn.Module):
     needs_labels: ClassVar[bool] = False
     needs_data: ClassVar[bool] = True
     redraw_std: ClassVar[float | None] = None
+    # Whether ``forward`` can score images the method never trained on (its targets come from the batch
+    # alone). False for DeepCluster, whose pseudo-labels exist per pool index: no memorisation measure.
+    heldout_pretext: ClassVar[bool] = True
     mask_type: str = "none"
     mask_options: dict[str, Any]
     encoder: nn.Module

@@ -283,6 +283,8 @@ class DeepCluster(PretrainMethod):
             (None), as the other methods' option of the same name.
     """
 
+    heldout_pretext = False  # pseudo-labels exist per pool index only (training/memorisation.py)
+
     def __init__(
         self,
         encoder: str = "caffenet",

@@ -169,3 +169,60 @@ def mean_ap(ap: np.ndarray) -> float:
     ap = np.asarray(ap, dtype=np.float64).ravel()
     defined = ap[~np.isnan(ap)]
     return float(defined.mean()) if defined.size else float("nan")
+
+
+# ------------------------------------------------------------------------------------------------------
+# Trivial levels: what a classifier that learnt nothing about the images scores (issue #22).
+
+
+def constant_scorer_ap(labels: np.ndarray, variant: str = "voc07_11point") -> np.ndarray:
+    """Per-class AP of a constant scorer: every image gets the same score for a class (the label prior).
+
+    Defined as :func:`voc_classification_ap` of all-equal scores, so each variant treats the tie as it
+    treats any tie: ``"sklearn"`` ranks every positive below every negative (Krähenbühl's nudge), one curve
+    point at recall 1, AP = the class's positive fraction (difficult images dropped); ``"voc07_11point"`` and
+    ``"area"`` rank the tied images in row order, so the AP is that of the test list's own order.
+
+    Args:
+        labels: (N, C) devkit labels (1 present, -1 absent, 0 difficult).
+        variant: one of :data:`AP_VARIANTS`.
+
+    Returns:
+        (C,) float64 APs; NaN for a class without positives, as :func:`voc_classification_ap`.
+    """
+    labels = np.asarray(labels)
+    return voc_classification_ap(np.zeros(labels.shape, dtype=np.float64), labels, variant)
+
+
+def _binary_entropy(p: np.ndarray) -> np.ndarray:
+    """H(p) = -p log p - (1-p) log(1-p) in nats, 0 at p = 0 and p = 1."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -(p * np.log(p) + (1.0 - p) * np.log1p(-p))
+    return np.where((p > 0) & (p < 1), h, 0.0)
+
+
+def label_prior_cross_entropy(labels: np.ndarray) -> float:
+    """The chance loss of multi-label sigmoid cross-entropy: the best constant per-class logits' loss.
+
+    The loss is summed over classes and averaged over images, difficult labels (0) left out, as the ``cls``
+    fine-tuning loss (Caffe's sigmoid cross-entropy). A constant logit ``logit(p_c)``, with ``p_c`` the
+    class's positive fraction among its non-difficult labels, minimises it; its value is
+    ``sum_c (valid_c / N) * H(p_c)``, with ``H`` the binary entropy in nats. A training loss that does not go
+    below this number has learnt nothing beyond the label frequencies.
+
+    Args:
+        labels: (N, C) devkit labels (1 present, -1 absent, 0 difficult) of the training images.
+
+    Returns:
+        The loss in nats per image; NaN for no images.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be (N, C), got shape {labels.shape}")
+    if labels.shape[0] == 0:
+        return float("nan")
+    valid = (labels != 0).sum(axis=0).astype(np.float64)  # (C,)
+    positive = (labels > 0).sum(axis=0).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prior = np.where(valid > 0, positive / valid, 0.0)
+    return float(np.sum(valid / labels.shape[0] * _binary_entropy(prior)))

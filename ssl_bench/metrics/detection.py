@@ -350,3 +350,39 @@ def coco_style_detection_ap(
         evaluator.summarize()
     stats = evaluator.stats
     return {"coco_ap": float(stats[0]), "coco_ap50": float(stats[1]), "coco_ap75": float(stats[2])}
+
+
+def constant_detector_ap(
+    ground_truth: Mapping[Hashable, Mapping[str, object]],
+    image_sizes: Mapping[Hashable, tuple[int, int]],
+    num_classes: int,
+    variant: str = "voc07_11point",
+) -> np.ndarray:
+    """Per-class AP of the constant detector: the trivial level of VOC detection (issue #22).
+
+    The constant detector looks at no pixel: for every test image and every class it returns one box
+    covering the whole image, ``(1, 1, width, height)`` in VOC's 1-based inclusive pixels, all with the
+    same score. It is scored by :func:`voc_detection_ap`, so the tie ranks by image order. Its AP is
+    above 0 only where objects fill more than half of their image (IoU > 0.5 with the whole frame).
+
+    Args:
+        ground_truth: as :func:`voc_detection_ap` (every test image).
+        image_sizes: ``{image_id: (width, height)}`` for every image of ``ground_truth``.
+        num_classes: C.
+        variant: ``"voc07_11point"`` or ``"area"``.
+
+    Returns:
+        (C,) float64 APs (NaN for a class without positives).
+    """
+    missing = [i for i in ground_truth if i not in image_sizes]
+    if missing:
+        raise ValueError(f"image_sizes lacks {len(missing)} image(s) of ground_truth, e.g. {missing[:5]!r}")
+    detections = {}
+    for image_id in ground_truth:
+        width, height = image_sizes[image_id]
+        detections[image_id] = {
+            "boxes": np.tile(np.array([[1.0, 1.0, width, height]]), (num_classes, 1)),  # [C, 4]
+            "labels": np.arange(num_classes),
+            "scores": np.zeros(num_classes),
+        }
+    return voc_detection_ap(ground_truth, detections, num_classes, variant)

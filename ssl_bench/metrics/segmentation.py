@@ -8,6 +8,8 @@ IUs instead gives a different, usually lower, number.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 
@@ -116,3 +118,53 @@ class SegmentationConfusion:
             "fwiou": float((freq[present] * iou[present]).sum()) if present.any() else float("nan"),
             "iou": iou,
         }
+
+
+# ------------------------------------------------------------------------------------------------------
+# Trivial levels: what a segmenter that learnt nothing about the images scores (issue #22).
+
+
+def class_pixel_counts(
+    targets: Iterable[np.ndarray], num_classes: int, ignore_index: int = 255
+) -> np.ndarray:
+    """(C,) int64 ground-truth pixels of each class over ``targets``, ``ignore_index`` left out."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for target in targets:
+        target = np.asarray(target).astype(np.int64).ravel()
+        target = target[target != ignore_index]
+        if target.size and (target.min() < 0 or target.max() >= num_classes):
+            raise ValueError(f"target has values outside [0, {num_classes}) other than {ignore_index}")
+        counts += np.bincount(target, minlength=num_classes)
+    return counts
+
+
+def constant_prediction_miou(class_counts: np.ndarray, label: int = 0) -> float:
+    """Mean IU (:meth:`SegmentationConfusion.compute`) of predicting ``label`` at every pixel.
+
+    With ground-truth pixel counts ``n_k``, that confusion has one column: IU of ``label`` is its share of
+    all pixels, every other class present in the ground truth has IU 0 and absent classes are NaN (skipped).
+    ``label = 0`` is the all-background answer, the trivial level of VOC segmentation.
+
+    Args:
+        class_counts: (C,) ground-truth pixels of each class (:func:`class_pixel_counts` of the test masks).
+        label: the class predicted everywhere.
+    """
+    counts = np.asarray(class_counts, dtype=np.int64)
+    confusion = SegmentationConfusion(counts.size)
+    confusion.matrix[:, label] = counts
+    return float(confusion.compute()["miou"])
+
+
+def pixel_prior_cross_entropy(class_counts: np.ndarray) -> float:
+    """The chance loss of per-pixel softmax cross-entropy: the entropy (nats) of the pixel-class prior.
+
+    The best constant logits (log of each class's pixel share) give a mean per-pixel cross-entropy equal to
+    the entropy ``-sum_k q_k log q_k`` of the shares ``q_k``; a training loss not below it has learnt nothing
+    beyond the class frequencies. NaN when there are no pixels.
+    """
+    counts = np.asarray(class_counts, dtype=np.float64)
+    total = counts.sum()
+    if total <= 0:
+        return float("nan")
+    q = counts[counts > 0] / total
+    return float(-(q * np.log(q)).sum())

@@ -26,6 +26,7 @@ from ssl_bench.results.table import (
     render,
     to_markdown,
 )
+from ssl_bench.training.run_folder import RunFolder, memorisation_evidence
 
 FIGURES = (
     (
@@ -171,6 +172,11 @@ _EVIDENCE = (
     ("fill_psnr_db", "  mean fill (dB)", 2),
     ("psnr_db", "held-out centre hole PSNR (dB)", 2),
     ("fill_psnr_db_heldout", "  mean fill (dB) ", 2),
+    # Issue #22 (``training/memorisation.py``): the pretext on pool images trained on vs held-out ones.
+    ("memorisation_train_loss", "memorisation: train loss", 3),
+    ("memorisation_heldout_loss", "memorisation: held-out loss", 3),
+    ("memorisation_train_accuracy", "memorisation: train accuracy", 3),
+    ("memorisation_heldout_accuracy", "memorisation: held-out accuracy", 3),
 )
 
 
@@ -182,6 +188,13 @@ def _evidence_cell(values: Sequence[float], digits: int) -> str:
     if s.half_width is not None:
         text += f" ± {s.half_width:.{digits}f}"
     return f"{text} (n={s.n})"
+
+
+def _run_memorisation(record: dict[str, Any]) -> dict[str, float]:
+    """The memorisation numbers of a pretraining record made before runs wrote them: from the run's own
+    memorisation.json where ``bench memorisation`` has since measured it ({} otherwise)."""
+    run = (record.get("pretrain") or {}).get("run")
+    return memorisation_evidence(RunFolder(run).memorisation()) if run else {}
 
 
 def learning_evidence(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
@@ -200,6 +213,8 @@ def learning_evidence(records: Sequence[dict[str, Any]], methods: Sequence[str])
             metrics = {"psnr_db": metrics["psnr_db"], "fill_psnr_db_heldout": metrics.get("fill_psnr_db")}
         elif r.get("task") != "pretrain":
             continue
+        elif not any(key.startswith("memorisation_") for key in metrics):
+            metrics |= _run_memorisation(r)
         for key, *_ in _EVIDENCE:
             if isinstance(metrics.get(key), (int, float)):
                 values[method].setdefault(key, []).append(float(metrics[key]))
@@ -409,7 +424,12 @@ def write_report(
             "high for smooth edge and colour-blob filters. Loss and accuracy: the mean of the last 5 "
             "logged batches of the pretext task. Hole PSNR (`ssl_bench.metrics.inpainting`): the training "
             "sample grid (pool images, training masks) and held-out test images with the centre hole, each "
-            "against the mean fill of the same holes. The curves are under Figures.",
+            "against the mean fill of the same holes. Memorisation (`ssl_bench/training/memorisation.py`, "
+            "issue #22): the pretext's own loss and accuracy, in eval mode, on 64 pool images the run "
+            "trained on and on 64 held-out pool images no run has seen (drawn by SynthVOC's generator "
+            "beyond the dataset), the same masks and seeds on both sides; a held-out loss far above the "
+            "train loss means the pretext memorised its pool (runs made before: `bench memorisation "
+            "RUN_DIR`). The curves are under Figures.",
             "",
             evidence,
             "",

@@ -12,6 +12,10 @@ Rendered only from records (``results/runs/*.json``, see ``ssl_bench/records.py`
 - missing cells (no record) and failed cells (only error records) are shown as such, not dropped;
 - pretraining time and images seen come from ``task: pretrain`` records (written by ``bench reproduce``),
   else from the run folder an evaluation record names;
+- a cell that measures nothing is marked (issue #22): ``°`` where its 95% interval (one seed: its value)
+  reaches the trivial level its records hold (``trivial_<metric>``: a constant scorer, all background, a
+  constant detector, computed from the test labels), ``‡`` where a run's final training loss
+  (``train_loss``) is not below its chance loss (``chance_loss``); records without those fields get no mark;
 - every cell is traceable: :meth:`ResultsTable.manifest` lists the record ids behind it (used, failed and
   superseded), and the CSV carries them too.
 
@@ -61,6 +65,9 @@ METRIC_LABELS = {
     "l2_pct": "mean L2 %",
     "l1_pct": "mean L1 %",
 }
+# Marks of cells that measure nothing (issue #22), explained in the legend.
+TRIVIAL_MARK = "°"
+CHANCE_MARK = "‡"
 # Metrics stored as fractions in [0, 1] and shown as percentages, like the paper's numbers.
 _FRACTION = re.compile(r"^(map_|ap_|iou_|coco_ap|miou$|fwiou$|pixel_acc$|mean_acc$|top\d+$|acc)")
 
@@ -174,6 +181,8 @@ class Cell:
     not_applicable: list[str] = field(default_factory=list)  # ok records without the column's metric
     superseded: list[str] = field(default_factory=list)
     paper: PaperNumber | None = None
+    trivial_values: list[float] = field(default_factory=list)  # display units, from the used records
+    losses: list[tuple[float, float]] = field(default_factory=list)  # (train_loss, chance_loss) per run
 
     @property
     def summary(self) -> Summary:
@@ -190,6 +199,30 @@ class Cell:
     @property
     def comparable(self) -> bool:
         return self.paper is not None and self.paper.metric == self.metric
+
+    @property
+    def trivial(self) -> float | None:
+        """The trivial level of the column's metric in its records (their mean), None where none holds it."""
+        return math.fsum(self.trivial_values) / len(self.trivial_values) if self.trivial_values else None
+
+    @property
+    def reaches_trivial(self) -> bool | None:
+        """Whether the cell's 95% interval (one seed: its value) reaches down to the trivial level (higher
+        is better for every metric that has one); None where it cannot be told."""
+        if not self.values or self.trivial is None:
+            return None
+        s = self.summary
+        return (s.low if s.low is not None else s.mean) <= self.trivial
+
+    @property
+    def not_below_chance(self) -> int | None:
+        """How many of its runs ended with a training loss not below their chance loss; None if no run
+        records both."""
+        return sum(train >= chance for train, chance in self.losses) if self.losses else None
+
+    @property
+    def marks(self) -> str:
+        return (TRIVIAL_MARK if self.reaches_trivial else "") + (CHANCE_MARK if self.not_below_chance else "")
 
     @property
     def diff(self) -> float | None:
@@ -294,6 +327,11 @@ class ResultsTable:
                     f"{task}.paper": c.paper.value if c.paper else None,
                     f"{task}.paper_metric": c.paper.metric if c.paper else None,
                     f"{task}.diff": _round(c.diff, 4),
+                    f"{task}.trivial": _round(c.trivial, 4),
+                    f"{task}.reaches_trivial": c.reaches_trivial,
+                    f"{task}.train_loss": _round(_mean(t for t, _ in c.losses), 4),
+                    f"{task}.chance_loss": _round(_mean(ch for _, ch in c.losses), 4),
+                    f"{task}.not_below_chance": c.not_below_chance,
                     f"{task}.records": ";".join(c.record_ids),
                     f"{task}.failed_records": ";".join(str(f["record_id"]) for f in c.failed),
                 }  # fmt: skip
@@ -337,6 +375,7 @@ class ResultsTable:
             "Paper: Pathak et al. 2016 Table 2 or later AlexNet rows (`results/paper/`); Δ = ours − paper, "
             "given only where the metric and AP variant are the same.",
         ]
+        lines += self._trivial_legend()
         notes = sorted({f"{c.paper.method}: {c.paper.note}" for c in self.cells.values()
                         if c.paper is not None and c.paper.note})  # fmt: skip
         lines += [f"Note — {n}" for n in notes]
@@ -353,6 +392,27 @@ class ResultsTable:
             "Every cell's record ids: the table's manifest (`*.manifest.json`) and the CSV's `.records` "
             "columns."
         )
+        return lines
+
+    def _trivial_legend(self) -> list[str]:
+        """The marks' explanation and each column's trivial level (issue #22)."""
+        levels = []
+        for task in self.tasks:
+            found = sorted({t for r in self.rows if (t := self.cell(r, task).trivial) is not None})
+            text = "n/a" if not found else f"{found[0]:.2f}"
+            if len(found) > 1:
+                text += f" to {found[-1]:.2f}"
+            levels.append(f"{task} {text}")
+        lines = [
+            f"{TRIVIAL_MARK}: the cell's {int(round(self.confidence * 100))}% interval (one seed: its value) "
+            "reaches its trivial level, the score of a predictor that looks at no pixel, computed from the "
+            "same test labels: cls/linear/kNN a constant scorer (same AP rule), seg all background, det one "
+            "whole-image box per image and class with one score. "
+            f"{CHANCE_MARK}: a run's final training loss is not below its chance loss (the loss of the best "
+            "constant prediction: the label prior for cls, the pixel-class prior for seg; det has none). "
+            "Marked cells measure nothing; records made before these fields existed get no mark (n/a).",
+            "Trivial levels (same units as the cells): " + "; ".join(levels) + ".",
+        ]
         return lines
 
     def manifest(self) -> dict[str, Any]:
@@ -373,6 +433,9 @@ class ResultsTable:
                         "value": c.paper.value, "metric": c.paper.metric, "source": c.paper.source,
                         "citation": c.paper.citation, "note": c.paper.note},
                     "diff": _round(c.diff, 6),
+                    "trivial": _round(c.trivial, 6), "reaches_trivial": c.reaches_trivial,
+                    "losses": [{"train_loss": t, "chance_loss": ch} for t, ch in c.losses],
+                    "not_below_chance": c.not_below_chance,
                 })  # fmt: skip
         rows = [{"profile": r.profile, "method": r.method, "pretrain_record_ids": r.record_ids,
                  "pretrain_failed": r.failed, "runs": r.runs, "wall_s": _round(r.wall_s, 3), "steps": r.steps,
@@ -386,6 +449,11 @@ class ResultsTable:
             "cells": cells,
             "unreadable": self.unreadable,
         }
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    xs = list(values)
+    return math.fsum(xs) / len(xs) if xs else None
 
 
 def _round(x: float | None, digits: int) -> float | None:
@@ -433,7 +501,7 @@ def format_cell(c: Cell) -> str:
     text += f" ± {s.half_width:.{digits}f} (n={s.n})" if s.half_width is not None else " (n=1, no CI)"
     if c.failed:
         text += f"; {len(c.failed)} failed"
-    return text
+    return text + (f" {c.marks}" if c.marks else "")
 
 
 def build_table(
@@ -534,12 +602,28 @@ def build_table(
                     c.values.append(float(value) * display_scale(c.metric))
                     c.seeds.append(seed)
                     c.record_ids.append(str(r.get("id")))
+                    _collect_trivial(c, r.get("metrics") or {})
             cells[(row.profile, row.method, task)] = c
     _fill_pretraining(row_list, pretrains, chosen)
     unreadable = [
         {"id": r.get("id"), "error": r.get("error", "no task")} for r in records if not r.get("task")
     ]
     return ResultsTable(row_list, task_list, metrics, cells, results_dir=results_dir, unreadable=unreadable)
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _collect_trivial(c: Cell, metrics: dict[str, Any]) -> None:
+    """A used record's trivial level of the column's metric and its (train_loss, chance_loss), where it
+    holds them (records older than issue #22 do not)."""
+    trivial = metrics.get(f"trivial_{c.metric}")
+    if _finite(trivial):
+        c.trivial_values.append(float(trivial) * display_scale(str(c.metric)))
+    train, chance = metrics.get("train_loss"), metrics.get("chance_loss")
+    if _finite(train) and _finite(chance):
+        c.losses.append((float(train), float(chance)))
 
 
 def _column_metric(task: str, records: list[dict[str, Any]]) -> str | None:
@@ -615,7 +699,8 @@ def to_markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-_LATEX_SYMBOLS = {"±": r"$\pm$", "Δ": r"$\Delta$", "≈": r"$\approx$", "−": "-", "–": "--", "…": r"\ldots{}"}
+_LATEX_SYMBOLS = {"±": r"$\pm$", "Δ": r"$\Delta$", "≈": r"$\approx$", "−": "-", "–": "--", "…": r"\ldots{}",
+                  "°": r"$^{\circ}$", "‡": r"$\ddagger$"}  # fmt: skip
 
 
 def to_latex(frame: pd.DataFrame, caption: str | None = None) -> str:

@@ -7,6 +7,7 @@ Output folder::
     config.yaml      the resolved recipe plus provenance (data, fill value, versions, commit)
     metrics.jsonl    one JSON row per logged step (loss, img/s, skipped so far) and per sample grid
     samples/         step_XXXXXX.png grids: masked input / output / original
+    memorisation.json  pretext loss / accuracy on training and held-out pool images (training/memorisation.py)
 
 Nothing is written before every value is checked (``training/recipe.py``), the device is found, the data
 folder is listed and some of its images read, and the output folder is known to be free. A folder that
@@ -21,6 +22,7 @@ import dataclasses
 import functools
 import json
 import shutil
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -63,6 +65,7 @@ from ssl_bench.training.distributed import (
     init_distributed,
 )
 from ssl_bench.training.loop import to_device, train_loop, training_batches
+from ssl_bench.training.memorisation import measure_run
 from ssl_bench.training.optimizers import Optimizers
 from ssl_bench.training.performance import (
     maybe_compile,
@@ -83,7 +86,8 @@ from ssl_bench.training.run_folder import RunFolder
 from ssl_bench.training.samples import write_sample_grid
 from ssl_bench.training.schedules import pretrain_lr
 
-RUN_FILES = (RunFolder.CONFIG, RunFolder.CHECKPOINT, RunFolder.ENCODER, RunFolder.METRICS, RunFolder.SAMPLES)
+RUN_FILES = (RunFolder.CONFIG, RunFolder.CHECKPOINT, RunFolder.ENCODER, RunFolder.METRICS, RunFolder.SAMPLES,
+             RunFolder.MEMORISATION)  # fmt: skip
 # What a resumed run may change: how fast it runs and what it records, never what it learns. ``train.steps``
 # may not go below the checkpoint's step; ``data.source`` may name another folder only when that folder
 # lists the same files (a data set copied to a node's local disk).
@@ -507,6 +511,7 @@ def _run(
         save_encoder(out / RunFolder.ENCODER, method.encoder, train.fold_batch_norm)
         if train.sample_every and steps % train.sample_every:
             on_sample(steps)  # the final state, when the last periodic grid came earlier
+        _measure_memorisation(RunFolder(out), method, info.device)
     barrier(info)
     return {
         "method": recipe.method,
@@ -514,6 +519,17 @@ def _run(
         "wall_s": time.perf_counter() - started,
         "skipped_images": result.skipped,
     }
+
+
+def _measure_memorisation(run: RunFolder, method: PretrainMethod, device: torch.device) -> None:
+    """memorisation.json of the finished run (issue #22). A failure there is written into the file and
+    warned about: the trained weights are saved and stay good."""
+    try:
+        measure_run(run, method, device)
+    except Exception as e:  # noqa: BLE001 - a measurement after training must not fail the run
+        error = f"{type(e).__name__}: {e}"
+        atomic_write_text(run.memorisation_path, json.dumps({"format": 1, "error": error}))
+        print(f"bench pretrain: warning: the memorisation measure failed: {error}", file=sys.stderr)
 
 
 def _loader(

@@ -7,6 +7,9 @@ The layout (written by ``training/pretrain.py``)::
     encoder.pt       encoder weights only, a plain state dict
     metrics.jsonl    one JSON row per logged step and per sample grid
     samples/         sample grids
+    memorisation.json  pretext loss / accuracy on training and held-out pool images
+                       (``training/memorisation.py``; written at the end of pretraining, or by
+                       ``bench memorisation``; older runs lack it)
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class RunFolder:
     ENCODER = "encoder.pt"
     METRICS = "metrics.jsonl"
     SAMPLES = "samples"
+    MEMORISATION = "memorisation.json"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -75,6 +79,18 @@ class RunFolder:
     @property
     def samples_dir(self) -> Path:
         return self.path / self.SAMPLES
+
+    @property
+    def memorisation_path(self) -> Path:
+        return self.path / self.MEMORISATION
+
+    def memorisation(self) -> dict[str, Any] | None:
+        """memorisation.json, or None where there is none (or it cannot be read)."""
+        try:
+            data = json.loads(self.memorisation_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
 
     @cached_property
     def config(self) -> dict[str, Any]:
@@ -136,7 +152,8 @@ class RunFolder:
           loss / accuracy (single batches are noisy), where logged;
         - ``img_s``: the median logged pretraining throughput;
         - ``sample_psnr_db`` / ``fill_psnr_db``: the last training sample grid's hole PSNR and the mean
-          fill's (``metrics.inpainting``; pool images, the training masks).
+          fill's (``metrics.inpainting``; pool images, the training masks);
+        - ``memorisation_{train,heldout}_{loss,accuracy}``: from memorisation.json, where there is one.
         """
         out: dict[str, float] = {}
         if self.encoder_path.is_file():
@@ -155,4 +172,15 @@ class RunFolder:
         if samples:
             out["sample_psnr_db"] = samples[-1]["sample_psnr_db"]
             out["fill_psnr_db"] = samples[-1]["fill_psnr_db"]
-        return out
+        return out | memorisation_evidence(self.memorisation())
+
+
+def memorisation_evidence(data: dict[str, Any] | None) -> dict[str, float]:
+    """``memorisation_<side>_<loss|accuracy>`` of a memorisation.json (``{}`` for none or a skipped one)."""
+    out: dict[str, float] = {}
+    for side in ("train", "heldout"):
+        for key in ("loss", "accuracy"):
+            value = ((data or {}).get(side) or {}).get(key)
+            if isinstance(value, (int, float)):
+                out[f"memorisation_{side}_{key}"] = float(value)
+    return out

@@ -119,3 +119,10 @@ def test_bench_show_prints_conv1_structure_and_pretext_accuracy(tmp_path, capsys
     assert "pretext acc.:   0.400" in out
     value = float(out.split("structure ")[1].split()[0])
     assert abs(value) < 0.02
+    assert "memorisation" not in out  # a run from before memorisation.json
+    sides = {"train": {"loss": 0.05, "accuracy": 1.0}, "heldout": {"loss": 0.27, "accuracy": 0.84}}
+    (run / "memorisation.json").write_text(json.dumps(sides))
+    assert main(["show", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "pretext loss 0.050 on training images vs 0.270 on held-out" in out
+    assert "pretext accuracy 1.000 on training images vs 0.840 on held-out" in out

@@ -153,6 +153,12 @@ def test_metrics_carry_every_variant_and_skip_classes_without_positives(tmp_path
     assert "ap_boat" not in metrics and "ap_aeroplane" in metrics
     assert ctx.extra["classes_without_test_positives"] == ["boat"]
     assert ctx.extra["primary_metric"] == "map_sklearn"
+    # The trivial level (issue #22): a constant scorer's mAP, in each variant; for sklearn AP the mean over
+    # classes with positives of their positive fraction.
+    positive_fraction = [(labels[:, c] > 0).mean() for c in range(20) if c != 3]
+    assert metrics["trivial_map_sklearn"] == pytest.approx(np.mean(positive_fraction))
+    for variant in AP_VARIANTS:
+        assert 0.0 < metrics[f"trivial_map_{variant}"] < metrics[f"map_{variant}"]
 
 
 # ---------------------------------------------------------------------------------------- end to end
@@ -179,6 +185,12 @@ def test_cls_end_to_end_on_synthvoc(synth_voc_root: Path, tmp_path: Path) -> Non
     check_classification_record(record, "sklearn")
     assert record["extra"]["iterations"] == 3 and record["extra"]["test_crops"] == 2
     assert np.isfinite(record["metrics"]["train_loss"])
+    # The chance loss (issue #22): the training labels' prior, in the loss's own units.
+    from ssl_bench.data.voc import VOCClassification
+    from ssl_bench.metrics import label_prior_cross_entropy
+
+    train_labels = VOCClassification(synth_voc_root, "trainval").labels
+    assert record["metrics"]["chance_loss"] == pytest.approx(label_prior_cross_entropy(train_labels))
 
 
 def test_cls_refuses_weights_with_wrong_keys(synth_voc_root: Path, tmp_path: Path, capsys) -> None:

@@ -90,6 +90,19 @@ def test_bench_eval_det_end_to_end(voc_root: Path, tmp_path: Path, monkeypatch: 
     assert "coco_ap" in metrics and "coco_ap50" in metrics  # pycocotools is in the test environment
     assert extra["num_train_images"] == 16 and extra["num_test_images"] == 16
     assert extra["num_detections"] > 0  # score threshold 0: the ranking is scored, not an empty list
+    # Issue #22: the constant detector's mAP on the same test images, each box the whole image.
+    from ssl_bench.data.voc import parse_annotation
+    from ssl_bench.metrics import constant_detector_ap, mean_ap
+
+    truth = load_detection_ground_truth(voc_root, "test")
+    sizes = {}
+    for i in truth:
+        ann = parse_annotation(voc_root / "Annotations" / f"{i}.xml")
+        sizes[i] = (ann["width"], ann["height"])
+    for variant in ("voc07_11point", "area"):
+        expected_trivial = mean_ap(constant_detector_ap(truth, sizes, 20, variant))
+        assert metrics[f"trivial_map_{variant}"] == pytest.approx(expected_trivial)
+    assert "none" in extra["chance_loss"]
     assert Image.open(extra["figure"]).size[1] == 128
     assert record["images_per_s"] > 0
 

@@ -170,7 +170,9 @@ def test_bench_eval_seg_end_to_end(seg_record: dict, voc_root: Path) -> None:
     assert seg_record["status"] == "ok", seg_record.get("error")
     metrics = seg_record["metrics"]
     assert 0.0 <= metrics["miou"] <= 1.0
-    assert {"miou", "pixel_acc", "mean_acc", "fwiou"} | {f"iou_{c}" for c in CLASS_NAMES} == set(metrics)
+    scores = {"miou", "pixel_acc", "mean_acc", "fwiou"} | {f"iou_{c}" for c in CLASS_NAMES}
+    assert scores | {"trivial_miou", "train_loss", "chance_loss"} == set(metrics)
+    assert np.isfinite(metrics["train_loss"]) and metrics["chance_loss"] > 0
     extra = seg_record["extra"]
     assert extra["primary_metric"] == "miou"
     assert extra["train_images"] == len(read_image_set(voc_root, "train", "Segmentation"))
@@ -195,6 +197,20 @@ def test_miou_equals_segmentation_confusion_on_stored_predictions(seg_record: di
     assert seg_record["metrics"]["miou"] == pytest.approx(scores["miou"], abs=1e-12)
     assert seg_record["metrics"]["pixel_acc"] == pytest.approx(scores["pixel_acc"], abs=1e-12)
     np.testing.assert_array_equal(np.load(seg_record["extra"]["confusion"]), confusion.matrix)
+
+    # Issue #22: the trivial level is the all-background answer scored on the same test masks; the chance
+    # loss the entropy of the training masks' pixel classes.
+    background = SegmentationConfusion(21, ignore_index=255)
+    for image_id in ids:
+        truth = np.asarray(load_segmentation_mask(voc_root / "SegmentationClass" / f"{image_id}.png"))
+        background.update(np.zeros_like(truth), truth)
+    assert seg_record["metrics"]["trivial_miou"] == pytest.approx(background.compute()["miou"], abs=1e-12)
+    counts = np.zeros(21)
+    for image_id in read_image_set(voc_root, "train", "Segmentation"):
+        truth = np.asarray(load_segmentation_mask(voc_root / "SegmentationClass" / f"{image_id}.png"))
+        counts += np.bincount(truth[truth != 255].ravel(), minlength=21)
+    share = counts[counts > 0] / counts.sum()
+    assert seg_record["metrics"]["chance_loss"] == pytest.approx(-(share * np.log(share)).sum())
 
 
 def _context(voc_root: Path, tmp_path: Path, **recipe: object):

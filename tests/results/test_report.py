@@ -110,3 +110,29 @@ def test_table1_has_a_sharpness_column_when_the_records_measure_it() -> None:
     assert "0.60 ± " in network
     (fill,) = [line for line in lines if line.startswith("| mean fill |")]
     assert "0.00 (n=1)" in fill
+
+
+def test_learning_evidence_has_memorisation_columns_from_records_or_the_run_folder(tmp_path) -> None:
+    import json
+
+    # A record made after issue #22 holds the numbers; one made before finds them in its run's
+    # memorisation.json (written since by `bench memorisation`); a run without the file shows none.
+    run = tmp_path / "supervised-s1"
+    run.mkdir()
+    sides = {"train": {"loss": 0.2, "accuracy": 0.9}, "heldout": {"loss": 0.6, "accuracy": 0.5}}
+    (run / "memorisation.json").write_text(json.dumps(sides))
+    records = [
+        _pretrain("supervised", 0, memorisation_train_loss=0.1, memorisation_heldout_loss=0.5,
+                  memorisation_train_accuracy=0.95, memorisation_heldout_accuracy=0.55),
+        _pretrain("supervised", 1) | {"pretrain": {"method": "supervised", "run": str(run)}},
+        _pretrain("context_encoder", 0, final_loss=0.3)
+        | {"pretrain": {"method": "context_encoder", "run": str(tmp_path / "no-such-run")}},
+    ]  # fmt: skip
+    lines = learning_evidence(records, ["supervised", "context_encoder"]).splitlines()
+    header = lines[0]
+    assert "memorisation: train loss" in header and "memorisation: held-out accuracy" in header
+    sup = next(x for x in lines if x.startswith("| supervised"))
+    # train loss 0.1 and 0.2 → 0.150; held-out 0.5 and 0.6 → 0.550 (n=2 each)
+    assert "0.150 ± " in sup and "0.550 ± " in sup and "0.925 ± " in sup and "0.525 ± " in sup
+    ce = next(x for x in lines if x.startswith("| context_encoder"))
+    assert "(n=" in ce and ce.count("(n=") == 1  # only its final loss

@@ -32,9 +32,15 @@ Modules: ``shapes.py`` (the 20 object kinds), ``scene.py`` (backgrounds, colours
 ``devkit.py`` (the VOCdevkit writer and the splits), ``cache.py`` (the cached default dataset).
 """
 
-from ssl_bench.data.synthvoc.cache import default_cache_dir, ensure_synthvoc, synthvoc_pool
+from ssl_bench.data.synthvoc.cache import (
+    HELDOUT_POOL,
+    default_cache_dir,
+    ensure_heldout_pool,
+    ensure_synthvoc,
+    synthvoc_pool,
+)
 from ssl_bench.data.synthvoc.devkit import GENERATOR_VERSION, MARKER, generate_synthvoc, split_sizes
 from ssl_bench.data.synthvoc.scene import render_image
 
-__all__ = ["GENERATOR_VERSION", "MARKER", "default_cache_dir", "ensure_synthvoc", "generate_synthvoc",
-           "render_image", "split_sizes", "synthvoc_pool"]  # fmt: skip
+__all__ = ["GENERATOR_VERSION", "HELDOUT_POOL", "MARKER", "default_cache_dir", "ensure_heldout_pool",
+           "ensure_synthvoc", "generate_synthvoc", "render_image", "split_sizes", "synthvoc_pool"]

@@ -10,7 +10,18 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from ssl_bench.data.synthvoc.devkit import GENERATOR_VERSION, MARKER, generate_synthvoc
+from PIL import Image
+
+from ssl_bench.atomic import atomic_write_json
+from ssl_bench.data.synthvoc.devkit import (
+    GENERATOR_VERSION,
+    JPEG_QUALITY,
+    MARKER,
+    generate_synthvoc,
+    image_id_of,
+    write_pool_labels,
+)
+from ssl_bench.data.synthvoc.scene import render_image
 
 
 def synthvoc_pool(voc_root: str | os.PathLike) -> Path:
@@ -83,3 +94,58 @@ def ensure_synthvoc(
             shutil.rmtree(folder, ignore_errors=True)  # an interrupted or outdated cache entry
             generate_synthvoc(folder, num_images, size, seed, workers=workers, progress=progress)
     return folder / "VOCdevkit" / "VOC2007"
+
+
+HELDOUT_POOL = "pool_heldout"
+_HELDOUT_MARKER = "HELDOUT.json"
+
+
+def ensure_heldout_pool(pool_root: str | os.PathLike, count: int) -> Path | None:
+    """A held-out slice of a SynthVOC pretraining pool: ``count`` images no run has seen (issue #22).
+
+    Pretraining uses every image of ``pool`` and the VOC splits hold the evaluation images, so the held-out
+    images are drawn by the same generator beyond the dataset: indices ``num_images … num_images + count - 1``
+    of ``render_image`` with the dataset's seed and size, written as the pool is (JPEG of the same quality,
+    ``labels.csv`` multi-hot) into ``<dataset>/pool_heldout``, once (a ``HELDOUT.json`` marker records the
+    count; a smaller request reuses a larger slice's first images, listed in index order).
+
+    Args:
+        pool_root: the ``pool`` folder of a cached SynthVOC (``synthvoc_pool``).
+        count: images wanted.
+
+    Returns:
+        The held-out folder (``images/`` and ``labels.csv``, as the pool), or None when ``pool_root`` is not a
+        SynthVOC pool (no ``SYNTHVOC.json`` beside it): a folder given with ``--data`` has no held-out slice.
+    """
+    dataset = Path(pool_root).parent
+    try:
+        meta = json.loads((dataset / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    if Path(pool_root).name != "pool":
+        return None
+    folder = dataset / HELDOUT_POOL
+    num_images, size, seed = int(meta["num_images"]), int(meta["size"]), int(meta["seed"])
+    with _lock(dataset.parent / f".{dataset.name}.heldout.lock"):
+        try:
+            have = json.loads((folder / _HELDOUT_MARKER).read_text())["count"]
+        except (OSError, ValueError, KeyError):
+            have = 0
+        if have >= count:
+            return folder
+        shutil.rmtree(folder, ignore_errors=True)
+        (folder / "images").mkdir(parents=True)
+        indices = list(range(num_images, num_images + count))
+        objects: dict[int, list] = {}
+        for index in indices:
+            rendered = render_image(index, seed, size)
+            jpeg = Image.fromarray(rendered.image)
+            jpeg.save(folder / "images" / f"{image_id_of(index)}.jpg", quality=JPEG_QUALITY)
+            objects[index] = [(o.cls, o.difficult, o.truncated) for o in rendered.objects]
+        write_pool_labels(folder, indices, objects)
+        atomic_write_json(
+            folder / _HELDOUT_MARKER,
+            {"count": count, "first_index": num_images, "seed": seed, "size": size,
+             "version": GENERATOR_VERSION},  # fmt: skip
+        )
+    return folder

@@ -60,7 +60,7 @@ def _annotation_xml(image_id: str, size: int, objects: list[SceneObject]) -> str
     return ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _image_id(index: int) -> str:
+def image_id_of(index: int) -> str:
     return f"{index + 1:06d}"
 
 
@@ -68,7 +68,7 @@ def _write_image(task: tuple[int, int, int, str, bool]) -> tuple[int, list[tuple
     """Render image ``index`` and write its files; returns ``(index, [(class, difficult, truncated)…])``."""
     index, seed, size, out, in_pool = task
     out_path = Path(out)
-    image_id = _image_id(index)
+    image_id = image_id_of(index)
     rendered = render_image(index, seed, size)
     jpeg = Image.fromarray(rendered.image)
     if in_pool:
@@ -116,25 +116,25 @@ def _write_image_sets(voc: Path, splits: dict[str, list[int]], objects: dict[int
     }
     for split in MAIN_SPLITS:
         indices = sets[split]
-        atomic_write_text(main / f"{split}.txt", "".join(f"{_image_id(i)}\n" for i in indices))
+        atomic_write_text(main / f"{split}.txt", "".join(f"{image_id_of(i)}\n" for i in indices))
         for c, name in enumerate(VOC_CLASSES):
             lines = []
             for i in indices:
                 flags = [difficult for cls, difficult, _ in objects[i] if cls == c]
                 # devkit convention: 1 present, -1 absent, 0 only difficult instances
                 label = -1 if not flags else (0 if all(flags) else 1)
-                lines.append(f"{_image_id(i)} {label:2d}\n")
+                lines.append(f"{image_id_of(i)} {label:2d}\n")
             atomic_write_text(main / f"{name}_{split}.txt", "".join(lines))
     for split in SEGMENTATION_SPLITS:
-        atomic_write_text(seg / f"{split}.txt", "".join(f"{_image_id(i)}\n" for i in sets[split]))
+        atomic_write_text(seg / f"{split}.txt", "".join(f"{image_id_of(i)}\n" for i in sets[split]))
 
 
-def _write_pool_labels(pool: Path, indices: list[int], objects: dict[int, list]) -> None:
+def write_pool_labels(pool: Path, indices: list[int], objects: dict[int, list]) -> None:
     lines = ["image," + ",".join(VOC_CLASSES) + "\n"]
     for i in indices:
         present = {cls for cls, _, _ in objects[i]}
         multi_hot = ",".join("1" if c in present else "0" for c in range(len(VOC_CLASSES)))
-        lines.append(f"images/{_image_id(i)}.jpg,{multi_hot}\n")
+        lines.append(f"images/{image_id_of(i)}.jpg,{multi_hot}\n")
     atomic_write_text(pool / "labels.csv", "".join(lines))
 
 
@@ -221,7 +221,7 @@ def generate_synthvoc(
             bar.update()
 
     _write_image_sets(voc, splits, objects)
-    _write_pool_labels(pool, splits["pool"], objects)
+    write_pool_labels(pool, splits["pool"], objects)
     voc_objects = [o for i in range(num_images) if i not in in_pool for o in objects[i]]
     sizes = split_sizes(num_images)
     atomic_write_json(
