@@ -50,12 +50,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_proposals_parser(dsub)
 
 
-# Official split sizes (PASCAL VOC devkit image sets; SBD release of Hariharan et al. 2011).
+# Official split sizes (PASCAL VOC devkit image sets; SBD's: ssl_bench.data.sbd.SBD_SPLIT_SIZES).
 EXPECTED_SPLITS = {
     "VOC2007": {"Main/trainval": 5011, "Main/test": 4952, "Main/train": 2501, "Main/val": 2510},
     "VOC2012": {"Main/trainval": 11540, "Segmentation/train": 1464, "Segmentation/val": 1449},
 }
-SBD_SPLITS = {"train": 8498, "val": 2857}
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -80,22 +79,35 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def check_sbd(root: Path) -> list[str]:
-    """SBD (``dataset/``): ``img/*.jpg``, ``cls/*.mat`` and ``train.txt`` / ``val.txt`` of the right sizes."""
+    """SBD (``dataset/``): ``img/*.jpg``, ``cls/*.mat`` and ``train.txt`` / ``val.txt`` of the right sizes.
+
+    Every listed id needs its JPEG and its ``.mat``; the first ``.mat`` of each list is read as the evaluator
+    reads them (``ssl_bench.data.sbd.read_sbd_mask``), so a wrong format shows here, before a GPU run.
+    """
+    from ssl_bench.data.sbd import SBD_SPLIT_SIZES, read_sbd_ids, read_sbd_mask
+    from ssl_bench.errors import DataError
+
     problems = []
     for folder in ("img", "cls"):
         if not (root / folder).is_dir():
             problems.append(f"missing folder {root / folder}")
-    for split, size in SBD_SPLITS.items():
+    for split, size in SBD_SPLIT_SIZES.items():
         path = root / f"{split}.txt"
         if not path.is_file():
             problems.append(f"missing SBD split {path}")
             continue
-        ids = path.read_text().split()
+        ids = read_sbd_ids(root, split)
         if len(ids) != size:
             problems.append(f"{path}: {len(ids)} ids, expected {size}")
-        missing = [i for i in ids if not (root / "cls" / f"{i}.mat").is_file()]
-        if missing:
-            problems.append(f"{path}: {len(missing)} ids without cls/<id>.mat, e.g. {missing[0]}")
+        for sub, ext in (("cls", ".mat"), ("img", ".jpg")):
+            missing = [i for i in ids if not (root / sub / f"{i}{ext}").is_file()]
+            if missing:
+                problems.append(f"{path}: {len(missing)} ids without {sub}/<id>{ext}, e.g. {missing[0]}")
+        if ids and (root / "cls" / f"{ids[0]}.mat").is_file():
+            try:
+                read_sbd_mask(root / "cls" / f"{ids[0]}.mat")
+            except DataError as e:
+                problems.append(str(e))
     return problems
 
 

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from ssl_bench.errors import RecipeError
 from ssl_bench.options import did_you_mean
 from ssl_bench.recipes import PROFILES
 
@@ -46,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default="caffenet", type=_arch,
                    help=f"encoder the weights load into: {arches} or timm:<model> (default: caffenet)")
     p.add_argument("--data", type=Path, help="VOC year folder, e.g. VOCdevkit/VOC2007 (default: SynthVOC)")
+    p.add_argument("--sbd", type=Path, metavar="DIR",
+                   help="seg only: SBD's benchmark_RELEASE/dataset; trains on VOC train + SBD train and val "
+                   "minus the test images, the paper's protocol (default: VOC alone; paper profile warns)")
     p.add_argument("--profile", default="smoke", choices=PROFILES, help="recipe profile (default: smoke)")
     p.add_argument("--recipe", type=Path, help="evaluation recipe (default: eval/<profile>/<task>.yaml)")
     p.add_argument("--seed", type=int, default=0,
@@ -62,8 +66,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ssl_bench.evaluators.runner import prepare, run_prepared
 
+    overrides = list(args.set)
+    if args.sbd is not None:
+        from ssl_bench.data.sbd import resolve_sbd_root
+
+        if args.task != "seg":
+            raise RecipeError(f"--sbd: only for --task seg, not {args.task}")
+        overrides.append(f"sbd_root={json.dumps(str(resolve_sbd_root(args.sbd)))}")  # a quoted YAML string
     prepared = prepare(args.task, args.weights, args.arch, args.data, args.profile, args.seed, args.out,
-                       args.set, args.device, not args.no_progress, args.recipe)  # fmt: skip
+                       overrides, args.device, not args.no_progress, args.recipe)  # fmt: skip
     record, code = run_prepared(prepared)
     if code:
         print(f"bench eval: error: {record['error']} (record: {record['record_path']})", file=sys.stderr)

@@ -7,7 +7,7 @@ test split dropped from training), is in :mod:`ssl_bench.evaluators.segmentation
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,10 +16,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset
 
-from ssl_bench.data.folder import load_image
+from ssl_bench.data.sbd import SBD_SPLITS, SBDSegmentation, sbd_training_ids
 from ssl_bench.data.transforms import normalize, to_tensor
 from ssl_bench.data.voc import VOCSegmentation
-from ssl_bench.errors import DataError
 
 
 class TrainTransform:
@@ -51,74 +50,30 @@ def test_transform(image: Image.Image, mask: Image.Image) -> tuple[torch.Tensor,
     return normalize(to_tensor(image)), torch.from_numpy(np.array(mask, dtype=np.int64))
 
 
-class SBDSegmentation(Dataset):
-    """Semantic Boundaries Dataset (Hariharan et al. 2011) class masks: ``img/<id>.jpg``, ``cls/<id>.mat``.
-
-    Args:
-        root: the SBD ``dataset`` folder (holding ``img``, ``cls``, ``train.txt``).
-        ids: the image ids to serve.
-        transform: joint transform, as for ``VOCSegmentation``.
-    """
-
-    def __init__(self, root: str | Path, ids: list[str], transform: Any) -> None:
-        self.root, self.ids, self.transform = Path(root), list(ids), transform
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> tuple[Any, Any]:
-        from scipy.io import loadmat
-
-        image_id = self.ids[i]
-        path = self.root / "cls" / f"{image_id}.mat"
-        try:
-            mask = loadmat(path, squeeze_me=True, struct_as_record=False)["GTcls"].Segmentation
-        except (OSError, KeyError, AttributeError, ValueError) as e:
-            raise DataError(f"cannot read SBD mask {path}: {e}") from e
-        image = load_image(self.root / "img" / f"{image_id}.jpg")
-        return self.transform(image, Image.fromarray(np.asarray(mask, dtype=np.uint8)))
-
-
 def segmentation_training_set(
     voc_root: str | os.PathLike,
     split: str,
     transform: TrainTransform,
     test_ids: list[str],
-    sbd_root: str | None = None,
+    sbd_root: str | os.PathLike | None = None,
+    sbd_splits: Sequence[str] = SBD_SPLITS,
 ) -> tuple[Dataset, list[str], dict[str, Any]]:
-    """VOC ``Segmentation/<split>``, plus SBD ``train`` when ``sbd_root`` names an existing folder.
+    """VOC ``Segmentation/<split>``, plus SBD's ``sbd_splits`` lists when ``sbd_root`` is given.
 
-    SBD images that VOC's own split already holds keep VOC's masks (they mark boundaries 255); SBD images
-    of the test split are dropped, so the test set stays unseen (FCN's seg11valid removes them from the
-    test side instead; here the test split is fixed).
+    The SBD images added are those of ``sbd_training_ids``: not in VOC's split (VOC's masks win) and not in
+    the test split.
 
     Returns:
-        The dataset, its image ids in order, and notes for the run record: ``sbd_images`` (SBD images
-        added), with ``sbd_note`` when ``sbd_root`` is not found, or ``sbd_dropped_test_overlap`` and
-        ``sbd_root`` when it is.
+        The dataset, its image ids in order, and notes for the run record: ``sbd`` (whether SBD was used) and,
+        with SBD, ``sbd_training_ids``'s counts.
+
+    Raises:
+        DataError: ``sbd_root`` is given but is no SBD folder, or a listed SBD file is missing.
     """
     voc = VOCSegmentation(voc_root, split, transform=transform)
     voc_ids = [voc.image_id(i) for i in range(len(voc))]
-    notes: dict[str, Any] = {"sbd_images": 0}
-    if not sbd_root or not Path(sbd_root).is_dir():
-        if sbd_root:
-            notes["sbd_note"] = f"sbd_root {sbd_root} not found; trained on VOC only"
-        return voc, voc_ids, notes
-    sbd_ids = read_sbd_ids(Path(sbd_root) / "train.txt")
-    known = set(voc_ids)
-    dropped = set(sbd_ids) & set(test_ids)
-    extra_ids = [i for i in sbd_ids if i not in known and i not in dropped]
-    notes |= {
-        "sbd_images": len(extra_ids),
-        "sbd_dropped_test_overlap": len(dropped),
-        "sbd_root": str(sbd_root),
-    }
-    return ConcatDataset([voc, SBDSegmentation(sbd_root, extra_ids, transform)]), voc_ids + extra_ids, notes
-
-
-def read_sbd_ids(path: Path) -> list[str]:
-    """The image ids listed one a line in an SBD list file (``train.txt``), blank lines skipped."""
-    try:
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    except OSError as e:
-        raise DataError(f"cannot read SBD image list {path}: {e}") from e
+    if sbd_root is None or str(sbd_root) == "":
+        return voc, voc_ids, {"sbd": False, "sbd_images": 0}
+    extra_ids, notes = sbd_training_ids(sbd_root, voc_ids, test_ids, sbd_splits)
+    dataset = ConcatDataset([voc, SBDSegmentation(sbd_root, extra_ids, transform)])
+    return dataset, voc_ids + extra_ids, {"sbd": True, **notes}

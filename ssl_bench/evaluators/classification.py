@@ -4,9 +4,12 @@ Protocol source: Krähenbühl et al.'s fine-tuning code ``philkr/voc-classificat
 produced the classification column of the paper's Table 2 (ImageNet 78.2, random 53.3, context encoder 56.5):
 
 * the pretrained trunk (conv1…pool5) gets new fc6/fc7 layers (ReLU, dropout 0.5: AlexNet's head) and a
-  20-way fc8 initialised N(0, 0.01); every layer is trained;
-* Caffe SGD, momentum 0.9, base lr 1e-3 (biases ×2), weight decay 1e-6, gradient L2 norm clipped to 10,
-  batch 16, 80k iterations, lr ×0.5 every 10k;
+  20-way fc8; every layer is trained. ``train_cls.py`` clips the model at ``drop7`` (``--clip``), adds
+  ``fc8_cls`` and, after copying the weights, re-draws every layer after ``drop7`` (``--random-from``):
+  weights N(0, 0.01), biases 0.1, which is fc8 alone;
+* Caffe SGD, momentum 0.9 (``solver.py``), base lr 1e-3, lr_mult 1 / 2 and decay_mult 1 / 1 for the weights
+  / biases of every trained layer, new or not (``setLR(t, 1, 2)``, ``setDecay(t, 1, 1)``), weight decay 1e-6,
+  gradient L2 norm clipped to 10, batch 16, 80k iterations, lr ×0.5 every 10k;
 * per-class sigmoid cross-entropy; a difficult label (0 in the devkit files) is left out of the loss;
 * augmentation: random scale in [0.5, 2], random 227×227 crop, random mirror;
 * test: 10 crops drawn with the training augmentation, fc8 scores summed over crops;
@@ -22,12 +25,18 @@ training as moco's ``sanity_check``) and only fc6-fc8 trained: the "fc6-8" colum
 NOTE: voc-classification keeps a model's pretrained fc6/fc7 (only fc8 new); ``encoder.pt`` ends at pool5, so
 here they are always new (which published fc6-8 rows started from pretrained fc6/fc7 is **unverified**).
 
-NOTE: fc6/fc7 are initialised with CaffeNet's fillers (N(0, 0.005), bias 0.1); the paper does not say how its
-new fc6/fc7 were initialised (**unverified**); fc8 follows voc-classification (N(0, 0.01), bias 0).
-``head_init: data`` (the smoke recipe) rescales fc6/fc7 instead, on a few training images, to zero-mean,
-unit-variance pre-activations (Krähenbühl et al.'s within-layer init, PAPER.md §2, as the ``seg`` head):
-pool5 activations of different trunks differ in scale by orders of magnitude, and with the fillers a trunk
-whose pool5 is small feeds fc8 an almost constant vector that a short schedule cannot move.
+NOTE: fc6/fc7 start from CaffeNet's fillers (N(0, 0.005), bias 0.1: ``head_init: filler``, the default) or
+rescaled on a few training images to zero-mean, unit-variance pre-activations (``head_init: data``:
+Krähenbühl et al.'s within-layer init, PAPER.md §2, as the ``seg`` head). The paper's context-encoder row
+did not start from fillers: voc-classification's ``experiments/ALL_MODELS`` loads the released weights
+(``pascalDrop_long.caffemodel``) into ``bvlc_reference_caffenet/deploy.prototxt`` (BVLC/caffe), which
+declares no fillers, so a layer the caffemodel lacks starts at Caffe's default filler, constant 0; an fc6/fc7
+of zeros never trains (Caffe's ReLU passes no gradient at 0) and could not give 56.5 mAP, so the released
+caffemodel carries fc6/fc7 weights of its own. How they were set is **unverified** (the data-dependent init
+is the closest the suite has; the ``paper`` recipes use it). With the fillers a trunk whose pool5 is small
+also feeds fc8 an almost constant vector that a short schedule cannot move (the smoke recipe).
+NOTE: fc8's bias is ``fc8_bias``: voc-classification's 0.1 in the ``paper`` recipes; the default 0 keeps the
+committed smoke and mini records reproducible.
 NOTE: the scale factor is drawn uniformly in [min_scale, max_scale] and applied to the image as stored
 (optionally after resizing its shorter side to ``resize``); where the scaled image is smaller than the crop,
 the crop is padded with the mean pixel (0 after normalisation). The Caffe data layer's exact sampling of the
@@ -36,8 +45,8 @@ NOTE: voc-classification's "step" policy halves the lr every 10k iterations; the
 (``lr_steps``: 10k … 70k), the same rates over the protocol's 80k iterations.
 NOTE: PyTorch SGD keeps ``v = m·v + g`` and steps ``lr·v``; Caffe keeps ``v = m·v + lr·g``. The two agree
 except right after an lr drop (PyTorch's momentum is rescaled at once, Caffe's decays in).
-NOTE: whether voc-classification raises the lr of the new fc layers is **unverified** (a public fork of it
-multiplies fc6/fc7/fc8's lr by 10); ``head_lr_mult`` (default 1, the solver's base lr everywhere) switches it.
+``head_lr_mult`` (default 1): voc-classification gives the new fc8 the same lr_mult as every other layer
+(``setLR(t, 1, 2)`` for all trained tops; a public fork multiplies fc6/fc7/fc8's lr by 10).
 NOTE: the loss is summed over classes and averaged over the images of the batch, as Caffe's sigmoid
 cross-entropy layer normalises by the batch size.
 ``map_sklearn`` is voc-classification's AP exactly, near-ties included (positives' scores nudged down by 1e-5
@@ -75,7 +84,8 @@ from ssl_bench.evaluators.engine import (
 from ssl_bench.metrics import AP_VARIANTS, mean_ap, voc_classification_ap
 
 PRIMARY_AP = "sklearn"
-FC8_STD = 0.01
+FC8_STD = 0.01  # voc-classification train_cls.py: layers after --random-from drop7 get N(0, 0.01) weights
+FC8_BIAS_SOURCE = 0.1  # ... and bias 0.1 (the paper recipes' fc8_bias; NOTE above on the default 0)
 FC67_STD, FC67_BIAS = 0.005, 0.1  # CaffeNet's fc6/fc7 fillers (see the NOTE above)
 # Test crops draw from per-sample generators of "epochs" far beyond any training epoch, so a test crop
 # never repeats a training draw of the same image.
@@ -109,6 +119,7 @@ class Protocol(FinetuneProtocol):
     fc_width: int = 4096
     dropout: float = 0.5
     head_init: Literal["filler", "data"] = "filler"  # "data": rescaled on training crops (NOTE above)
+    fc8_bias: float = 0.0  # NOTE: voc-classification's is 0.1 (FC8_BIAS_SOURCE, the paper recipes)
     head_init_images: int = 32
 
     def __post_init__(self) -> None:
@@ -169,10 +180,11 @@ class FineTuneClassifier(nn.Module):
         dropout: dropout probability after fc6 and fc7.
         frozen_trunk: no gradient to the trunk, which stays in eval mode even when the model trains
             (task ``cls-fc6-8``).
+        fc8_bias: fc8's initial bias (fc8's weights: N(0, 0.01²), voc-classification's).
     """
 
     def __init__(self, encoder: nn.Module, feature_dim: int, num_classes: int, width: int, dropout: float,
-                 frozen_trunk: bool = False) -> None:  # fmt: skip
+                 frozen_trunk: bool = False, fc8_bias: float = 0.0) -> None:  # fmt: skip
         super().__init__()
         self.encoder = encoder.requires_grad_(not frozen_trunk)
         self.frozen_trunk = frozen_trunk
@@ -189,7 +201,7 @@ class FineTuneClassifier(nn.Module):
             nn.init.normal_(fc.weight, 0.0, FC67_STD)
             nn.init.constant_(fc.bias, FC67_BIAS)
         nn.init.normal_(self.head[6].weight, 0.0, FC8_STD)
-        nn.init.zeros_(self.head[6].bias)
+        nn.init.constant_(self.head[6].bias, fc8_bias)
 
     @property
     def new_hidden_layers(self) -> tuple[nn.Linear, nn.Linear]:
@@ -268,7 +280,8 @@ def classify(ctx: EvalContext, frozen_trunk: bool) -> Metrics:
 
     encoder = ctx.load_encoder()
     dim = feature_dim(encoder, p.crop_size)
-    model = FineTuneClassifier(encoder, dim, len(VOC_CLASSES), p.fc_width, p.dropout, frozen_trunk)
+    model = FineTuneClassifier(encoder, dim, len(VOC_CLASSES), p.fc_width, p.dropout, frozen_trunk,
+                               fc8_bias=p.fc8_bias)
     perf = eval_performance(ctx.device, p.amp)
     model = on_device(model, ctx.device, perf)
     optimizer = sgd(model.encoder, [model.head], p)  # a frozen trunk has no parameter to give it

@@ -14,8 +14,12 @@ seg11valid (736 images) test, lr 1e-4→1e-5→1e-6, 50k iterations each"). The 
 - per-pixel softmax cross-entropy that ignores the 255 boundary pixels; SGD, momentum 0.9, weight decay
   5e-4, lr 1e-4 "for normalized softmax" (FCN's AlexNet solver) with 20 images per update (its
   ``iter_size: 20``), dropped ×0.1 after 50k and 100k of 150k iterations (the follow-up's schedule);
-- train on ``Segmentation/train`` (+ SBD ``train`` when a recipe names ``sbd_root``), test on
-  ``Segmentation/val`` whole images at full size, batch 1;
+- train on ``Segmentation/train`` plus SBD's ``train`` and ``val`` lists when SBD is given (``bench eval
+  --sbd DIR`` or ``sbd_root``), minus every test image (``ssl_bench.data.sbd``), test on ``Segmentation/val``
+  whole images at full size, batch 1. FCN's AlexNet net trains on SBD (8,498 images); on VOC's 1,464 alone
+  mean IU is systematically lower (PAPER.md §3). A recipe that reproduces an SBD protocol sets
+  ``sbd_expected: true`` (the ``paper`` profile): without SBD the run then logs a warning and its record
+  says ``protocol_deviation``; every record says ``sbd: true|false``;
 - scores from one confusion matrix over the whole test set (``SegmentationConfusion``, FCN ``score.py``):
   mean IU (primary), pixel accuracy, mean accuracy, frequency-weighted IU and each class's IU,
   background included.
@@ -27,15 +31,16 @@ et al.'s within-layer data-dependent init, PAPER.md §2; ``head_init: he`` skips
 by ~100× between encoders (≈1e-3 for the Gaussian std-0.01 trunk), and the head's speed of learning should
 not depend on that scale. The score layer starts at zero, as in FCN ("random init yielded neither better
 performance nor faster convergence").
-NOTE: the loss is the mean over non-ignored pixels of the whole batch (FCN's solver comment assumes a
-normalised loss although its ``net.py`` writes ``normalize: False``); with 20 images per batch this is the
+NOTE: the loss is the mean over non-ignored pixels of the whole batch (``voc-fcn-alexnet/net.py``:
+``SoftmaxWithLoss`` with ``normalize=True``, one image per pass); with 20 images per batch this is the
 ``iter_size: 20`` average up to per-image pixel-count weighting.
 NOTE: training uses fixed-size random crops with horizontal flips instead of FCN's whole images at batch 1,
 so that images batch together; crops pad smaller images with the mean pixel and the label 255 (ignored).
 At the paper's ``crop_size: 500`` every VOC image (longest side 500) fits whole, so only flips and the
 image's placement vary.
 NOTE: the paper's seg11valid (VOC2011 val minus SBD train, 736 images) is replaced by the test split the
-VOC root names (VOC2012 ``val`` on real data); SBD images of the test split are dropped from training instead.
+VOC root names (VOC2012 ``val`` on real data); SBD images of the test split are dropped from training instead,
+and SBD's ``val`` list is trained on too (FCN trains on SBD ``train`` only: ``sbd_splits: [train]``).
 NOTE: pooling uses PyTorch's floor rounding (Caffe rounds up), so the bottom/right padding grows by up to
 one stride where needed to keep the output covering the whole image; the alignment is unchanged.
 NOTE: the fixed bilinear ``upscore`` (each class upsampled on its own: FCN's weights are zero off the
@@ -47,12 +52,14 @@ FCN does not clip): the data-dependent init scales the new head to the trunk's a
 std-0.01 trunk receives ~100× larger gradients than a trained one, and unclipped SGD diverges on it.
 NOTE: ``head_lr_mult`` (default 1, FCN's single lr) multiplies the lr of the new fc6/fc7/score layers; the
 smoke recipe raises it so that the new head moves within its few iterations (as the ``cls`` smoke recipe).
-NOTE: biases get the same learning rate and weight decay as weights (Caffe's FCN uses lr ×2, no decay).
+NOTE: biases get the same learning rate and weight decay as weights; ``voc-fcn-alexnet/net.py`` does so too
+for every layer but ``score_fr``, whose bias has lr ×2 and no decay (``bias_lr_mult`` applies to all layers).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -64,8 +71,10 @@ from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
 from ssl_bench.data.batches import endless_batches
+from ssl_bench.data.sbd import SBD_SPLITS
 from ssl_bench.data.segmentation import TrainTransform, segmentation_training_set, test_transform
 from ssl_bench.data.voc import VOC_CLASSES, VOCSegmentation, read_image_set
+from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
 from ssl_bench.evaluators.engine import (
     FinetuneProtocol,
@@ -82,6 +91,8 @@ from ssl_bench.evaluators.examples import palette_image, save_grid, to_image
 from ssl_bench.evaluators.segmentation_model import DROPOUT, FC_WIDTH, INPUT_PAD, NUM_CLASSES, FCN32s
 from ssl_bench.metrics import SegmentationConfusion
 from ssl_bench.training.performance import Performance
+
+log = logging.getLogger(__name__)
 
 IGNORE_INDEX = 255  # VOC object boundaries / void
 CLASS_NAMES = ("background", *VOC_CLASSES)
@@ -104,7 +115,9 @@ class Protocol(FinetuneProtocol):
     workers: int = 4
     train_split: str = "train"  # Segmentation/train
     test_split: str = "val"  # Segmentation/val
-    sbd_root: str | None = None  # SBD's dataset folder: its train images are added (minus test images)
+    sbd_root: str | None = None  # SBD's dataset folder (bench eval --sbd): joins training (docstring)
+    sbd_splits: tuple[str, ...] = SBD_SPLITS  # SBD lists trained on (FCN: train only; NOTE above)
+    sbd_expected: bool = False  # the protocol trains with SBD: warn and record when it is missing
     max_test_images: int | None = None  # NOTE: a smoke-budget subset, the first ids of the split
     crop_size: int = 500  # VOC's longest side: every image fits whole
     hflip: bool = True
@@ -114,6 +127,12 @@ class Protocol(FinetuneProtocol):
     head_init: Literal["data", "he"] = "data"  # "data": fc6/fc7 rescaled on training images (NOTE above)
     head_init_images: int = 16
     figure_images: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        unknown = [s for s in self.sbd_splits if s not in SBD_SPLITS]
+        if unknown or not self.sbd_splits:
+            raise RecipeError(f"sbd_splits {list(self.sbd_splits)}: choose one or more of {list(SBD_SPLITS)}")
 
 
 # --- training -----------------------------------------------------------------------------------------------
@@ -186,9 +205,14 @@ def evaluate_segmentation(ctx: EvalContext) -> Metrics:
         test_set = Subset(test_set, range(p.max_test_images))
     transform = TrainTransform(p.crop_size, IGNORE_INDEX, p.hflip)
     train_set, train_ids, notes = segmentation_training_set(
-        ctx.voc_root, p.train_split, transform, test_ids, p.sbd_root
+        ctx.voc_root, p.train_split, transform, test_ids, p.sbd_root or None, p.sbd_splits
     )
     ctx.extra |= notes
+    if p.sbd_expected and not notes["sbd"]:
+        deviation = (f"trained on VOC Segmentation/{p.train_split} alone ({len(train_ids)} images): not the "
+                     "paper's protocol, which adds SBD (PAPER.md §3; pass --sbd benchmark_RELEASE/dataset)")
+        log.warning("seg: %s", deviation)
+        ctx.extra["protocol_deviation"] = deviation
     check_disjoint(train_ids, test_ids, "seg")
 
     model = FCN32s(ctx.load_encoder(), ctx.arch, fc_width=p.fc_width, dropout=p.dropout, pad=p.input_pad)

@@ -115,6 +115,21 @@ def test_new_head_is_initialised_and_lr_multipliers_cover_every_weight_once() ->
     assert mult[id(fc8.weight)] == 10.0 and mult[id(fc8.bias)] == 20.0
 
 
+@pytest.mark.parametrize("task", ["cls", "cls-fc6-8"])
+def test_paper_recipe_initialises_fc8_as_voc_classification(task: str) -> None:
+    """train_cls.py re-draws the layers after drop7 (fc8 alone): N(0, 0.01) weights, bias 0.1; fc6/fc7 of the
+    paper's run were pre-initialised (a fillerless CaffeNet deploy.prototxt), the data-dependent init here."""
+    from ssl_bench.evaluators.runner import resolve_protocol
+
+    p = resolve_protocol(task, "paper", None, None)
+    assert (p.fc8_bias, p.head_init, p.head_lr_mult, p.bias_lr_mult) == (0.1, "data", 1.0, 2.0)
+    torch.manual_seed(0)
+    model = FineTuneClassifier(create_encoder("caffenet"), 256 * 2 * 2, 20, width=64, dropout=0.5,
+                               fc8_bias=p.fc8_bias)
+    fc8 = model.head[-1]
+    assert fc8.weight.std().item() == pytest.approx(0.01, rel=0.1) and torch.all(fc8.bias == 0.1)
+
+
 def test_random_scale_crop_pads_small_images_and_is_reproducible() -> None:
     from PIL import Image
 

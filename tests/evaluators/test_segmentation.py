@@ -220,3 +220,50 @@ def test_overlapping_train_and_test_images_are_refused(voc_root: Path, tmp_path:
 def test_smoke_recipe_runs_on_default_synthvoc(tmp_path: Path) -> None:
     """The whole smoke recipe on the default SynthVOC, as `make demo` runs it (~1 min; +1 min to generate)."""
     assert _bench_eval(["--task", "seg", "--weights", "random", "--out", str(tmp_path), "--no-progress"]) == 0
+
+
+def _paper_seg(voc_root: Path, out: Path, *extra: str) -> dict:
+    """``bench eval --task seg --profile paper`` at a test's size; returns the record."""
+    code = _bench_eval([
+        "--task", "seg", "--weights", "random", "--data", str(voc_root), "--profile", "paper",
+        "--out", str(out), "--no-progress", "--device", "cpu", "--set", "iterations=2",
+        "--set", "batch_size=2", "--set", "crop_size=99", "--set", "fc_width=16", "--set", "workers=0",
+        "--set", "max_test_images=1", "--set", "figure_images=0", *extra,
+    ])  # fmt: skip
+    assert code == 0
+    (path,) = out.glob("*.json")
+    return json.loads(path.read_text())
+
+
+def test_paper_profile_trains_with_sbd_given_and_says_so_without(
+    voc_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ssl_bench.data.voc import read_image_set
+    from tests.data.sbd_fixture import write_sbd
+
+    train_ids = read_image_set(voc_root, "train", "Segmentation")
+    test_ids = read_image_set(voc_root, "val", "Segmentation")
+    sbd = write_sbd(tmp_path / "benchmark_RELEASE" / "dataset",
+                    {"train": ["2008_000002", test_ids[0]], "val": ["2008_000003", train_ids[0]]})
+    record = _paper_seg(voc_root, tmp_path / "with", "--sbd", str(sbd.parent))  # the release folder works too
+    extra = record["extra"]
+    assert record["status"] == "ok" and extra["sbd"] is True and "protocol_deviation" not in extra
+    assert record["recipe"]["sbd_root"] == str(sbd) and record["recipe"]["sbd_splits"] == ["train", "val"]
+    assert (extra["sbd_images"], extra["sbd_dropped_test_overlap"]) == (2, 1)
+    assert extra["train_images"] == len(train_ids) + 2
+
+    with caplog.at_level("WARNING", logger="ssl_bench.evaluators.segmentation"):
+        record = _paper_seg(voc_root, tmp_path / "without")
+    extra = record["extra"]
+    assert extra["sbd"] is False and extra["train_images"] == len(train_ids)
+    assert "not the paper's protocol" in extra["protocol_deviation"]
+    assert any("not the paper's protocol" in r.getMessage() for r in caplog.records)
+
+
+def test_sbd_flag_is_refused_for_other_tasks_and_missing_folders(tmp_path: Path) -> None:
+    from ssl_bench.cli import main
+
+    base = ["eval", "--weights", "random", "--out", str(tmp_path), "--no-progress"]
+    assert main([*base, "--task", "cls", "--sbd", str(tmp_path)]) == 2
+    assert main([*base, "--task", "seg", "--sbd", str(tmp_path / "nowhere")]) == 2
+    assert not list(tmp_path.glob("*.json"))
