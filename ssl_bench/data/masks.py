@@ -25,6 +25,8 @@ import torch.nn.functional as F
 REGION_DENSITY = 0.25
 REGION_COVERAGE = (0.20, 0.30)
 REGION_SCALE = 10000 / 600  # ≈ 16.7 px per noise cell
+# NOTE: that cell size is the public code's for its 128-px crops (train_random.lua: fineSize 64 or 128 only);
+# the paper recipe passes ``scale`` ×227/128 so that its 227-px masks are those masks enlarged (tests).
 
 # Candidates drawn per vectorised batch of random-region retries. Only ~22% of 227-px candidates pass the
 # 20–30% test (the thresholded field covers 18% on average, not 25%: bicubic smoothing pulls the noise

@@ -21,20 +21,24 @@ Trained on Main ``trainval``, tested on Main ``test`` (refused if they overlap).
 Task ``cls-fc6-8``: the same protocol with conv1…conv5 frozen (no gradient, eval mode, checked unchanged after
 training as moco's ``sanity_check``) and only fc6-fc8 trained: the "fc6-8" column of Split-Brain's Table 4
 (Zhang et al., CVPR 2017) and RotNet's Table 7, with the same code and solver (voc-classification's
-``--train-from pool5``, its ``all_fc`` experiment).
+``--train-from pool5``, its ``fc678`` experiment in ``experiments/ALL_PARAMS``).
 NOTE: voc-classification keeps a model's pretrained fc6/fc7 (only fc8 new); ``encoder.pt`` ends at pool5, so
 here they are always new (which published fc6-8 rows started from pretrained fc6/fc7 is **unverified**).
 
-NOTE: fc6/fc7 start from CaffeNet's fillers (N(0, 0.005), bias 0.1: ``head_init: filler``, the default) or
+NOTE: fc6/fc7 start from fillers (N(0, 0.005), bias 0.1: ``head_init: filler``, the default; the std is
+CaffeNet's, its bias filler **unverified**: the BVLC train_val.prototxt read here gives 0.4) or
 rescaled on a few training images to zero-mean, unit-variance pre-activations (``head_init: data``:
 Krähenbühl et al.'s within-layer init, PAPER.md §2, as the ``seg`` head). The paper's context-encoder row
 did not start from fillers: voc-classification's ``experiments/ALL_MODELS`` loads the released weights
 (``pascalDrop_long.caffemodel``) into ``bvlc_reference_caffenet/deploy.prototxt`` (BVLC/caffe), which
 declares no fillers, so a layer the caffemodel lacks starts at Caffe's default filler, constant 0; an fc6/fc7
 of zeros never trains (Caffe's ReLU passes no gradient at 0) and could not give 56.5 mAP, so the released
-caffemodel carries fc6/fc7 weights of its own. How they were set is **unverified** (the data-dependent init
-is the closest the suite has; the ``paper`` recipes use it). With the fillers a trunk whose pool5 is small
-also feeds fc8 an almost constant vector that a short schedule cannot move (the smoke recipe).
+caffemodel carries fc6/fc7 weights of its own. How they were set is **unverified**; Krähenbühl's
+``philkr/magic_init`` (``magic_init.py``) initialises exactly the layers whose weights are all zero (Gaussian
+weights rescaled to unit-variance pre-activations, mean 0.1 with its default ``-b 0.1``), so the ``paper``
+recipes use ``head_init: data``, its within-layer step (NOTE: mean 0, not 0.1; 32 crops, not its 10 × 16).
+With the fillers a trunk whose pool5 is small also feeds fc8 an almost constant vector that a short
+schedule cannot move (the smoke recipe).
 NOTE: fc8's bias is ``fc8_bias``: voc-classification's 0.1 in the ``paper`` recipes; the default 0 keeps the
 committed smoke and mini records reproducible.
 NOTE: the scale factor is drawn uniformly in [min_scale, max_scale] and applied to the image as stored
@@ -86,7 +90,7 @@ from ssl_bench.metrics import AP_VARIANTS, mean_ap, voc_classification_ap
 PRIMARY_AP = "sklearn"
 FC8_STD = 0.01  # voc-classification train_cls.py: layers after --random-from drop7 get N(0, 0.01) weights
 FC8_BIAS_SOURCE = 0.1  # ... and bias 0.1 (the paper recipes' fc8_bias; NOTE above on the default 0)
-FC67_STD, FC67_BIAS = 0.005, 0.1  # CaffeNet's fc6/fc7 fillers (see the NOTE above)
+FC67_STD, FC67_BIAS = 0.005, 0.1  # fc6/fc7 fillers: CaffeNet's std; the bias unverified (NOTE above)
 # Test crops draw from per-sample generators of "epochs" far beyond any training epoch, so a test crop
 # never repeats a training draw of the same image.
 _TEST_EPOCH_OFFSET = 1_000_000

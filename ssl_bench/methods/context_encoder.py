@@ -37,7 +37,8 @@ class ChannelWiseFC(nn.Module):
     """Each of the m feature maps (n×n) is fully connected to its own output map only: m·n⁴ weights.
 
     The authors' recipe (PAPER.md §1.2): a grouped convolution with kernel n, m groups and m·n² outputs,
-    reshaped back to m×n×n. Dropout on its input is a switch (unverified in the paper; default off).
+    reshaped back to m×n×n. Dropout on its input, this layer's only (PAPER.md §1.2: 0.5, "since it has more
+    parameters than other layers"; the paper recipe); default off.
     """
 
     def __init__(self, channels: int, size: int, dropout: float = 0.0) -> None:
@@ -92,7 +93,8 @@ class ContextEncoder(PretrainMethod):
         overlap / overlap_weight: visible ring around the hole also predicted, with its own weight
             (the semantic-inpainting net used 4 px at 10×; 0 = off, the default for features).
         fill: hole value per channel in normalised units (the dataset mean; resolved by the trainer).
-        channel_dropout: dropout before the channel-wise layer (unverified in the paper).
+        channel_dropout: dropout on the channel-wise layer's input, the net's only dropout (PAPER.md §1.2:
+            0.5, the paper recipes; 0 in smoke / mini).
         bottleneck_kernel: kernel of the stride-1 channel-mixing convolution (unverified; default 1).
         encoder_init_std: N(0, std²) for the encoder's weights instead of He-normal (None); the authors'
             code draws every conv from N(0, 0.02²). Behind batch norm (``caffenet_bn``) the scale of a conv's

@@ -240,3 +240,25 @@ def test_fill_holes_replaces_only_the_hole() -> None:
     assert not torch.equal(out, images)  # a new tensor; the input is untouched
     # One image [3, H, W] with its mask [1, H, W], as a dataset worker holds them.
     assert torch.equal(fill_holes(images[0], masks[0], fill), out[0])
+
+
+def test_paper_recipe_scales_the_regions_to_227_px_as_the_public_code_draws_them_at_128() -> None:
+    """train_random.lua cuts its masks for 128-px crops; the paper recipe's 227-px masks are the same masks
+    enlarged: masked fraction within 20–30% and boundary length per image side as at 128 px."""
+    from ssl_bench.recipes import find_recipe, load_yaml
+
+    scale = load_yaml(find_recipe("pretrain", "paper", "context_encoder"))["model"]["mask_options"]["scale"]
+    assert scale == pytest.approx(REGION_SCALE * SIZE / 128, abs=0.01)
+
+    def draw(size: int, scale: float, n: int = 120) -> torch.Tensor:
+        g = _gen(11)
+        return torch.stack([random_region_mask(size, g, scale=scale) for _ in range(n)])  # [n, 1, S, S]
+
+    public, paper, unscaled = draw(128, REGION_SCALE), draw(SIZE, scale), draw(SIZE, REGION_SCALE)
+    frac = _fraction(paper)
+    assert bool(((frac > 0.20) & (frac < 0.30)).all())
+    assert float(frac.mean()) == pytest.approx(float(_fraction(public).mean()), abs=0.01)
+    per_side = {name: float(_boundary_pixels(m).float().mean()) / m.shape[-1]
+                for name, m in (("public", public), ("paper", paper), ("unscaled", unscaled))}
+    assert per_side["paper"] == pytest.approx(per_side["public"], rel=0.1)
+    assert per_side["unscaled"] > 1.4 * per_side["public"]  # unscaled blobs are ~1.7x smaller per image

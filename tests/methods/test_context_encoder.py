@@ -100,3 +100,19 @@ def test_unknown_method_and_option_fail_loudly():
         create_method("no_such_method")
     with pytest.raises(RecipeError, match="bogus"):
         create_method("context_encoder", bogus=1)
+
+
+@pytest.mark.parametrize("name", ["context_encoder", "autoencoder"])
+def test_paper_recipe_drops_out_on_the_channel_wise_layer_only(name):
+    """PAPER.md §1.2: dropout 0.5 on the channel-wise fully connected layer, no other dropout in the net."""
+    from ssl_bench.recipes import find_recipe, load_yaml
+
+    model_options = load_yaml(find_recipe("pretrain", "paper", name))["model"]
+    net = create_method(name, image_size=99, **model_options)
+    dropouts = {n: m.p for n, m in net.named_modules() if isinstance(m, torch.nn.Dropout)}
+    assert dropouts == {"channel_fc.dropout": 0.5}
+    x = torch.rand(2, 256, 2, 2)
+    net.train()
+    assert not torch.equal(net.channel_fc(x), net.channel_fc(x))  # drawn afresh while training
+    net.eval()
+    assert torch.equal(net.channel_fc(x), net.channel_fc(x))
