@@ -81,8 +81,8 @@ def check_data(plan: Any, o: Any, workers: int, progress: bool) -> list[DataChec
             if new:
                 check.problems.append(f"no VOC folder given: the paper profile reads {year}")
         else:
-            check, new = need(year if Path(root).name == year else "VOC folder", root, stage.name,
-                              HOW_TO_GET[year])  # fmt: skip
+            name = Path(root).name if Path(root).name in EXPECTED_SPLITS else "VOC folder"
+            check, new = need(name, root, stage.name, HOW_TO_GET.get(name, HOW_TO_GET[year]))
             if new:
                 _check_voc(check, Path(root), workers, progress)
             warning = f"task {stage.task} reads {root}; the paper's is {year}"
