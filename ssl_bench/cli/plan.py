@@ -14,10 +14,14 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ssl_bench.cli.data import EXPECTED_SPLITS, check_sbd
 from ssl_bench.errors import BenchError
+
+if TYPE_CHECKING:
+    from ssl_bench.results.plan import Plan
+    from ssl_bench.results.stages import ReproduceOptions
 
 # Where each dataset comes from (what a user about to rent a GPU must fetch first).
 HOW_TO_GET = {
@@ -55,8 +59,8 @@ class DataCheck:
         return not self.problems
 
 
-def check_data(plan: Any, o: Any, workers: int, progress: bool) -> list[DataCheck]:
-    """The data of every stage of ``plan`` (``results.plan.Plan``) under options ``o``, each checked once."""
+def check_data(plan: Plan, o: ReproduceOptions, workers: int, progress: bool) -> list[DataCheck]:
+    """The data of every stage of ``plan`` under options ``o``, each dataset checked once."""
     checks: dict[tuple[str, str | None], DataCheck] = {}
 
     def need(name: str, path: Any, stage: str, how: str) -> tuple[DataCheck, bool]:
@@ -178,7 +182,7 @@ def _check_proposals(check: DataCheck, path: Any, voc_root: Any) -> None:
         check.problems.append(str(e))
 
 
-def run_dry(options: Any, timing: bool, workers: int | None = None) -> int:
+def run_dry(options: ReproduceOptions, timing: bool, workers: int | None = None) -> int:
     """Print the plan of a ``bench reproduce`` (``--dry-run``); returns the exit code."""
     from ssl_bench.results.plan import estimate, plan_stages
 
