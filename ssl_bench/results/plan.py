@@ -20,13 +20,16 @@ in a temporary folder, on this machine's device:
   real test split's size (when the VOC folder is given; else it is left out and the estimate says so).
 * other evaluations (frozen features, inpainting): one probe, scaled by the real test split's size.
 
-A task costs the same for every method (measured once per task), a method the same for every seed.
+A task costs the same for every method (measured once per task), a method the same for every seed. A probe
+still running after :data:`PROBE_TIMEOUT_S` is stopped (then: no estimate, and why).
 """
 
 from __future__ import annotations
 
 import copy
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +56,7 @@ PROBE_STEPS = 3  # pretraining steps of the probe (the first one warms up; the m
 PROBE_BATCH = 2  # images per step / iteration in every probe
 PROBE_VOC_IMAGES = 40  # generated VOC: 10 trainval, 10 test (and a 20-image pool)
 PROBE_FOLDER_IMAGES = 8  # generated ImageNet-style folder: 2 classes × 4
+PROBE_TIMEOUT_S = 180  # a probe still running then is stopped, its stage left without an estimate
 # Keys every probe shrinks, where the task has them: the schedule and sizes that only cost time.
 _PROBE_EVAL_KEYS = {"batch_size": PROBE_BATCH, "test_batch_size": PROBE_BATCH, "workers": 0,
                     "figure_images": 1, "head_init_images": PROBE_BATCH, "sbd_root": None,
@@ -184,12 +188,10 @@ def _pretrain_estimate(
     train.update(steps=PROBE_STEPS, batch_size=PROBE_BATCH, log_every=1, sample_every=0, checkpoint_every=0,
                  workers=0)  # fmt: skip
     out = work / "pretrain" / cfg["method"]
-    t0 = time.perf_counter()
     try:
-        run_pretraining(cfg, out, device=device, progress=False, overwrite=True)
+        wall = _bounded(_pretraining_probe, cfg, out, device)
     except Exception as e:  # noqa: BLE001 - a probe that fails leaves the stage without an estimate
         return None, f"not measured: the probe failed ({type(e).__name__}: {e})"
-    wall = time.perf_counter() - t0
     img_s = RunFolder(out).learning_evidence().get("img_s")
     if not steps or not img_s:  # a method that does not train (random, datainit): its probe is the stage
         return wall, "estimate: the probe's wall time (no training steps)"
@@ -237,9 +239,46 @@ def _probe_eval(
 ) -> float:
     recipe = work / f"{task}.yaml"
     recipe.write_text(yaml.safe_dump(config))
+    return _bounded(_evaluation_probe, task, recipe, overrides, voc, work / "runs", device)
+
+
+class ProbeTimeout(Exception):
+    """A probe ran past :data:`PROBE_TIMEOUT_S`."""
+
+
+def _bounded(fn: Any, *args: Any) -> Any:
+    """``fn(*args)``, stopped by :class:`ProbeTimeout` after :data:`PROBE_TIMEOUT_S` so that a slow stage
+    cannot hang the dry run (a timer signal: main thread on POSIX; elsewhere unbounded). In-process: a fresh
+    process would spend longer importing torch than a probe runs."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        return fn(*args)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise ProbeTimeout(f"it ran past {PROBE_TIMEOUT_S} s: the stage takes longer here")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, PROBE_TIMEOUT_S)
+    try:
+        return fn(*args)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _pretraining_probe(config: dict[str, Any], out: Path, device: str | None) -> float:
+    """Wall seconds of ``run_pretraining``."""
     t0 = time.perf_counter()
-    record = evaluate(task, "random", "caffenet", data=voc, seed=0, out=work / "runs", device=device,
-                      progress=False, recipe=recipe, recipe_overrides=overrides)  # fmt: skip
+    run_pretraining(config, out, device=device, progress=False, overwrite=True)
+    return time.perf_counter() - t0
+
+
+def _evaluation_probe(
+    task: str, recipe: Path, overrides: dict[str, Any], voc: Path, out: Path, device: str | None
+) -> float:
+    """Wall seconds of ``bench eval``'s run with random weights (its failures come back as records)."""
+    t0 = time.perf_counter()
+    record = evaluate(task, "random", "caffenet", data=voc, seed=0, out=out, device=device, progress=False,
+                      recipe=recipe, recipe_overrides=overrides)  # fmt: skip
     if record.get("status") != "ok":
         raise RuntimeError(record.get("error"))
     return time.perf_counter() - t0
