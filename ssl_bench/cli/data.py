@@ -47,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--no-progress", action="store_true", help="no progress bar while decoding")
     c.set_defaults(func=run_check)
+    _add_proposals_parser(dsub)
 
 
 # Official split sizes (PASCAL VOC devkit image sets; SBD's: ssl_bench.data.sbd.SBD_SPLIT_SIZES).
@@ -132,4 +133,32 @@ def run_check(args: argparse.Namespace) -> int:
             print(f"  - {p}")
         return 1
     print(f"bench data check: {where} looks complete")
+    return 0
+
+
+def _add_proposals_parser(dsub: argparse._SubParsersAction) -> None:
+    p = dsub.add_parser(
+        "proposals",
+        help="convert Fast R-CNN's selective-search .mat files into the det evaluator's proposals file",
+        description="Read selective-search proposals as distributed for Fast R-CNN (rbgirshick/fast-rcnn "
+        "data/scripts/fetch_selective_search_data.sh: selective_search_data/voc_2007_trainval.mat and "
+        "voc_2007_test.mat; 'boxes' a cell of (K,4) 1-based [y1 x1 y2 x2] arrays, 'images' their names) and "
+        "write one .npz of VOC 1-based x1,y1,x2,y2 boxes per image id, for --set proposals=OUT. "
+        "With --data, every trainval and test image of that VOC year must have proposals.",
+    )
+    p.add_argument("mat", type=Path, nargs="+", help="selective-search .mat file(s)")
+    p.add_argument("--out", type=Path, required=True, help="proposals file to write (.npz)")
+    p.add_argument("--data", type=Path, help="VOC year folder whose Main trainval + test ids must be covered")
+    p.set_defaults(func=run_proposals)
+
+
+def run_proposals(args: argparse.Namespace) -> int:
+    from ssl_bench.data.proposals import convert_selective_search
+    from ssl_bench.data.voc import read_image_set
+
+    ids = None
+    if args.data is not None:
+        ids = read_image_set(args.data, "trainval") + read_image_set(args.data, "test")
+    summary = convert_selective_search(args.mat, args.out, ids)
+    print(json.dumps({"proposals": str(args.out), **summary}))
     return 0

@@ -1,7 +1,8 @@
 """``bench reproduce``: the paper's Table 2 in one command (pretrain, evaluate, table, figures, report).
 
 Stages are cached on hashes of their inputs and an interrupted run continues where it stopped; see
-``ssl_bench/results/reproduce.py`` for the stage layout and keys.
+``ssl_bench/results/reproduce.py`` for the stage layout and keys. ``--dry-run`` runs nothing: it lists the
+stages, checks their data and estimates their time (``cli/plan.py``, ``results/plan.py``).
 """
 
 from __future__ import annotations
@@ -74,6 +75,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--set context_encoder.train.steps=100 (YAML value)",
     )
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run nothing: list every stage with its recipe, check the data each needs (present, complete) "
+        "and estimate each stage's time on this machine from a short probe; exit 1 naming what is missing",
+    )
+    p.add_argument("--no-timing", action="store_true", help="with --dry-run: skip the timing probes")
     p.set_defaults(func=run)
 
 
@@ -156,6 +164,10 @@ def run(args: argparse.Namespace) -> int:
         eval_overrides=eval_sets,
         command=command_line(args),
     )
+    if args.dry_run:
+        from ssl_bench.cli.plan import run_dry
+
+        return run_dry(options, timing=not args.no_timing)
     summary = reproduce(options)
     print(json.dumps(summary))
     return 1 if summary["failed"] else 0

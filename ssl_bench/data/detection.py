@@ -12,8 +12,8 @@ coordinates are ``x → W - x``, also exact.
 Proposals file (``det`` recipe: ``--set proposals=FILE``): a ``.npz`` (``numpy.savez(FILE, **{image_id:
 boxes})``) or a ``.pt`` (``torch.save({image_id: tensor}, FILE)``) mapping every train and test image id to a
 float ``(K, 4)`` array of ``x1, y1, x2, y2`` boxes in VOC 1-based pixel coordinates of the original image.
-Fast R-CNN's ``selective_search_data/voc_2007_*.mat`` store ``y1, x1, y2, x2`` (1-based): reorder the
-columns to ``x1, y1, x2, y2`` and keep them 1-based.
+Fast R-CNN's ``selective_search_data/voc_2007_*.mat`` store ``y1, x1, y2, x2`` (1-based): ``bench data
+proposals`` converts them into this format (:mod:`ssl_bench.data.proposals`).
 """
 
 from __future__ import annotations

@@ -1,46 +1,66 @@
-"""Detection transfer: Fast/Faster R-CNN on the encoder's conv5, VOC2007 trainval → test, VOC07 11-point mAP.
+"""Detection transfer: Fast R-CNN (or Faster R-CNN) on the encoder's conv5, VOC2007 trainval → test.
 
-Protocol (PAPER.md §3, detection row): the paper fine-tunes the whole trunk in Fast R-CNN (Girshick 2015,
-py-faster-rcnn) with selective-search proposals and reports VOC2007 test mAP at IoU 0.5 with the VOC2007
-11-point AP (PAPER.md §5). The network here is torchvision's ``FasterRCNN`` assembled like py-faster-rcnn's
-CaffeNet model:
+Protocol (PAPER.md §3, detection row): the paper fine-tunes the whole trunk in Fast R-CNN (Girshick 2015) on
+selective-search proposals, trained and tested at several scales as in Krähenbühl et al.'s setup, and reports
+VOC2007 test mAP at IoU 0.5 with the VOC2007 11-point AP (PAPER.md §5). The network here is torchvision's
+``FasterRCNN`` assembled like Fast R-CNN's CaffeNet model (rbgirshick/fast-rcnn ``models/CaffeNet``):
 
 * feature map: the encoder up to conv5 (stride 16, no pool5), 256 channels;
 * RoI max pooling to 6×6 on conv5 (Fast R-CNN's ``ROIPooling``, spatial scale 1/16), so that fc6 sees
   the 256×6×6 = 9216 inputs it sees after pool5 in classification;
 * fc6 → fc7 (ReLU, dropout 0.5), then a 21-way classifier (20 classes + background) and per-class box
   regression;
-* region proposals: a ``proposals`` file (Fast R-CNN, as in the paper), else an RPN trained jointly on
-  the same conv5 (Faster R-CNN, approximate joint training).
+* ``detector: fast_rcnn`` (the paper's, the paper recipe's): the RoIs are a ``proposals`` file — Fast
+  R-CNN's selective-search boxes converted by ``bench data proposals`` (``data/proposals.py``). Without one
+  the run stops at its start (an error record, exit 2) and says how to get them or choose the RPN.
+  ``detector: faster_rcnn``: an RPN trained jointly on the same conv5 makes them (Faster R-CNN,
+  approximate joint training; NOTE below).
+* scales (``min_size``, one or several shorter sides; ``max_size`` caps the longer): with several, each
+  training image is resized to one drawn at random (Fast R-CNN ``roi_data_layer/minibatch.py``;
+  torchvision's transform draws the same way) and testing runs Fast R-CNN's image pyramid, each RoI pooled
+  at the scale where its area is closest to 224² (``detection_model.pyramid_detect``;
+  ``lib/fast_rcnn/test.py::_project_im_rois``).
+
+Sources of the paper recipe (``eval/paper/det.yaml``), all rbgirshick/fast-rcnn: scales 480/576/688/864/1200
+and longest side ≤ 2000 from ``experiments/cfgs/multiscale.yml`` (TRAIN and TEST alike); 40k iterations
+(``experiments/scripts/multiscale_caffenet.sh`` tests ``…_multiscale_iter_40000``; ``tools/train_net.py``
+``--iters`` default 40000) with lr 1e-3 ×0.1 at 30k, momentum 0.9, weight decay 5e-4
+(``models/CaffeNet/solver.prototxt``: ``stepsize: 30000``); 2 images and 128 RoIs per batch at 25%
+foreground, flips, test NMS 0.3 (``lib/fast_rcnn/config.py``). py-faster-rcnn's ``fast_rcnn.sh`` uses the
+same 40k / 30k for VOC (``ITERS=40000``; ``models/pascal_voc/VGG_CNN_M_1024/fast_rcnn/solver.prototxt``).
 
 Coordinates: ground truth and detections reach :func:`~ssl_bench.metrics.voc_detection_ap` in VOC's 1-based
 inclusive convention; the model sees torchvision's 0-based continuous one. The conversion, and the format of a
 proposals file (``--set proposals=FILE``), are in :mod:`ssl_bench.data.detection`.
 
 NOTE (deviations, each switchable in the recipe where it is a number):
-* NOTE: without a proposals file the proposals come from an RPN on the trunk being evaluated (Faster
-  R-CNN), not from selective search: the trunk then also has to learn objectness, and the mAP is not
-  the paper's Fast R-CNN number. Selective search is not shipped with the suite.
-* NOTE: the paper's detection schedule is unverified (PAPER.md §3). The paper recipe uses py-faster-rcnn's
-  defaults: SGD momentum 0.9, weight decay 5e-4, lr 1e-3 for 40k iterations then 1e-4 for 10k, 2 images
-  per batch, shorter side 600 / longer ≤ 1000, horizontal flips, 64 RoIs per image at 25% foreground
-  (py-faster-rcnn: 128 per 2-image batch), biases at 2× lr without weight decay (Caffe's
-  ``lr_mult: 2, decay_mult: 0``). Single-scale training and testing.
+* NOTE: the schedule Krähenbühl et al. (2016) used for the paper's detection column is unverified (their
+  Fast R-CNN settings were not found in public code: philkr/magic_init holds only the init). The paper
+  recipe takes Fast R-CNN's own multi-scale CaffeNet experiment (sources above).
+* NOTE: ``detector: faster_rcnn`` (the smoke and mini recipes': SynthVOC has no selective-search boxes)
+  takes proposals from an RPN on the trunk being evaluated, not from selective search: the trunk then also
+  has to learn objectness, and the mAP is not the paper's Fast R-CNN number. It tests at ``min_size[-1]``
+  only (torchvision). Selective search itself is not shipped with the suite.
 * NOTE: every trunk layer is fine-tuned (PAPER.md §3: "all layers fine-tuned unless noted"). Fast
   R-CNN froze conv1 of its ImageNet CaffeNet; a self-supervised or random conv1 is not known to be generic.
 * NOTE: fc6/fc7 are new layers (PyTorch's default init); the classifier and box regressor are drawn from
-  N(0, 0.01²) and N(0, 0.001²), as in py-faster-rcnn. Their width is 4096 in the paper recipe (CaffeNet)
+  N(0, 0.01²) and N(0, 0.001²), as in Fast R-CNN. Their width is 4096 in the paper recipe (CaffeNet)
   and smaller in the smoke recipe, for CPU time.
 * NOTE: torchvision's box head samples background RoIs at IoU in [0, 0.5); Fast R-CNN used [0.1, 0.5).
-  Its box-regression loss is smooth-L1 with beta 1/9 (Fast R-CNN: beta 1).
+  Its box-regression loss is smooth-L1 with beta 1/9 (Fast R-CNN: beta 1). Ground-truth boxes join the
+  RoIs in training, as in Fast R-CNN.
 * NOTE: RPN anchors sit on the conv5 grid at stride 16, centred on each conv5 cell's receptive field
   (``16·m + 17.5`` px for CaffeNet's unpadded conv1 and pools). torchvision would infer the stride as
   padded image size // grid size (18 for a 227 px image padded to 256) and centre cell m at ``stride·m``,
   up to ~18 px off and drifting across the image. RoI pooling keeps Caffe's ``round(x / 16)`` mapping.
 * NOTE: a batch-norm trunk (``caffenet_bn``) keeps its batch-norm layers in eval mode (frozen statistics):
   2 images per batch is too few for batch statistics, the usual practice in detection.
+* NOTE: biases train at 2× lr without weight decay (Caffe's ``lr_mult: 2, decay_mult: 0``); the images are
+  RGB with the suite's mean/std, not Caffe's BGR mean subtraction (README, deviations).
 * NOTE: test keeps up to 100 detections per image with score > 0.05 after per-class NMS at IoU 0.3, as
-  py-faster-rcnn's ``test_net`` (``thresh=0.05``, ``max_per_image=100``, ``TEST.NMS=0.3``).
+  py-faster-rcnn's ``test_net`` (``thresh=0.05``, ``max_per_image=100``, ``TEST.NMS=0.3``). fast-rcnn's own
+  ``test_net`` instead keeps up to 100 per class per image and raises each class's threshold so that the
+  test set holds 40 per class per image on average, before NMS.
 """
 
 from __future__ import annotations
@@ -70,6 +90,7 @@ from ssl_bench.data.detection import (
 )
 from ssl_bench.data.transforms import MEAN, STD
 from ssl_bench.data.voc import VOC_CLASSES, load_detection_ground_truth, load_image, read_image_sizes
+from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
 from ssl_bench.evaluators.detection_model import (
     FEATURE_STRIDE,
@@ -99,47 +120,77 @@ AP_VARIANT = "voc07_11point"  # the paper's number (PAPER.md §5); "area" (VOC20
 
 @dataclass(frozen=True)
 class Protocol(FinetuneProtocol):
-    """``det`` recipe keys; the defaults are py-faster-rcnn's CaffeNet settings (module docstring)."""
+    """``det`` recipe keys; defaults: Fast R-CNN's multi-scale CaffeNet experiment (module docstring)."""
 
     RENAMED: ClassVar[dict[str, str]] = {**FinetuneProtocol.RENAMED, "head_width": "fc_width",
                                          "head_dropout": "dropout", "flip": "hflip"}  # fmt: skip
-    iterations: int = 50_000  # NOTE: unverified (py-faster-rcnn defaults): 40k at lr, then 10k at lr × 0.1
-    batch_size: int = 2  # images per iteration (py-faster-rcnn TRAIN.IMS_PER_BATCH)
-    lr: float = 1e-3
-    lr_steps: tuple[int, ...] = (40_000,)
+    detector: Literal["fast_rcnn", "faster_rcnn"] = "fast_rcnn"  # fast_rcnn needs `proposals`
+    proposals: str | None = None  # a proposals file (bench data proposals); only for fast_rcnn
+    iterations: int = 40_000  # fast-rcnn multiscale_caffenet.sh / train_net.py --iters (NOTE: unverified)
+    batch_size: int = 2  # images per iteration (TRAIN.IMS_PER_BATCH)
+    lr: float = 1e-3  # models/CaffeNet/solver.prototxt base_lr
+    lr_steps: tuple[int, ...] = (30_000,)  # solver.prototxt stepsize
     lr_gamma: float = 0.1
     weight_decay: float = 5e-4
     bias_lr_mult: float = 2.0  # Caffe: lr_mult 2, decay_mult 0 on biases
     bias_decay_mult: float = 0.0
     train_split: str = "trainval"  # PAPER.md §3: VOC2007 trainval → test
     test_split: str = "test"
-    proposals: str | None = None  # a proposals file (Fast R-CNN); null: an RPN (Faster R-CNN, NOTE)
-    min_size: int = 600  # py-faster-rcnn TRAIN/TEST.SCALES
-    max_size: int = 1000  # py-faster-rcnn MAX_SIZE
-    hflip: bool = True  # py-faster-rcnn TRAIN.USE_FLIPPED
+    min_size: int | tuple[int, ...] = (480, 576, 688, 864, 1200)  # cfgs/multiscale.yml TRAIN/TEST.SCALES
+    max_size: int = 2000  # cfgs/multiscale.yml MAX_SIZE
+    hflip: bool = True  # TRAIN.USE_FLIPPED
     fc_width: int = 4096  # fc6 / fc7 of CaffeNet
     dropout: float = 0.5
     roi_pool: Literal["max", "align"] = "max"  # Fast R-CNN RoI max pooling (or torchvision's RoIAlign)
-    rois_per_image: int = 64  # py-faster-rcnn TRAIN.BATCH_SIZE 128 per 2 images
-    fg_fraction: float = 0.25  # py-faster-rcnn FG_FRACTION
+    rois_per_image: int = 64  # TRAIN.BATCH_SIZE 128 per 2 images
+    fg_fraction: float = 0.25  # TRAIN.FG_FRACTION
     anchor_sizes: tuple[int, ...] = (128, 256, 512)  # Faster R-CNN: scales 8, 16, 32 × stride 16
     anchor_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     rpn_pre_nms_train: int = 12_000  # py-faster-rcnn TRAIN.RPN_PRE_NMS_TOP_N
     rpn_post_nms_train: int = 2_000
     rpn_pre_nms_test: int = 6_000  # py-faster-rcnn TEST.RPN_PRE_NMS_TOP_N
     rpn_post_nms_test: int = 300
-    test_score_thresh: float = 0.05  # py-faster-rcnn test_net thresh
+    test_score_thresh: float = 0.05  # test_net thresh
     test_nms: float = 0.3  # TEST.NMS
     detections_per_image: int = 100  # max_per_image
     test_batch_size: int = 4
     figure_images: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        sizes = (self.min_size,) if isinstance(self.min_size, int) else self.min_size
+        if not sizes or min(sizes) < 1 or self.max_size < max(sizes):
+            raise RecipeError("det: need min_size >= 1 (one size or a list) and max_size >= every min_size")
+        if self.detector == "faster_rcnn" and self.proposals:
+            raise RecipeError(
+                f"det: proposals={self.proposals} with detector=faster_rcnn: the RPN makes its own "
+                "proposals; use detector=fast_rcnn to train on the file"
+            )
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        """The shorter sides, as a tuple (``min_size`` may be one number)."""
+        return (self.min_size,) if isinstance(self.min_size, int) else tuple(self.min_size)
+
+
+MISSING_PROPOSALS = (
+    "det: detector=fast_rcnn (the paper's) needs selective-search proposals and none are set. Get Fast "
+    "R-CNN's (rbgirshick/fast-rcnn data/scripts/fetch_selective_search_data.sh → selective_search_data/"
+    "voc_2007_trainval.mat, voc_2007_test.mat), convert them with `bench data proposals "
+    "voc_2007_trainval.mat voc_2007_test.mat --out proposals.npz --data VOCdevkit/VOC2007`, then pass "
+    "--set proposals=proposals.npz; or choose the RPN with --set detector=faster_rcnn (Faster R-CNN: "
+    "not the paper's setting)"
+)
 
 
 # --- Network ---
 
 
 def build_detector(encoder: nn.Module, p: Protocol) -> nn.Module:
-    """torchvision ``FasterRCNN`` on the encoder's conv5 with RoI max pooling and an fc6/fc7 head."""
+    """torchvision ``FasterRCNN`` on the encoder's conv5 with RoI max pooling and an fc6/fc7 head.
+
+    Its RPN is built for either detector; ``detector_forward`` skips it when proposals are given.
+    """
     width, dropout = p.fc_width, p.dropout
     box_head = nn.Sequential(  # fc6 / fc7 as in CaffeNet
         nn.Flatten(),
@@ -158,7 +209,7 @@ def build_detector(encoder: nn.Module, p: Protocol) -> nn.Module:
     anchors = ConvGridAnchorGenerator(p.anchor_sizes, p.anchor_ratios, FEATURE_STRIDE, conv5_centre(encoder))
     model = FasterRCNN(
         Conv5Backbone(encoder),
-        min_size=p.min_size,
+        min_size=p.scales,
         max_size=p.max_size,
         image_mean=list(MEAN),  # the suite's one normalisation (data/transforms.py)
         image_std=list(STD),
@@ -239,8 +290,10 @@ def trivial_detection_metrics(
 def evaluate_detection(ctx: EvalContext) -> Metrics:
     """Fine-tune a Fast/Faster R-CNN on VOC ``trainval`` and report VOC07 11-point mAP on ``test``."""
     p: Protocol = ctx.protocol
+    if p.detector == "fast_rcnn" and not p.proposals:
+        raise RecipeError(MISSING_PROPOSALS)  # first thing: before any data or weights are read
     root = Path(ctx.voc_root)
-    proposals = load_proposals(p.proposals) if p.proposals else None
+    proposals = load_proposals(p.proposals) if p.detector == "fast_rcnn" else None
     train_set, train_ids = voc_detection_set(root, p.train_split, p.hflip, proposals)
     test_set, test_ids = voc_detection_set(root, p.test_split, False, proposals)
     check_disjoint(train_ids, test_ids, f"detection {p.train_split} → {p.test_split}")
@@ -281,7 +334,10 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
             "coco_ap": "COCO protocol (pycocotools) AP@[.5:.95], difficult as crowd; not VOC",
             "coco_ap50": "COCO protocol (pycocotools) AP@.5; not the VOC number",
         },
+        "detector": p.detector,
         "proposals": str(p.proposals) if use_proposals else "RPN (Faster R-CNN, trained jointly)",
+        "scales": {"train": list(p.scales), "test": list(p.scales) if use_proposals else [p.scales[-1]],
+                   "max_size": p.max_size},
         "feature_layer": f"{FEATURE_TAP} (stride {FEATURE_STRIDE}), "
                          f"RoI {p.roi_pool} pool {ROI_SIZE}x{ROI_SIZE}",
         "head_width": p.fc_width,

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import RoIPool
@@ -24,6 +25,9 @@ NUM_CLASSES = len(VOC_CLASSES) + 1  # 20 VOC classes + background (torchvision l
 FEATURE_TAP = "conv5"  # py-faster-rcnn CaffeNet: RoI pooling replaces pool5
 FEATURE_STRIDE = 16  # conv1 (4) · pool1 (2) · pool2 (2)
 ROI_SIZE = 6  # Fast R-CNN: RoI max pooling to pool5's 6×6
+# Fast R-CNN's test pyramid sends each RoI to the scale where its area is closest to 224² pixels
+# (rbgirshick/fast-rcnn lib/fast_rcnn/test.py::_project_im_rois).
+PYRAMID_ROI_AREA = 224 * 224
 
 
 class Conv5Backbone(nn.Module):
@@ -102,11 +106,15 @@ def detector_forward(
     """Losses (training) or detections (eval) of the detector, from the RPN or from given proposals.
 
     With ``proposals`` (per image, torchvision coordinates of the original image) this is Fast R-CNN:
-    the RPN is skipped and the proposals are resized with the image, then fed to the box head.
-    Detections come back in the original image's torchvision coordinates.
+    the RPN is skipped and the proposals are resized with the image, then fed to the box head. Training
+    resizes each image to one of ``model.transform.min_size`` drawn at random (torchvision; Fast R-CNN's
+    ``roi_data_layer/minibatch.py`` draws a scale per image the same way); testing with several sizes runs
+    :func:`pyramid_detect`. Detections come back in the original image's torchvision coordinates.
     """
     if proposals is None:
-        return model(images, targets)
+        return model(images, targets)  # NOTE: torchvision tests an RPN at min_size[-1] only
+    if not model.training and len(model.transform.min_size) > 1:
+        return pyramid_detect(model, images, proposals)
     original_sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
     batch, targets = model.transform(images, targets)
     proposals = [
@@ -117,3 +125,73 @@ def detector_forward(
     if model.training:
         return losses
     return model.transform.postprocess(detections, batch.image_sizes, original_sizes)
+
+
+def pyramid_scale(height: int, width: int, shorter: int, max_size: int) -> float:
+    """The resize factor that brings the shorter side to ``shorter`` unless the longer then exceeds
+    ``max_size`` (Fast R-CNN's ``_get_image_blob``; torchvision's ``GeneralizedRCNNTransform`` the same)."""
+    return min(shorter / min(height, width), max_size / max(height, width))
+
+
+def pyramid_levels(boxes: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Per box, the pyramid level whose scaled box area is closest to 224² (Fast R-CNN ``_project_im_rois``).
+
+    Args:
+        boxes: ``[R, 4]`` torchvision coordinates of the original image; ``x2 - x1`` is VOC's
+            ``x2 - x1 + 1``, the width Fast R-CNN measures.
+        factors: ``[L]`` resize factor of each level.
+
+    Returns:
+        ``[R]`` level indices.
+    """
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])  # [R]
+    scaled = areas[:, None] * factors[None, :].to(areas) ** 2  # [R, L]
+    return (scaled - PYRAMID_ROI_AREA).abs().argmin(dim=1)
+
+
+@torch.no_grad()
+def pyramid_detect(
+    model: nn.Module, images: list[torch.Tensor], proposals: list[torch.Tensor]
+) -> list[dict[str, torch.Tensor]]:
+    """Fast R-CNN's multi-scale test: conv5 at every size of ``model.transform.min_size`` (longer side
+    capped at ``max_size``), each proposal RoI-pooled at the level where its area is closest to 224², then the
+    box head and torchvision's per-class NMS.
+
+    Built here because torchvision's detectors test at one size only (``min_size[-1]``) and no well-kept
+    library implements Fast R-CNN's per-RoI level choice. The box deltas are decoded against the proposals
+    in original-image coordinates: torchvision's box coding is scale-equivariant, so this equals decoding at
+    the level and scaling back.
+
+    Returns:
+        Per image ``{"boxes", "labels", "scores"}`` in the original image's torchvision coordinates.
+    """
+    t, heads = model.transform, model.roi_heads
+    results = []
+    for image, boxes in zip(images, proposals, strict=True):
+        height, width = int(image.shape[-2]), int(image.shape[-1])
+        normalised = t.normalize(image)  # [3, H, W]
+        factors = torch.tensor([pyramid_scale(height, width, s, t.max_size) for s in t.min_size])
+        levels = pyramid_levels(boxes, factors)  # [R]
+        pooled, order = [], []
+        for level, factor in enumerate(factors.tolist()):
+            keep = torch.nonzero(levels == level).flatten()
+            if not len(keep):
+                continue
+            scaled = F.interpolate(normalised[None], scale_factor=factor, mode="bilinear",
+                                   recompute_scale_factor=True, align_corners=False)[0]  # fmt: skip
+            size = (int(scaled.shape[-2]), int(scaled.shape[-1]))
+            conv5 = model.backbone(t.batch_images([scaled], t.size_divisible))  # [1, 256, ~h/16, ~w/16]
+            rois = resize_boxes(boxes[keep], (height, width), size)
+            pooled.append(heads.box_roi_pool({"0": conv5}, [rois], [size]))  # [r, 256, 6, 6]
+            order.append(keep)
+        if pooled:
+            inverse = torch.argsort(torch.cat(order))
+            features = torch.cat(pooled)[inverse]  # [R, 256, 6, 6], in the proposals' order
+        else:
+            features = normalised.new_zeros((0, model.backbone.out_channels, ROI_SIZE, ROI_SIZE))
+        class_logits, box_regression = heads.box_predictor(heads.box_head(features))
+        out_boxes, scores, labels = heads.postprocess_detections(
+            class_logits, box_regression, [boxes], [(height, width)]
+        )
+        results.append({"boxes": out_boxes[0], "scores": scores[0], "labels": labels[0]})
+    return results

@@ -18,7 +18,9 @@ from ssl_bench.data.detection import detections_to_voc, load_proposals, voc_to_t
 from ssl_bench.data.synthvoc import generate_synthvoc
 from ssl_bench.data.voc import VOC_CLASSES, load_detection_ground_truth, read_image_set
 from ssl_bench.encoders import create_encoder
-from ssl_bench.evaluators import detection
+from ssl_bench.errors import RecipeError
+from ssl_bench.evaluators import detection, detection_model
+from tests.data.proposals_fixture import voc_selective_search_mats
 
 # Tiny and fast: 128 px images (conv5 8×8, padded batch), a few iterations, small heads, no workers.
 TINY = [
@@ -128,8 +130,8 @@ def test_proposals_file_runs_fast_rcnn(voc_root: Path, tmp_path: Path) -> None:
     path = tmp_path / "proposals.npz"
     np.savez(path, **proposals)
 
-    record = _bench_eval(voc_root, tmp_path / "runs", f"proposals={path}")
-    assert record["extra"]["proposals"] == str(path)
+    record = _bench_eval(voc_root, tmp_path / "runs", "detector=fast_rcnn", f"proposals={path}")
+    assert record["extra"]["proposals"] == str(path) and record["extra"]["detector"] == "fast_rcnn"
     assert 0.0 <= record["metrics"]["map_voc07_11point"] <= 1.0
 
 
@@ -150,6 +152,8 @@ def test_proposals_file_must_cover_every_image(voc_root: Path, tmp_path: Path) -
                 str(voc_root),
                 "--out",
                 str(out),
+                "--set",
+                "detector=fast_rcnn",
                 "--set",
                 f"proposals={path}",
                 "--no-progress",
@@ -187,7 +191,9 @@ def test_perfect_detector_scores_one(voc_root: Path) -> None:
 
 
 def test_detector_uses_roi_max_pool_on_conv5_and_aligned_anchors() -> None:
-    model = detection.build_detector(create_encoder("caffenet"), detection.Protocol(fc_width=16))
+    model = detection.build_detector(
+        create_encoder("caffenet"), detection.Protocol(fc_width=16, detector="faster_rcnn")
+    )
     assert isinstance(model.roi_heads.box_roi_pool, detection.RoIMaxPool)
     assert model.backbone.out_channels == 256
     feature = model.backbone(torch.zeros(1, 3, 131, 131))
@@ -198,3 +204,84 @@ def test_detector_uses_roi_max_pool_on_conv5_and_aligned_anchors() -> None:
     centres = (anchors[:, :2] + anchors[:, 2:]) / 2
     assert torch.allclose(centres[0], torch.tensor([17.5, 17.5]), atol=0.5)  # cell (0, 0), CaffeNet
     assert torch.allclose(centres[-1], torch.tensor([17.5 + 16 * 6, 17.5 + 16 * 6]), atol=0.5)
+
+
+def test_paper_det_without_proposals_stops_at_its_start(
+    voc_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "runs"
+    args = ["eval", "--task", "det", "--weights", "random", "--profile", "paper", "--data", str(voc_root)]
+    args += ["--out", str(out), "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "bench data proposals" in err and "--set detector=faster_rcnn" in err
+    (record_path,) = out.glob("*.json")  # stopped at its start, before reading data or weights
+    assert "bench data proposals" in json.loads(record_path.read_text())["error"]
+    with pytest.raises(RecipeError, match="the RPN makes its own"):
+        detection.Protocol(detector="faster_rcnn", proposals="p.npz")
+
+
+def test_pyramid_level_is_the_scale_closest_to_224_squared() -> None:
+    """Against a transcription of Fast R-CNN's ``_project_im_rois`` (lib/fast_rcnn/test.py), 0-based boxes."""
+    rng = np.random.default_rng(0)
+    x1y1 = rng.uniform(0, 400, size=(500, 2))
+    voc0 = np.concatenate([x1y1, x1y1 + rng.uniform(0, 400, size=(500, 2))], axis=1).round()  # 0-based incl.
+    scales = np.array([0.8, 1.0, 1.3, 1.7, 2.4])
+    widths, heights = voc0[:, 2] - voc0[:, 0] + 1, voc0[:, 3] - voc0[:, 1] + 1
+    want = np.abs((widths * heights)[:, None] * scales[None, :] ** 2 - 224 * 224).argmin(axis=1)
+    continuous = torch.from_numpy(voc0 + np.array([0, 0, 1, 1]))  # torchvision: [x1, x2 + 1)
+    got = detection_model.pyramid_levels(continuous, torch.from_numpy(scales))
+    np.testing.assert_array_equal(got.numpy(), want)
+    assert detection_model.pyramid_scale(375, 500, 1200, 2000) == pytest.approx(1200 / 375)
+    assert detection_model.pyramid_scale(375, 1000, 1200, 2000) == 2.0  # longer side capped
+
+
+def test_one_level_pyramid_equals_the_single_scale_path() -> None:
+    """A pyramid whose levels are all 128 px sends every RoI to level 0: the same detections as single-scale
+    Fast R-CNN at 128 px through torchvision's transform (resize, proposals scaled, NMS)."""
+    torch.manual_seed(0)
+    p = detection.Protocol(proposals="p.npz", min_size=128, max_size=1000, fc_width=16, test_score_thresh=0.0)
+    model = detection.build_detector(create_encoder("caffenet"), p).eval()
+    images = [torch.rand(3, 150, 210), torch.rand(3, 180, 120)]
+    # Disjoint boxes: NMS must not choose between near-tied scores (the two paths differ by float error).
+    proposals = [torch.tensor([[0.0, 0.0, 60.0, 50.0], [70.0, 60.0, 200.0, 140.0], [5.0, 5.0, 9.0, 9.0]]),
+                 torch.tensor([[10.0, 30.0, 60.0, 90.0], [70.0, 100.0, 120.0, 180.0]])]  # fmt: skip
+    single = detection_model.detector_forward(model, images, None, proposals)
+    model.transform.min_size = (128, 128, 128)
+    pyramid = detection_model.detector_forward(model, images, None, proposals)
+    for a, b in zip(single, pyramid, strict=True):
+        assert len(a["scores"]) > 0
+        rows = [torch.cat([d["labels"][:, None].float(), d["scores"][:, None], d["boxes"]], 1).detach()
+                for d in (a, b)]  # fmt: skip
+        rows = [r[np.lexsort(r.round(decimals=2).numpy().T[::-1])] for r in rows]  # near-ties may swap
+        torch.testing.assert_close(rows[0], rows[1], rtol=1e-4, atol=1e-3)
+
+
+def test_fast_rcnn_trains_at_random_scales_and_tests_on_the_pyramid(
+    voc_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Converted selective-search boxes (the .mat layout), several scales: training resizes each image to
+    one drawn at random, testing pools every RoI from the pyramid."""
+    mats = voc_selective_search_mats(voc_root, tmp_path / "ss")
+    path = tmp_path / "proposals.npz"
+    assert main(["data", "proposals", *map(str, mats), "--out", str(path), "--data", str(voc_root)]) == 0
+    train_sizes, pyramid_calls = set(), []
+    real_forward, real_pyramid = detection.detector_forward, detection_model.pyramid_detect
+
+    def spy_forward(model, images, targets=None, proposals=None):  # noqa: ANN001, ANN202
+        if model.training:
+            train_sizes.update(model.transform(images, targets)[0].image_sizes)
+        return real_forward(model, images, targets, proposals)
+
+    def spy_pyramid(model, images, proposals):  # noqa: ANN001, ANN202
+        pyramid_calls.append(len(images))
+        return real_pyramid(model, images, proposals)
+
+    monkeypatch.setattr(detection, "detector_forward", spy_forward)
+    monkeypatch.setattr(detection_model, "pyramid_detect", spy_pyramid)
+    record = _bench_eval(voc_root, tmp_path / "runs", "detector=fast_rcnn", f"proposals={path}",
+                         "min_size=[96,128,160]", "max_size=200", "iterations=4")  # fmt: skip
+    assert record["status"] == "ok" and record["extra"]["scales"]["test"] == [96, 128, 160]
+    assert len({min(s) for s in train_sizes}) >= 2  # shorter sides drawn from the scales
+    assert {min(s) for s in train_sizes} <= {96, 128, 160}
+    assert sum(pyramid_calls) == 16  # every test image through the pyramid
