@@ -135,8 +135,11 @@ def param_groups(
     return [g for g in groups if g["params"]]
 
 
-def sgd(trunk: nn.Module, head: Iterable[nn.Module], p: FinetuneProtocol) -> torch.optim.SGD:
-    """SGD with momentum over :func:`param_groups` of the protocol."""
+def sgd(
+    trunk: nn.Module, head: Iterable[nn.Module], p: FinetuneProtocol, fused: bool = True
+) -> torch.optim.SGD:
+    """SGD with momentum over :func:`param_groups` of the protocol (``fused=False``: the for-loop update,
+    which ``bench speed`` times as the previous engine's)."""
     groups = param_groups(
         trunk,
         head,
@@ -148,7 +151,7 @@ def sgd(trunk: nn.Module, head: Iterable[nn.Module], p: FinetuneProtocol) -> tor
     # One fused kernel for the whole update instead of several passes per tensor (the same arithmetic): on a
     # shared 2-core CPU each small elementwise op costs a thread barrier, and the for-loop update took ~20%
     # of the cls step (torch.profiler).
-    return torch.optim.SGD(groups, lr=p.lr, momentum=p.momentum, fused=True)
+    return torch.optim.SGD(groups, lr=p.lr, momentum=p.momentum, fused=fused or None)
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ hand-written script would do, as ``eager_reference.py`` is for pretraining.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,11 +52,20 @@ class EvalStep:
     perf: Performance
 
 
-def build_eval_step(task: str, profile: str, device: torch.device, reference: bool) -> EvalStep:
-    """One evaluation step on in-memory data; ``reference``: its eager fp32 version."""
+def build_eval_step(task: str, profile: str, device: torch.device, variant: str = "suite") -> EvalStep:
+    """One evaluation step on in-memory data, as the suite runs it (``suite``), as the engine ran it before
+    the speed keys (``before``: the protocol's default speed settings, the for-loop SGD) or as the eager fp32
+    reference (``eager``)."""
     protocol_task = {"features": "knn"}.get(task, task)
     p = resolve_protocol(protocol_task, profile)
-    perf = FP32 if reference else protocol_performance(device, p)
+    reference = variant == "eager"
+    if variant == "suite":
+        perf = protocol_performance(device, p)
+    elif variant == "before":
+        perf = protocol_performance(device, dataclasses.replace(p, cpu_amp=False, cpu_channels_last=False))
+    else:
+        perf = FP32
+    fused = variant == "suite"
     g = torch.Generator().manual_seed(0)
 
     def images(n: int, size: int) -> torch.Tensor:
@@ -81,7 +91,7 @@ def build_eval_step(task: str, profile: str, device: torch.device, reference: bo
         encoder = _encoder(reference)
         dim = classification.feature_dim(encoder, p.crop_size)
         model = layout(classification.FineTuneClassifier(encoder, dim, 20, p.fc_width, p.dropout))
-        optimizer = sgd(model.encoder, [model.head], p)
+        optimizer = sgd(model.encoder, [model.head], p, fused)
         x = images(p.batch_size, p.crop_size)
         labels = torch.randint(-1, 2, (p.batch_size, 20), generator=g).to(device)  # [B, 20] in {1, -1, 0}
 
@@ -92,13 +102,13 @@ def build_eval_step(task: str, profile: str, device: torch.device, reference: bo
     elif task == "seg":
         model = layout(segmentation.FCN32s(_encoder(reference), "caffenet", fc_width=p.fc_width,
                                            dropout=p.dropout, pad=p.input_pad))  # fmt: skip
-        optimizer = sgd(model.encoder, (model.fc6, model.fc7, model.score), p)
+        optimizer = sgd(model.encoder, (model.fc6, model.fc7, model.score), p, fused)
         batch = (images(p.batch_size, p.crop_size),
                  torch.randint(0, 21, (p.batch_size, p.crop_size, p.crop_size), generator=g))  # fmt: skip
         loss = functools.partial(segmentation.training_step, model, device=device, perf=perf)
     elif task == "det":
         model = layout(detection.build_detector(_encoder(reference), p))
-        optimizer = sgd(model.backbone, (model.rpn, model.roi_heads), p)
+        optimizer = sgd(model.backbone, (model.rpn, model.roi_heads), p, fused)
         size = p.min_size
         pictures = [torch.rand(3, size, size, generator=g) for _ in range(p.batch_size)]
         boxes = torch.tensor([[20.0, 30.0, 120.0, 140.0], [100.0, 60.0, 200.0, 200.0]])
@@ -117,17 +127,20 @@ def build_eval_step(task: str, profile: str, device: torch.device, reference: bo
     return EvalStep(step, p.batch_size, model, forward, perf)
 
 
+VARIANTS = ("suite", "before", "eager")
+
+
 def eval_side_by_side(
     tasks: tuple[str, ...], profile: str, device: torch.device, steps: int, block: int = 2
-) -> dict[str, tuple[float, float]]:
-    """``{task: (suite img/s, eager fp32 img/s)}``, each pair timed in alternating blocks in one process."""
+) -> dict[str, dict[str, float]]:
+    """``{task: {variant: img/s}}`` for the three ``VARIANTS`` of each step, timed in alternating blocks in
+    one process (``speed.alternating_blocks``), so their ratios compare like with like."""
     from ssl_bench.perf.speed import alternating_blocks, device_sync
 
     out = {}
     for task in tasks:
-        suite = build_eval_step(task, profile, device, reference=False)
-        eager = build_eval_step(task, profile, device, reference=True)
-        seconds = alternating_blocks({"suite": (suite.step, 0), "eager": (eager.step, 0)}, steps, block,
-                                     device_sync(device))  # fmt: skip
-        out[task] = (suite.images / seconds["suite"], suite.images / seconds["eager"])
+        steps_ = {v: build_eval_step(task, profile, device, v) for v in VARIANTS}
+        seconds = alternating_blocks({v: (s.step, 0) for v, s in steps_.items()}, steps, block,
+                                     device_sync(device), warmup=1)  # fmt: skip
+        out[task] = {v: steps_[v].images / seconds[v] for v in VARIANTS}
     return out
