@@ -4,33 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from ssl_bench.data.folder import ImageFolderIndex, load_image, load_scaled_uint8
 from ssl_bench.data.pretrain import PretrainDataset
+from ssl_bench.perf.speed import full_size_jpegs
 
 # Mean absolute difference, in 8-bit levels, allowed between a crop of a scaled decode and the same crop of
 # the full decode (measured: up to ~1.8 on these photographs-like images at 128 px).
 CROP_TOL = 3.0
 
 
-def photo_folder(root: Path, n: int = 4, size: tuple[int, int] = (500, 375)) -> Path:
-    """Full-size (VOC-like) JPEGs: smooth colour fields with texture, quality 90."""
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        base = Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).resize(size, Image.BICUBIC)
-        texture = rng.integers(-20, 21, (size[1], size[0], 3))
-        pixels = (np.asarray(base).astype(np.int16) + texture).clip(0, 255).astype(np.uint8)
-        Image.fromarray(pixels).save(root / f"{i:03d}.jpg", quality=90)
-    return root
-
-
 def test_a_large_jpeg_decodes_at_the_smallest_scale_that_keeps_the_side_asked(tmp_path: Path) -> None:
-    path = photo_folder(tmp_path, n=1) / "000.jpg"
+    path = full_size_jpegs(tmp_path, n=1) / "0000.jpg"
     assert load_image(path).size == (500, 375)
     assert load_image(path, min_short_side=144).size == (250, 188)  # 1/2: 188 >= 144, 1/4 (94) is not
     assert load_image(path, min_short_side=40).size == (63, 47)  # 1/8
@@ -43,7 +31,7 @@ def test_a_large_jpeg_decodes_at_the_smallest_scale_that_keeps_the_side_asked(tm
 
 @pytest.mark.parametrize("augment", [True, False])
 def test_pretraining_crops_of_a_scaled_decode_match_full_decoding(tmp_path: Path, augment: bool) -> None:
-    index = ImageFolderIndex(photo_folder(tmp_path / "photos"), labels="none")
+    index = ImageFolderIndex(full_size_jpegs(tmp_path / "photos", 4), labels="none")
     full = PretrainDataset(index, 128, "random_region", seed=3, augment=augment, draft=False)
     scaled = PretrainDataset(index, 128, "random_region", seed=3, augment=augment, draft=True)
     for i in range(len(index)):
