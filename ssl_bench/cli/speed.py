@@ -130,15 +130,22 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_layers:
         from ssl_bench.perf.layers import layer_costs, layer_table
 
-        method, _ = speed.build_suite_step(perf, size, device)
+        method, suite_step = speed.build_suite_step(perf, size, device)
         batch = speed.synthetic_batch(bs, size, device, perf.channels_last)
+        step_s = speed.cpu_seconds_per_call(lambda: suite_step(batch), 3, device)  # the peak's clock
+        rate = flops * bs / step_s
+        note("step_gflops_peak_clock", rate / 1e9,
+             f"{rate / 1e9:.0f} GFLOP/s achieved by the suite step on the peak's clock = "
+             f"{rate / peak:.2f} of the peak")  # fmt: skip
+        m["step_fraction_of_stable_peak"] = rate / peak
 
         def forward() -> object:
             with perf.autocast(device):
                 return method(batch)["loss"]
 
-        print(f"  per layer, context-encoder step ({size} px, batch {bs}; each layer alone, best of 3):")
-        for line in layer_table(layer_costs(method, forward, perf, device), bs / model, flops * bs, peak):
+        print(f"  per layer, context-encoder step ({size} px, batch {bs}; each layer alone, best of 3; "
+              "times on the peak's clock):")  # fmt: skip
+        for line in layer_table(layer_costs(method, forward, perf, device), step_s, flops * bs, peak):
             print(line)
     if args.compile:
         compiled = speed.model_only(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -134,13 +135,15 @@ def eval_side_by_side(
     tasks: tuple[str, ...], profile: str, device: torch.device, steps: int, block: int = 2
 ) -> dict[str, dict[str, float]]:
     """``{task: {variant: img/s}}`` for the three ``VARIANTS`` of each step, timed in alternating blocks in
-    one process (``speed.alternating_blocks``), so their ratios compare like with like."""
-    from ssl_bench.perf.speed import alternating_blocks, device_sync
+    one process (``speed.alternating_blocks``), so their ratios compare like with like; on a CPU by the
+    process's CPU time (``speed.cpu_clock``), which the neighbours of a shared machine do not advance."""
+    from ssl_bench.perf.speed import alternating_blocks, cpu_clock, device_sync
 
     out = {}
     for task in tasks:
         steps_ = {v: build_eval_step(task, profile, device, v) for v in VARIANTS}
+        clock = time.perf_counter if device.type == "cuda" else cpu_clock
         seconds = alternating_blocks({v: (s.step, 0) for v, s in steps_.items()}, steps, block,
-                                     device_sync(device), warmup=1)  # fmt: skip
+                                     device_sync(device), warmup=1, clock=clock)  # fmt: skip
         out[task] = {v: steps_[v].images / seconds[v] for v in VARIANTS}
     return out

@@ -6,7 +6,9 @@ format, autocast setting and ``requires_grad``), with a random gradient of its o
 by ``torch.utils.flop_counter`` on the same calls. What the layers do not account for (the loss, masking,
 autocast's weight casts outside the layers, the optimizer) is the step's ``rest``.
 
-Timing layers in isolation, rather than hooking the backward pass, keeps the step itself untouched
+Times are on the clock of ``speed.stable_peak`` (on a CPU, the process's CPU time over its threads: what a
+shared machine's neighbours take is not counted). Timing layers in isolation, rather than hooking the
+backward pass, keeps the step itself untouched
 (backward hooks wrap every output and clash with in-place ReLUs) and lets each layer take the best of a few
 tries, which a shared machine needs.
 """
@@ -48,6 +50,7 @@ def capture_layer_inputs(
     """``(name, leaf module, its first input (detached), whether that input needed a gradient)`` in call
     order, from one call of ``run`` (which should run ``model`` forward, e.g. the step's loss)."""
     seen: list[tuple[str, nn.Module, torch.Tensor, bool]] = []
+    calls: dict[str, int] = {}
     handles = []
     for name, module in model.named_modules():
         if next(module.children(), None) is not None:
@@ -55,7 +58,9 @@ def capture_layer_inputs(
 
         def hook(module: nn.Module, args: tuple, name: str = name) -> None:
             if args and isinstance(args[0], torch.Tensor) and args[0].is_floating_point():
-                seen.append((name, module, args[0].detach().clone(), args[0].requires_grad))
+                calls[name] = calls.get(name, 0) + 1  # a module called twice (a shared LRN) gets "#2"
+                label = name if calls[name] == 1 else f"{name}#{calls[name]}"
+                seen.append((label, module, args[0].detach().clone(), args[0].requires_grad))
 
         handles.append(module.register_forward_pre_hook(hook))
     try:
@@ -66,16 +71,18 @@ def capture_layer_inputs(
     return seen
 
 
-def _best_seconds(fn: Callable[[], Any], tries: int, sync: Callable[[], None]) -> float:
+def _best_seconds(fn: Callable[[], Any], tries: int, sync: Callable[[], None], cpu_clock: bool) -> float:
+    """Best of ``tries``, on the clock of ``speed.stable_peak`` (CPU time over threads on a CPU)."""
+    clock = (lambda: time.process_time() / torch.get_num_threads()) if cpu_clock else time.perf_counter
     fn()
     sync()
     best = float("inf")
     for _ in range(tries):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
         sync()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        best = min(best, clock() - t0)
+    return max(best, 1e-9)
 
 
 def layer_costs(
@@ -111,11 +118,12 @@ def layer_costs(
             for t in (*module.parameters(), x):
                 t.grad = None
 
-        forward_s = _best_seconds(forward, tries, sync)
+        cpu_clock = device.type != "cuda"
+        forward_s = _best_seconds(forward, tries, sync, cpu_clock)
         backward_s = 0.0
         if grad is not None:
             zero()
-            backward_s = _best_seconds(lambda b=backward, z=zero: (b(), z()), tries, sync)
+            backward_s = _best_seconds(lambda b=backward, z=zero: (b(), z()), tries, sync, cpu_clock)
         with FlopCounterMode(display=False) as counter:
             y = forward()
             if grad is not None:

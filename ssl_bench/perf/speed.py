@@ -105,6 +105,27 @@ def stable_peak(
     return Peak(max(bests), bests, 2 * n**3 / wall)
 
 
+def cpu_clock() -> float:
+    """Seconds of CPU time this process was given, over its threads: a clock a shared CPU's neighbours
+    do not advance (``stable_peak``'s clock)."""
+    return time.process_time() / torch.get_num_threads()
+
+
+def cpu_seconds_per_call(call: Callable[[], Any], calls: int, device: torch.device) -> float:
+    """Seconds per ``call`` on the clock of ``stable_peak``: the process's CPU time over its threads on a
+    CPU (the time it was given, whatever its neighbours took), wall time on CUDA."""
+    sync = device_sync(device)
+    call()
+    sync()
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(calls):
+        call()
+    sync()
+    if device.type == "cuda":
+        return (time.perf_counter() - t0) / calls
+    return (time.process_time() - c0) / torch.get_num_threads() / calls
+
+
 def synthetic_batch(
     batch_size: int, image_size: int, device: torch.device, channels_last: bool, mask: str = "random_region"
 ) -> dict[str, torch.Tensor]:
@@ -171,11 +192,14 @@ def alternating_blocks(
     block: int,
     sync: Callable[[], None],
     warmup: int = 2,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
     """Seconds per step of each path, timed in turn in blocks of ``block`` steps: the interquartile mean.
 
     ``paths`` maps a name to ``(step, lead)``: ``lead`` untimed steps open each of its blocks. A slow
     spell of a shared machine then hits every path alike, instead of whichever happened to run during it
+    (``clock``: ``cpu_clock`` leaves the neighbours' time out altogether, where no other thread of the
+    process works meanwhile)
     (measured on the 2-core development box: the same code timed one path after the other gave
     end-to-end / model-only anywhere from 0.82 to 1.01; single steps there vary by ±15%, so the mean of
     the middle half of the steps, robust like the median but steadier).
@@ -191,10 +215,10 @@ def alternating_blocks(
                 step()
             sync()
             for _ in range(block):
-                t0 = time.perf_counter()
+                t0 = clock()
                 step()
                 sync()
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(clock() - t0)
     return {name: interquartile_mean(t) for name, t in times.items()}
 
 
