@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := runs/demo
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean gpu-check
 
 install: $(STAMP)
 
@@ -39,3 +39,9 @@ lint: install
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# The one GPU check (README, Performance): the gpu-marked tests, bench speed on CUDA (bf16, channels_last,
+# compile, the loader at the machine's worker count) and the paper schedules projected to hours on that GPU;
+# one record, one table, a few minutes. Stops with a message where there is no GPU.
+gpu-check: install
+	$(BIN)/bench speed --gpu-report

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import os
 import warnings
 from collections.abc import Callable
@@ -35,14 +36,22 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
 LABELS_CSV = "labels.csv"
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
+def load_image(path: str | os.PathLike, min_short_side: int | None = None) -> Image.Image:
     """Read an image fully into memory as RGB.
 
     Decoding happens here (``img.load()``) rather than lazily in a later transform, so a corrupt or
     truncated file fails at this line with its name instead of deep inside a transform.
 
+    With ``min_short_side``, a JPEG whose shorter side is at least twice that is decoded at 1/2, 1/4 or 1/8
+    of its size by libjpeg's DCT-domain scaling (PIL's ``Image.draft``), the largest reduction that keeps the
+    shorter side >= ``min_short_side``: a reader that resizes the image down to that side anyway decodes
+    4-64x fewer pixels. The scaled decode averages each 2x2 (4x4, 8x8) block, a box filter ahead of the
+    reader's own antialiased resize; the result stays within a few 8-bit levels of full decoding + the same
+    resize (tests/data/test_decode_draft.py). Other formats, and JPEGs not that large, decode in full.
+
     Args:
         path: image file.
+        min_short_side: the smallest shorter side the caller needs; None: full size.
 
     Returns:
         A decoded RGB image.
@@ -50,10 +59,19 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     Raises:
         DataError: the file is missing, not an image, truncated or otherwise unreadable.
     """
+    return _decode(path, min_short_side)[0]
+
+
+def _decode(path: str | os.PathLike, min_short_side: int | None) -> tuple[Image.Image, tuple[int, int]]:
+    """``load_image``, and the stored (full) size ``(W, H)`` of the image."""
     try:
         with Image.open(path) as img:
+            size = img.size
+            if min_short_side is not None and img.format == "JPEG":
+                scale = min_short_side / min(size)
+                img.draft("RGB", (math.ceil(size[0] * scale), math.ceil(size[1] * scale)))  # this or larger
             img.load()
-            return img if img.mode == "RGB" else img.convert("RGB")  # convert would copy an RGB image
+            return (img if img.mode == "RGB" else img.convert("RGB")), size  # convert would copy an RGB image
     # PIL signals bad files through several unrelated exception types.
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"cannot read image {path}: {e}") from e
@@ -68,8 +86,21 @@ def load_image_uint8(path: str | os.PathLike) -> torch.Tensor:
     Raises:
         DataError: the file is missing, not an image, truncated or otherwise unreadable.
     """
-    array = np.asarray(load_image(path), dtype=np.uint8)  # [H, W, 3]
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+    return load_scaled_uint8(path)[0]
+
+
+def load_scaled_uint8(
+    path: str | os.PathLike, min_short_side: int | None = None
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """``load_image_uint8``, decoding a large JPEG scaled down to ``min_short_side`` (as ``load_image``).
+
+    Returns:
+        The pixels ``[3, h, w]``, and the image's stored size ``(W, H)`` (larger than ``(w, h)`` after a
+        scaled decode): a reader places its crop by the stored size, so a scaled decode cuts the same region.
+    """
+    image, size = _decode(path, min_short_side)
+    array = np.asarray(image, dtype=np.uint8)  # [h, w, 3]
+    return torch.from_numpy(array.copy()).permute(2, 0, 1), size
 
 
 def _list_images(root: Path) -> list[str]:

@@ -19,7 +19,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ssl_bench.data.folder import ImageFolderIndex, collate_skip_none, load_image_uint8
+from ssl_bench.data.folder import ImageFolderIndex, collate_skip_none, load_scaled_uint8
 from ssl_bench.data.masks import make_mask
 from ssl_bench.errors import DataError
 
@@ -51,6 +51,9 @@ class PretrainDataset(Dataset):
         augment: random crop + horizontal flip; False gives a centre crop (sample grids, statistics).
         skip_bad: return None for unreadable images (the collate drops and counts them) instead of
             stopping with an error naming the file.
+        draft: decode a large JPEG at the size the crop uses (``folder.load_image``'s DCT-domain
+            scaling, to no less than the resized shorter side): on full-size photographs several times
+            fewer pixels to decode and resize; the crops stay within a few 8-bit levels of full decoding.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class PretrainDataset(Dataset):
         with_labels: bool = False,
         augment: bool = True,
         skip_bad: bool = False,
+        draft: bool = True,
     ) -> None:
         if with_labels and index.num_classes == 0:
             raise DataError(
@@ -72,15 +76,23 @@ class PretrainDataset(Dataset):
         self.index, self.image_size = index, image_size
         self.mask_type, self.mask_options = mask_type, dict(mask_options or {})
         self.seed, self.with_labels, self.augment, self.skip_bad = seed, with_labels, augment, skip_bad
+        self.draft = draft
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def _crop(self, image: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """uint8 [3, H, W] → uint8 [3, size, size]: shorter side resized, random (or centre) crop, flip."""
+    def _short_side(self) -> int:
+        """The shorter side ``_crop`` resizes an image to."""
+        return round(self.image_size * RESIZE_RATIO) if self.augment else self.image_size
+
+    def _crop(self, image: torch.Tensor, stored_size: tuple[int, int], g: torch.Generator) -> torch.Tensor:
+        """uint8 [3, h, w] → uint8 [3, size, size]: shorter side resized, random (or centre) crop, flip.
+
+        Placed by the image's stored size ``(W, H)``, so a scaled decode (``draft``) cuts the same region.
+        """
         size = self.image_size
-        h, w = image.shape[-2:]
-        short = round(size * RESIZE_RATIO) if self.augment else size
+        w, h = stored_size
+        short = self._short_side()
         scale = short / min(w, h)
         rw, rh = max(size, round(w * scale)), max(size, round(h * scale))
         if self.augment:
@@ -100,12 +112,13 @@ class PretrainDataset(Dataset):
         epoch, i = key if isinstance(key, tuple) else (0, key)
         g = sample_generator(self.seed, epoch, i)
         try:
-            image = load_image_uint8(self.index.path(i))
+            short = self._short_side() if self.draft else None
+            image, stored_size = load_scaled_uint8(self.index.path(i), short)
         except DataError:
             if self.skip_bad:
                 return None
             raise
-        item: dict[str, Any] = {"image": self._crop(image, g), "index": i}
+        item: dict[str, Any] = {"image": self._crop(image, stored_size, g), "index": i}
         item["mask"] = make_mask(self.mask_type, self.image_size, g, **self.mask_options)  # [1, H, W]
         # A seed for the method's own per-sample randomness (a rotation, a permutation…): drawn after the
         # crop and mask, so those are unchanged, and the same for a sample whatever the number of processes.

@@ -78,11 +78,11 @@ from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, regi
 from ssl_bench.evaluators.engine import (
     FinetuneProtocol,
     data_dependent_init_,
-    eval_performance,
     finetune,
     images_to,
     make_loader,
     on_device,
+    protocol_performance,
     sgd,
 )
 from ssl_bench.metrics import (
@@ -307,7 +307,7 @@ def classify(ctx: EvalContext, frozen_trunk: bool) -> Metrics:
     dim = feature_dim(encoder, p.crop_size)
     model = FineTuneClassifier(encoder, dim, len(VOC_CLASSES), p.fc_width, p.dropout, frozen_trunk,
                                fc8_bias=p.fc8_bias)
-    perf = eval_performance(ctx.device, p.amp)
+    perf = protocol_performance(ctx.device, p)
     model = on_device(model, ctx.device, perf)
     optimizer = sgd(model.encoder, [model.head], p)  # a frozen trunk has no parameter to give it
     trunk_before = {k: v.clone() for k, v in model.encoder.state_dict().items()} if frozen_trunk else {}
@@ -366,7 +366,7 @@ def predict_crops(ctx: EvalContext, model: nn.Module, voc: VOCClassification, p:
         (N, 20) float64 scores in the order of ``voc``.
     """
     model.eval()
-    perf = eval_performance(ctx.device, p.amp)
+    perf = protocol_performance(ctx.device, p)
     n = len(voc)
     keys = [(_TEST_EPOCH_OFFSET + c, i) for c in range(p.test_crops) for i in range(n)]
     dataset = AugmentedVOCClassification(voc, p.crop_size, p.min_scale, p.max_scale, p.resize, ctx.seed)

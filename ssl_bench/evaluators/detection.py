@@ -105,10 +105,10 @@ from ssl_bench.evaluators.detection_model import (
 )
 from ssl_bench.evaluators.engine import (
     FinetuneProtocol,
-    eval_performance,
     finetune,
     make_loader,
     on_device,
+    protocol_performance,
     sgd,
     training_loader,
 )
@@ -249,7 +249,7 @@ def training_step(
 @torch.no_grad()
 def detect(model: nn.Module, loader: Iterable, ctx: EvalContext, use_proposals: bool) -> dict[str, dict]:
     """Detections on every image of ``loader``, in VOC coordinates (see :func:`detections_to_voc`)."""
-    perf = eval_performance(ctx.device, ctx.protocol.amp)
+    perf = protocol_performance(ctx.device, ctx.protocol)
     model.eval()
     detections: dict[str, dict] = {}
     for batch in tqdm(loader, desc="det test", unit="batch", disable=not ctx.progress):
@@ -300,7 +300,7 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
     if proposals is not None:
         check_proposals_cover(proposals, train_ids + test_ids, p.proposals)
 
-    perf = eval_performance(ctx.device, p.amp)
+    perf = protocol_performance(ctx.device, p)
     model = on_device(build_detector(ctx.load_encoder(), p), ctx.device, perf)
     train_loader = training_loader(train_set, ctx, p, collate_fn=collate_detection_samples)
     test_loader = make_loader(test_set, ctx, p.test_batch_size, p.workers, persistent=True,

@@ -61,7 +61,8 @@ class RoIMaxPool(nn.Module):
     def forward(
         self, features: Mapping[str, torch.Tensor], proposals: list[torch.Tensor], image_shapes: list
     ) -> torch.Tensor:
-        return self.pool(features["0"], proposals)  # [R, 256, 6, 6]
+        # float(): torchvision's CPU RoI pool has no bf16 kernel (a no-op in fp32; max-pooling is exact).
+        return self.pool(features["0"].float(), [p.float() for p in proposals])  # [R, 256, 6, 6]
 
 
 class ConvGridAnchorGenerator(AnchorGenerator):

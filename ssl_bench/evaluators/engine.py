@@ -14,9 +14,9 @@ An evaluator brings its protocol (data, network, loss, metric); the engine bring
 * :func:`eval_performance`, :func:`on_device`, :func:`make_loader` and :func:`training_loader`: autocast /
   channels-last and the DataLoader settings.
 
-NOTE: bf16 autocast and channels-last are used on CUDA only (``training/performance.py`` decides them; on a
-CPU with native bf16 the pretraining would use autocast, evaluation stays in fp32 so that CPU numbers do not
-depend on the CPU model).
+NOTE: bf16 autocast and channels-last are used on CUDA; on a CPU only where a protocol turns on ``cpu_amp`` /
+``cpu_channels_last`` (off by default, so that CPU numbers do not depend on the CPU model unless a recipe says
+so; bf16 only on CPUs that compute it natively, AVX-512 BF16 or AMX).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext
-from ssl_bench.training.performance import Performance, resolve_performance
+from ssl_bench.training.performance import Performance, cpu_has_native_bf16, resolve_performance
 from ssl_bench.training.schedules import cosine_lr, poly_lr, step_lr
 
 Schedule = Literal["step", "poly", "cosine"]
@@ -58,7 +58,10 @@ class FinetuneProtocol:
         head_lr_mult: lr multiplier of the new layers (the head), on top of the bias multiplier.
         grad_clip: bound on the global L2 norm of all gradients; null (or 0): no clipping.
         workers: DataLoader worker processes.
-        amp: bf16 autocast on CUDA (a CPU always runs in fp32).
+        amp: bf16 autocast on CUDA.
+        cpu_amp: bf16 autocast on a CPU too, where it computes bf16 natively (AVX-512 BF16 / AMX; fp32 on
+            other CPUs). Off by default: a CPU evaluation then does not depend on the CPU model.
+        cpu_channels_last: channels-last memory on a CPU too (oneDNN's preferred layout; CUDA always uses it).
     """
 
     # Names the evaluators used before they shared these keys (RENAMED: options.py gives the new name).
@@ -82,6 +85,8 @@ class FinetuneProtocol:
     grad_clip: float | None = None
     workers: int = 2
     amp: bool = True
+    cpu_amp: bool = False
+    cpu_channels_last: bool = False
 
     def __post_init__(self) -> None:
         if self.iterations < 1 or self.batch_size < 1 or self.lr <= 0 or self.workers < 0:
@@ -130,8 +135,11 @@ def param_groups(
     return [g for g in groups if g["params"]]
 
 
-def sgd(trunk: nn.Module, head: Iterable[nn.Module], p: FinetuneProtocol) -> torch.optim.SGD:
-    """SGD with momentum over :func:`param_groups` of the protocol."""
+def sgd(
+    trunk: nn.Module, head: Iterable[nn.Module], p: FinetuneProtocol, fused: bool = True
+) -> torch.optim.SGD:
+    """SGD with momentum over :func:`param_groups` of the protocol (``fused=False``: the for-loop update,
+    which ``bench speed`` times as the previous engine's)."""
     groups = param_groups(
         trunk,
         head,
@@ -140,19 +148,34 @@ def sgd(trunk: nn.Module, head: Iterable[nn.Module], p: FinetuneProtocol) -> tor
         weight_decay=p.weight_decay,
         bias_decay_mult=p.bias_decay_mult,
     )
-    return torch.optim.SGD(groups, lr=p.lr, momentum=p.momentum)
+    # One fused kernel for the whole update instead of several passes per tensor (the same arithmetic): on a
+    # shared 2-core CPU each small elementwise op costs a thread barrier, and the for-loop update took ~20%
+    # of the cls step (torch.profiler).
+    return torch.optim.SGD(groups, lr=p.lr, momentum=p.momentum, fused=fused or None)
 
 
 # ------------------------------------------------------------------------------------------------------
 # Devices, layouts and loaders.
 
 
-def eval_performance(device: torch.device, amp: bool = True) -> Performance:
-    """Autocast and memory format of an evaluation: bf16 and channels-last on CUDA only (module NOTE)."""
+def eval_performance(
+    device: torch.device, amp: bool = True, cpu_amp: bool = False, cpu_channels_last: bool = False
+) -> Performance:
+    """Autocast and memory format of an evaluation: bf16 and channels-last on CUDA; on a CPU only as the
+    protocol's ``cpu_amp`` / ``cpu_channels_last`` ask (module NOTE), bf16 only where the CPU has it natively.
+    The same settings for every encoder: they are protocol keys, not per-run choices."""
     cuda = device.type == "cuda"
-    return resolve_performance(
-        {"amp": amp and cuda, "channels_last": cuda, "compile": False, "fused_adam": False}, device
-    )
+    bf16 = amp if cuda else cpu_amp and device.type == "cpu" and cpu_has_native_bf16()
+    layout = cuda or cpu_channels_last
+    settings = {"amp": bf16, "channels_last": layout, "compile": False, "fused_adam": False}
+    return resolve_performance(settings, device)
+
+
+def protocol_performance(device: torch.device, p: Any) -> Performance:
+    """:func:`eval_performance` from a protocol's speed keys (``amp``, ``cpu_amp``, ``cpu_channels_last``;
+    a protocol without them gets the defaults)."""
+    return eval_performance(device, getattr(p, "amp", True), getattr(p, "cpu_amp", False),
+                            getattr(p, "cpu_channels_last", False))  # fmt: skip
 
 
 def images_to(x: torch.Tensor, device: torch.device, perf: Performance) -> torch.Tensor:

@@ -28,7 +28,13 @@ from ssl_bench.data.transforms import normalize, to_tensor
 from ssl_bench.data.voc import VOCClassification
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext
-from ssl_bench.evaluators.engine import eval_performance, images_to, make_loader, on_device
+from ssl_bench.evaluators.engine import (
+    eval_performance,
+    images_to,
+    make_loader,
+    on_device,
+    protocol_performance,
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class FeatureProtocol:
         resize: shorter side before cropping (null: ``image_size``).
         max_dim: taps with more values are average-pooled spatially to at most this many.
         batch_size, workers: of the extraction DataLoader.
+        cpu_amp, cpu_channels_last: bf16 autocast / channels-last on a CPU too (``engine.FinetuneProtocol``).
     """
 
     layer: str = "pool5"
@@ -49,6 +56,8 @@ class FeatureProtocol:
     max_dim: int = 9216  # 256 × 6 × 6: pool5 at 227 px, the bound Goyal et al. pool every tap down to
     batch_size: int = 64
     workers: int = 2
+    cpu_amp: bool = False
+    cpu_channels_last: bool = False
 
 
 class CentreCrop:
@@ -127,7 +136,7 @@ def extract_features(
     Returns:
         (N, D) float32 array, not normalised.
     """
-    perf = eval_performance(ctx.device)
+    perf = protocol_performance(ctx.device, p)
     out = []
     with tqdm(total=total, desc=desc, unit="img", disable=not ctx.progress) as bar:
         for images in batches:  # [B, 3, S, S]
@@ -178,7 +187,7 @@ def voc_features(
     taps = getattr(encoder, "taps", ())
     if p.layer not in taps:
         raise RecipeError(f"layer '{p.layer}' is not a tap of {ctx.arch}; available: {', '.join(taps)}")
-    encoder = on_device(encoder, ctx.device, eval_performance(ctx.device))
+    encoder = on_device(encoder, ctx.device, protocol_performance(ctx.device, p))
     out = {}
     with frozen(encoder):
         for split in splits:

@@ -79,11 +79,11 @@ from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, regi
 from ssl_bench.evaluators.engine import (
     FinetuneProtocol,
     data_dependent_init_,
-    eval_performance,
     finetune,
     images_to,
     make_loader,
     on_device,
+    protocol_performance,
     sgd,
     training_loader,
 )
@@ -214,7 +214,7 @@ def evaluate_segmentation(ctx: EvalContext) -> Metrics:
     """
     p: Protocol = ctx.protocol
     torch.manual_seed(ctx.seed)
-    perf = eval_performance(ctx.device, p.amp)
+    perf = protocol_performance(ctx.device, p)
 
     test_set: Dataset = VOCSegmentation(ctx.voc_root, p.test_split, transform=test_transform)
     test_ids = read_image_set(ctx.voc_root, p.test_split, "Segmentation")

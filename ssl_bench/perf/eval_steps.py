@@ -1,67 +1,149 @@
-"""Training-step throughput of the ``seg`` and ``det`` evaluators at their smoke settings, on in-memory data.
+"""The steps a reproduction's evaluations run, each beside a plain eager fp32 reference of the same step.
 
-The step is the fine-tuning engine's own (``evaluators/engine.py::train_step``: schedule, autocast, gradient
-clipping, SGD with the protocol's parameter groups) around each evaluator's ``training_step``, on the model
-its constructor builds from the resolved ``eval/smoke/<task>.yaml``, so the numbers describe the step
-``bench eval --profile smoke`` runs.
+``cls`` (fine-tuning every layer), ``seg`` (FCN-32s) and ``det`` (Faster R-CNN) are the fine-tuning engine's
+own step (``evaluators/engine.py::train_step``: schedule, autocast, clipping, SGD with the protocol's groups)
+around each evaluator's loss, on the model its constructor builds from the resolved
+``eval/<profile>/<task>.yaml``; ``features`` is the frozen-feature extraction of ``knn`` / ``cls-linear``
+(``evaluators/features.py::tap_features`` under ``no_grad``). All on in-memory data, so the numbers describe
+the step ``bench eval --profile <profile>`` runs.
+
+The reference runs the same network and loss in fp32, contiguous NCHW memory, no autocast, with torch's own
+``nn.LocalResponseNorm`` (the suite's encoder uses the equivalent, faster ``ChannelLRN``): what a first
+hand-written script would do, as ``eager_reference.py`` is for pretraining.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
+from torch import nn
 
 from ssl_bench.encoders import create_encoder
-from ssl_bench.evaluators import detection, segmentation
-from ssl_bench.evaluators.engine import eval_performance, sgd, train_step
+from ssl_bench.evaluators import classification, detection, segmentation
+from ssl_bench.evaluators.engine import protocol_performance, sgd, train_step
+from ssl_bench.evaluators.features import tap_features
 from ssl_bench.evaluators.runner import resolve_protocol
-from ssl_bench.perf.speed import device_sync, median_seconds
+from ssl_bench.training.performance import Performance
+
+EVAL_TASKS = ("cls", "seg", "det", "features")
+FP32 = Performance(amp=False, channels_last=False, compile=False, fused_adam=False)
 
 
-def seg_step_throughput(device: torch.device, iters: int) -> float:
-    p = resolve_protocol("seg", "smoke")
-    model = segmentation.FCN32s(
-        create_encoder("caffenet"), "caffenet", fc_width=p.fc_width, dropout=p.dropout, pad=p.input_pad
-    ).to(device)
-    perf = eval_performance(device, p.amp)
-    if perf.channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = sgd(model.encoder, (model.fc6, model.fc7, model.score), p)
-    n, size = p.batch_size, p.crop_size
+def _encoder(reference: bool) -> nn.Module:
+    encoder = create_encoder("caffenet")
+    if reference:
+        encoder.lrn = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)  # same constants as ChannelLRN
+    return encoder
+
+
+@dataclass(frozen=True)
+class EvalStep:
+    """One evaluation step, ready to time: ``step()`` runs it (an SGD iteration, or one extraction)."""
+
+    step: Callable[[], Any]
+    images: int
+    model: nn.Module
+    forward: Callable[[], Any]  # the step's forward pass alone (what the per-layer table hooks)
+    perf: Performance
+
+
+def build_eval_step(task: str, profile: str, device: torch.device, variant: str = "suite") -> EvalStep:
+    """One evaluation step on in-memory data, as the suite runs it (``suite``), as the engine ran it before
+    the speed keys (``before``: the protocol's default speed settings, the for-loop SGD) or as the eager fp32
+    reference (``eager``)."""
+    protocol_task = {"features": "knn"}.get(task, task)
+    p = resolve_protocol(protocol_task, profile)
+    reference = variant == "eager"
+    if variant == "suite":
+        perf = protocol_performance(device, p)
+    elif variant == "before":
+        perf = protocol_performance(device, dataclasses.replace(p, cpu_amp=False, cpu_channels_last=False))
+    else:
+        perf = FP32
+    fused = variant == "suite"
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 3, size, size, generator=g)  # [N, 3, H, W]
-    y = torch.randint(0, 21, (n, size, size), generator=g)  # [N, H, W]
-    step = functools.partial(segmentation.training_step, model, device=device, perf=perf)
+
+    def images(n: int, size: int) -> torch.Tensor:
+        x = torch.randn(n, 3, size, size, generator=g).to(device)  # [N, 3, S, S]
+        return x.contiguous(memory_format=torch.channels_last) if perf.channels_last else x
+
+    def layout(model: nn.Module) -> nn.Module:
+        model = model.to(device)
+        return model.to(memory_format=torch.channels_last) if perf.channels_last else model
+
+    if task == "features":
+        encoder = layout(_encoder(reference)).eval().requires_grad_(False)
+        x = images(p.batch_size, p.image_size)
+
+        @torch.no_grad()
+        def extract() -> torch.Tensor:
+            with perf.autocast(device):
+                return tap_features(encoder, x, p.layer, p.max_dim)  # [N, D]
+
+        return EvalStep(extract, p.batch_size, encoder, extract, perf)
+
+    if task == "cls":
+        encoder = _encoder(reference)
+        dim = classification.feature_dim(encoder, p.crop_size)
+        model = layout(classification.FineTuneClassifier(encoder, dim, 20, p.fc_width, p.dropout))
+        optimizer = sgd(model.encoder, [model.head], p, fused)
+        x = images(p.batch_size, p.crop_size)
+        labels = torch.randint(-1, 2, (p.batch_size, 20), generator=g).to(device)  # [B, 20] in {1, -1, 0}
+
+        def loss(batch: Any) -> tuple[torch.Tensor, int]:
+            return classification.masked_sigmoid_cross_entropy(model(batch).float(), labels), batch.shape[0]
+
+        batch: Any = x
+    elif task == "seg":
+        model = layout(segmentation.FCN32s(_encoder(reference), "caffenet", fc_width=p.fc_width,
+                                           dropout=p.dropout, pad=p.input_pad))  # fmt: skip
+        optimizer = sgd(model.encoder, (model.fc6, model.fc7, model.score), p, fused)
+        batch = (images(p.batch_size, p.crop_size),
+                 torch.randint(0, 21, (p.batch_size, p.crop_size, p.crop_size), generator=g))  # fmt: skip
+        loss = functools.partial(segmentation.training_step, model, device=device, perf=perf)
+    elif task == "det":
+        model = layout(detection.build_detector(_encoder(reference), p))
+        optimizer = sgd(model.backbone, (model.rpn, model.roi_heads), p, fused)
+        size = p.min_size
+        pictures = [torch.rand(3, size, size, generator=g) for _ in range(p.batch_size)]
+        boxes = torch.tensor([[20.0, 30.0, 120.0, 140.0], [100.0, 60.0, 200.0, 200.0]])
+        targets = [{"boxes": boxes, "labels": torch.tensor([3, 15])} for _ in range(p.batch_size)]
+        batch = (pictures, targets)
+        loss = functools.partial(detection.training_step, model, device=device, use_proposals=False)
+    else:
+        raise ValueError(f"unknown evaluation step {task!r}; choose from {', '.join(EVAL_TASKS)}")
     model.train()
-    return n / median_seconds(
-        lambda: train_step(model, optimizer, (x, y), step, p, perf, device, 0),
-        warmup=1,
-        iters=iters,
-        sync=device_sync(device),
-    )
+
+    def forward() -> Any:
+        with perf.autocast(device):
+            return loss(batch)
+
+    step = functools.partial(train_step, model, optimizer, batch, loss, p, perf, device, 0)
+    return EvalStep(step, p.batch_size, model, forward, perf)
 
 
-def det_step_throughput(device: torch.device, iters: int) -> float:
-    p = resolve_protocol("det", "smoke")
-    model = detection.build_detector(create_encoder("caffenet"), p).to(device)
-    perf = eval_performance(device, p.amp)
-    if perf.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = sgd(model.backbone, (model.rpn, model.roi_heads), p)
-    g = torch.Generator().manual_seed(0)
-    images = [torch.rand(3, 227, 227, generator=g) for _ in range(p.batch_size)]
-    boxes = torch.tensor([[20.0, 30.0, 120.0, 140.0], [100.0, 60.0, 200.0, 200.0]])
-    targets = [{"boxes": boxes, "labels": torch.tensor([3, 15])} for _ in range(p.batch_size)]
-    step = functools.partial(detection.training_step, model, device=device, use_proposals=False)
-    model.train()
-    return p.batch_size / median_seconds(
-        lambda: train_step(model, optimizer, (images, targets), step, p, perf, device, 0),
-        warmup=1,
-        iters=iters,
-        sync=device_sync(device),
-    )
+VARIANTS = ("suite", "before", "eager")
 
 
-def eval_step_throughputs(device: torch.device, iters: int) -> dict[str, float]:
-    return {"seg": seg_step_throughput(device, iters), "det": det_step_throughput(device, iters)}
+def eval_side_by_side(
+    tasks: tuple[str, ...], profile: str, device: torch.device, steps: int, block: int = 2
+) -> dict[str, dict[str, float]]:
+    """``{task: {variant: img/s}}`` for the three ``VARIANTS`` of each step, timed in alternating blocks in
+    one process (``speed.alternating_blocks``), so their ratios compare like with like; on a CPU by the
+    process's CPU time (``speed.cpu_clock``), which the neighbours of a shared machine do not advance."""
+    from ssl_bench.perf.speed import alternating_blocks, cpu_clock, device_sync
+
+    out = {}
+    for task in tasks:
+        steps_ = {v: build_eval_step(task, profile, device, v) for v in VARIANTS}
+        clock = time.perf_counter if device.type == "cuda" else cpu_clock
+        seconds = alternating_blocks({v: (s.step, 0) for v, s in steps_.items()}, steps, block,
+                                     device_sync(device), warmup=1, clock=clock)  # fmt: skip
+        out[task] = {v: steps_[v].images / seconds[v] for v in VARIANTS}
+    return out
