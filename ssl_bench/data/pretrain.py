@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ssl_bench.data.folder import ImageFolderIndex, collate_skip_none, load_scaled_uint8
 from ssl_bench.data.masks import make_mask
+from ssl_bench.data.transforms import normalize_uint8
 from ssl_bench.errors import DataError
 
 # Resize the shorter side to this multiple of the crop before cropping (256/227, as AlexNet training).
@@ -237,3 +238,66 @@ def make_loader(
         prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
         generator=torch.Generator(),  # its own: the global RNG stays untouched
     )
+
+
+# ------------------------------------------------------------------------------------------------------
+# Reads before training (``training/pretrain_setup.py``): the probe, the hole's mean fill, the sample grid
+
+PROBE_IMAGES = 64  # images read before anything is written, spread over the folder
+
+
+def _spread(n: int, count: int) -> list[int]:
+    """``count`` evenly spaced indices in [0, n)."""
+    return torch.linspace(0, n - 1, min(count, n)).round().long().unique().tolist()
+
+
+def probe_images(index: ImageFolderIndex, skip_bad: bool) -> None:
+    """Read up to PROBE_IMAGES images spread over the folder before anything is written.
+
+    Raises:
+        DataError: an unreadable image (without ``skip_bad``), or none readable (with it).
+    """
+    dataset = PretrainDataset(index, 64, augment=False, skip_bad=skip_bad)
+    picks = _spread(len(index), PROBE_IMAGES)
+    if any(dataset[i] is not None for i in picks):
+        return
+    first = index.path(picks[0])
+    try:
+        PretrainDataset(index, 64, augment=False)[picks[0]]
+    except DataError as e:
+        reason = str(e)
+    else:  # pragma: no cover - it was just unreadable
+        reason = f"cannot read {first}"
+    checked = "every image" if len(picks) == len(index) else f"{len(picks)} images spread over it"
+    raise DataError(
+        f"--skip-bad-images: {checked} of {index.root} ({len(index)} image files) could not be read, "
+        f"e.g. {reason}; nothing to train on"
+    )
+
+
+def estimate_fill(index: ImageFolderIndex, image_size: int, n: int, skip_bad: bool = False) -> list[float]:
+    """The dataset mean pixel in normalised units, from ``n`` evenly spaced centre crops (the hole's fill)."""
+    ds = PretrainDataset(index, image_size, augment=False, skip_bad=skip_bad)
+    images = [item["image"] for item in map(ds.__getitem__, _spread(len(index), n)) if item is not None]
+    if not images:
+        raise DataError(f"no readable image among the {n} used for the mean fill in {index.root}")
+    total = torch.stack([normalize_uint8(im).double().mean(dim=(1, 2)) for im in images]).mean(0)
+    return [round(float(v), 6) for v in total]
+
+
+def sample_grid_batch(dataset: PretrainDataset, count: int) -> dict[str, Any]:
+    """``count`` evenly spaced items of ``dataset`` (``augment=False``), collated on the CPU: the fixed
+    images and masks of every sample grid. An unreadable image (``skip_bad``) is passed over for the next
+    readable one."""
+    n = min(count, len(dataset))
+    items = []
+    for i in torch.linspace(0, len(dataset) - 1, n).round().long().tolist():
+        item, j = dataset[i], i
+        while item is None and j + 1 < len(dataset) and j < i + 16:  # an unreadable one: the next readable
+            j += 1
+            item = dataset[j]
+        if item is not None:
+            items.append(item)
+    if not items:
+        raise DataError(f"no readable image for the sample grids in {dataset.index.root}")
+    return collate(items)

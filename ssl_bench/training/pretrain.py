@@ -13,317 +13,47 @@ Nothing is written before every value is checked (``training/recipe.py``), the d
 folder is listed and some of its images read, and the output folder is known to be free. A folder that
 holds another run is refused unless ``overwrite`` (its files are deleted) or ``resume`` (which must ask for
 the saved recipe; only the keys of ``RESUME_MAY_CHANGE`` may differ).
+
+``run_pretraining`` reads top to bottom: claim the output folder (``training/resume.py``), prepare the data
+and build the run (method, optimisers, DDP: ``training/pretrain_setup.py``), write the folder, train
+(``training/loop.py``), finish (last checkpoint, encoder.pt, memorisation.json).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import json
-import shutil
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from ssl_bench.atomic import atomic_write_text
-from ssl_bench.data.batches import endless_batches
-from ssl_bench.data.folder import ImageFolderIndex
-from ssl_bench.data.pretrain import (
-    EpochSampler,
-    PoolImages,
-    PretrainDataset,
-    collate,
-    epoch_seed,
-    make_loader,
-)
-from ssl_bench.data.synthvoc import ensure_synthvoc, synthvoc_pool
-from ssl_bench.data.transforms import normalize_uint8
-from ssl_bench.errors import BenchError, CheckpointError, DataError, RecipeError
-from ssl_bench.methods import PretrainMethod, create_method, method_class
-from ssl_bench.methods.base import plans_epochs
-from ssl_bench.provenance import git_commit, package_versions
-from ssl_bench.training.checkpoint import (
-    checkpoint_step,
-    load_checkpoint,
-    restore_rng,
-    save_checkpoint,
-    save_encoder,
-)
-from ssl_bench.training.distributed import (
-    DistInfo,
-    barrier,
-    broadcast_state,
-    cleanup_distributed,
-    init_distributed,
-)
-from ssl_bench.training.loop import to_device, train_loop, training_batches
+from ssl_bench.methods import PretrainMethod
+from ssl_bench.training.checkpoint import save_checkpoint, save_encoder
+from ssl_bench.training.distributed import barrier, cleanup_distributed, init_distributed
+from ssl_bench.training.loop import train_loop, training_batches
 from ssl_bench.training.memorisation import measure_run
-from ssl_bench.training.optimizers import Optimizers
-from ssl_bench.training.performance import (
-    maybe_compile,
-    resolve_loader_thread,
-    resolve_performance,
-    resolve_workers,
+from ssl_bench.training.performance import resolve_loader_thread
+from ssl_bench.training.pretrain_setup import (
+    PretrainRun,
+    build_run,
+    epoch_planner,
+    prepare_data,
+    run_loader,
+    untrained_batches,
 )
-from ssl_bench.training.recipe import (
-    DATASET_MEAN,
-    FLAGS,
-    DataOptions,
-    PretrainRecipe,
-    TrainOptions,
-    check_recipe,
-    model_defaults,
-)
+from ssl_bench.training.recipe import check_recipe
+from ssl_bench.training.resume import RESUME_MAY_CHANGE, RUN_FILES, claim_out, clear_run, truncate_metrics
 from ssl_bench.training.run_folder import RunFolder
 from ssl_bench.training.samples import write_sample_grid
 from ssl_bench.training.schedules import pretrain_lr
 
-RUN_FILES = (RunFolder.CONFIG, RunFolder.CHECKPOINT, RunFolder.ENCODER, RunFolder.METRICS, RunFolder.SAMPLES,
-             RunFolder.MEMORISATION)  # fmt: skip
-# What a resumed run may change: how fast it runs and what it records, never what it learns. ``train.steps``
-# may not go below the checkpoint's step; ``data.source`` may name another folder only when that folder
-# lists the same files (a data set copied to a node's local disk).
-RESUME_MAY_CHANGE = (
-    "train.steps",
-    "train.workers",
-    "train.loader_thread",
-    "train.compile",
-    "train.log_every",
-    "train.checkpoint_every",
-    "train.sample_every",
-    "data.skip_bad",
-    "data.source",
-)
-PROBE_IMAGES = 64  # images read before anything is written, spread over the folder
-
-
-def resolve_data_root(data: DataOptions, info: DistInfo) -> Path:
-    """``source: synthvoc`` → the cached SynthVOC pretraining pool (generated once, by rank 0)."""
-    if data.source is None:
-        raise RecipeError("this recipe has no data source: pass --data FOLDER (e.g. /data/imagenet/train)")
-    if data.source != "synthvoc":
-        path = Path(data.source)
-        if path.is_file():
-            raise RecipeError(f"--data {data.source}: this is a file; pass the folder that holds the images")
-        if not path.is_dir():
-            raise RecipeError(f"--data {data.source}: no such folder")
-        return path
-    root = ensure_synthvoc(num_images=data.synth_images) if info.is_main else None
-    barrier(info)  # rank 0 generates it once; the others find it complete
-    return synthvoc_pool(root or ensure_synthvoc(num_images=data.synth_images))
-
-
-def _spread(n: int, count: int) -> list[int]:
-    """``count`` evenly spaced indices in [0, n)."""
-    return torch.linspace(0, n - 1, min(count, n)).round().long().unique().tolist()
-
-
-def probe_images(index: ImageFolderIndex, skip_bad: bool) -> None:
-    """Read up to PROBE_IMAGES images spread over the folder before anything is written.
-
-    Raises:
-        DataError: an unreadable image (without ``skip_bad``), or none readable (with it).
-    """
-    dataset = PretrainDataset(index, 64, augment=False, skip_bad=skip_bad)
-    picks = _spread(len(index), PROBE_IMAGES)
-    if any(dataset[i] is not None for i in picks):
-        return
-    first = index.path(picks[0])
-    try:
-        PretrainDataset(index, 64, augment=False)[picks[0]]
-    except DataError as e:
-        reason = str(e)
-    else:  # pragma: no cover - it was just unreadable
-        reason = f"cannot read {first}"
-    checked = "every image" if len(picks) == len(index) else f"{len(picks)} images spread over it"
-    raise DataError(
-        f"--skip-bad-images: {checked} of {index.root} ({len(index)} image files) could not be read, "
-        f"e.g. {reason}; nothing to train on"
-    )
-
-
-def estimate_fill(index: ImageFolderIndex, image_size: int, n: int, skip_bad: bool = False) -> list[float]:
-    """The dataset mean pixel in normalised units, from ``n`` evenly spaced centre crops (the hole's fill)."""
-    ds = PretrainDataset(index, image_size, augment=False, skip_bad=skip_bad)
-    images = [item["image"] for item in map(ds.__getitem__, _spread(len(index), n)) if item is not None]
-    if not images:
-        raise DataError(f"no readable image among the {n} used for the mean fill in {index.root}")
-    total = torch.stack([normalize_uint8(im).double().mean(dim=(1, 2)) for im in images]).mean(0)
-    return [round(float(v), 6) for v in total]
-
-
-def build_method(recipe: PretrainRecipe, num_classes: int) -> PretrainMethod:
-    options = dict(recipe.model)
-    options["image_size"] = recipe.data.image_size
-    if method_class(recipe.method).needs_labels:
-        options["num_classes"] = num_classes
-    try:
-        return create_method(recipe.method, **options)
-    except ValueError as e:  # a constructor's own check of an option's value (mask kind, loss, …)
-        raise RecipeError(f"model options of method '{recipe.method}': {e}") from None
-
-
-def build_optimizer(params: Any, train: TrainOptions, fused: bool) -> torch.optim.Optimizer:
-    if train.optimizer == "adam":
-        return torch.optim.Adam(
-            params,
-            lr=train.lr,
-            betas=tuple(train.betas),
-            weight_decay=train.weight_decay,
-            fused=fused or None,
-        )
-    return torch.optim.SGD(params, lr=train.lr, momentum=0.9, weight_decay=train.weight_decay)
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop rows logged after the checkpoint: those steps are run again."""
-    if not path.is_file():
-        return
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            if line.strip() and json.loads(line)["step"] <= step:
-                rows.append(line)
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue  # a row torn by a kill mid-write
-    atomic_write_text(path, "".join(r + "\n" for r in rows))
-
-
-# ------------------------------------------------------------------------------------------------------
-# The output folder: never silently replaced, resumed only with the same recipe
-
-
-def run_files(out: Path) -> list[str]:
-    """The files of a pretraining run present in ``out``."""
-    return [name for name in RUN_FILES if (out / name).exists()]
-
-
-def describe_run(out: Path) -> str:
-    """``a context_encoder run (step 300 of 300, last written 2025-06-01 14:03)``, from what is there."""
-    found = run_files(out)
-    when = max((out / name).stat().st_mtime for name in found)
-    stamp = datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M")
-    run = RunFolder(out)
-    try:
-        method, total = run.method_name, (run.config.get("train") or {}).get("steps")
-    except CheckpointError:
-        return f"files of another run ({', '.join(found)}; last written {stamp})"
-    step = checkpoint_step(run.checkpoint_path) if run.checkpoint_path.is_file() else None
-    progress = "no checkpoint" if step is None else f"step {step}" + (f" of {total}" if total else "")
-    return f"a {method} run ({progress}, last written {stamp})"
-
-
-def clear_run(out: Path) -> None:
-    """Delete a run's files from ``out`` (samples included, and temporary files of interrupted writes)."""
-    for name in RUN_FILES:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-    for name in RUN_FILES:
-        for tmp in out.glob(f".{name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
-
-
-def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(values, dict):
-        out: dict[str, Any] = {}
-        for k, v in values.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out or {prefix[:-1]: {}}
-    return {prefix[:-1]: list(values) if isinstance(values, tuple) else values}
-
-
-def _comparable(recipe: PretrainRecipe) -> dict[str, Any]:
-    config = recipe.to_config()
-    config["model"] = {**model_defaults(recipe.method), **config["model"]}
-    return _flatten(config)
-
-
-def _label(key: str) -> str:
-    return f"{key} ({FLAGS[key]})" if key in FLAGS else key
-
-
-def resume_recipe(
-    requested: PretrainRecipe, state: dict[str, Any], out: Path
-) -> tuple[PretrainRecipe, dict[str, Any]]:
-    """The recipe a resumed run continues with: the saved one, with the changes RESUME_MAY_CHANGE allows.
-
-    Returns:
-        The recipe, and the saved config (for the values the run resolved: fill, data listing).
-
-    Raises:
-        RecipeError: listing each other key whose requested value differs from the saved one.
-    """
-    saved_config = state["config"]
-    saved = check_recipe(saved_config, f"{out / RunFolder.CHECKPOINT}")
-    if saved.method != requested.method:
-        raise RecipeError(
-            f"--resume: {out} holds a '{saved.method}' run, not '{requested.method}'; resume it with "
-            f"--method {saved.method}, or start a new run: another --out, or --overwrite"
-        )
-    fill_from = (saved_config.get("provenance") or {}).get("fill_from", DATASET_MEAN)
-    a, b = _comparable(saved), _comparable(requested)
-    differing = []
-    for key in sorted(set(a) | set(b)):
-        old, new = a.get(key), b.get(key)
-        if old == new or (key in RESUME_MAY_CHANGE and key != "train.steps"):
-            continue
-        if key == "model.fill" and new == DATASET_MEAN and fill_from == DATASET_MEAN:
-            continue  # resolved to the numbers saved
-        if key == "train.steps" and new >= state["step"]:
-            continue
-        note = f" (below the checkpoint's step {state['step']})" if key == "train.steps" else ""
-        differing.append(f"{_label(key)}: saved {old!r}, requested {new!r}{note}")
-    if differing:
-        raise RecipeError(
-            f"--resume: the run in {out} was made with other values: {'; '.join(differing)}. Resume with the "
-            "saved values (only steps, workers, loader_thread, compile, log/checkpoint/sample cadence, "
-            "skip_bad and the data folder's location may change), or start a new run: another --out, "
-            "or --overwrite"
-        )
-    train = dataclasses.replace(
-        saved.train, **{k.split(".")[1]: getattr(requested.train, k.split(".")[1])
-                        for k in RESUME_MAY_CHANGE if k.startswith("train.")}
-    )  # fmt: skip
-    data = dataclasses.replace(saved.data, skip_bad=requested.data.skip_bad, source=requested.data.source)
-    return dataclasses.replace(saved, train=train, data=data), saved_config
-
-
-def _claim_out(
-    out: Path, recipe: PretrainRecipe, resume: bool, overwrite: bool
-) -> tuple[PretrainRecipe, dict[str, Any] | None, dict[str, Any] | None]:
-    """Check that ``out`` may receive this run; returns (recipe, checkpoint state, saved config)."""
-    if resume and overwrite:
-        raise RecipeError("--resume continues the run in --out and --overwrite replaces it: pass one of them")
-    if out.exists() and not out.is_dir():
-        raise RecipeError(f"--out {out}: this is a file; pass a folder for the run")
-    if resume:
-        if not (out / RunFolder.CHECKPOINT).is_file():
-            there = f"; it holds {describe_run(out)}: start again with --overwrite" if run_files(out) else ""
-            raise CheckpointError(f"--resume: no checkpoint to resume from in {out}{there}")
-        state = load_checkpoint(out / RunFolder.CHECKPOINT)
-        recipe, saved_config = resume_recipe(recipe, state, out)
-        return recipe, state, saved_config
-    if run_files(out) and not overwrite:
-        raise BenchError(
-            f"--out {out} already holds {describe_run(out)}: pass --resume to continue it, or --overwrite "
-            "to replace it (its checkpoint, weights, config, metrics and samples are deleted)"
-        )
-    return recipe, None, None
-
-
-# ------------------------------------------------------------------------------------------------------
-# The run
+__all__ = ["RESUME_MAY_CHANGE", "RUN_FILES", "run_pretraining"]
 
 
 def run_pretraining(
@@ -352,173 +82,110 @@ def run_pretraining(
     """
     recipe = check_recipe(config, where)
     out = Path(out)
-    recipe, state, saved_config = _claim_out(out, recipe, resume, overwrite)
+    recipe, state, saved_config = claim_out(out, recipe, resume, overwrite)
     info = init_distributed(device)
     try:
-        return _run(recipe, out, state, saved_config, overwrite, info, progress)
+        started = time.perf_counter()
+        torch.manual_seed(recipe.seed)  # identical initial weights on every rank
+        data = prepare_data(recipe, saved_config, info)
+        run = build_run(recipe, data, state, out, info)
+        _start_run_folder(run, overwrite)
+        if run.method.trains:
+            steps, skipped = recipe.train.steps, _train(run, progress)
+            _finish(run, skipped)
+        else:
+            steps, skipped = 0, 0
+            _save_untrained(run)
+        return {
+            "method": recipe.method,
+            "steps": steps,
+            "wall_s": time.perf_counter() - started,
+            "skipped_images": skipped,
+        }
     finally:
         cleanup_distributed()
 
 
-def _run(
-    recipe: PretrainRecipe,
-    out: Path,
-    state: dict[str, Any] | None,
-    saved_config: dict[str, Any] | None,
-    overwrite: bool,
-    info: DistInfo,
-    progress: bool,
-) -> dict[str, Any]:
-    started = time.perf_counter()
-    ckpt_path = out / RunFolder.CHECKPOINT
-    torch.manual_seed(recipe.seed)  # identical initial weights on every rank
-    cls = method_class(recipe.method)
-    data, train = recipe.data, recipe.train
-    config = recipe.to_config()
-    saved_provenance = (saved_config or {}).get("provenance") or {}
-    # A resumed run's fill is the saved numbers; where they came from is kept for the next resume.
-    provenance = {k: v for k, v in saved_provenance.items() if k == "fill_from"}
-    index = None
-    if cls.needs_data:
-        root = resolve_data_root(data, info)
-        index = ImageFolderIndex(root, labels="auto" if cls.needs_labels else "none")
-        listing = index.listing_hash()
-        saved_data = (saved_config or {}).get("data") or {}
-        if saved_config is not None and data.source != saved_data.get("source"):
-            if saved_data.get("listing_sha256") != listing:
-                raise RecipeError(
-                    f"--resume: --data {data.source} does not list the files of the saved run's folder "
-                    f"{saved_data.get('resolved_root') or saved_data.get('source')}; resume with that folder"
-                )
-        probe_images(index, data.skip_bad)
-        config["data"].update(
-            resolved_root=str(root),
-            num_images=len(index),
-            num_classes=index.num_classes,
-            listing_sha256=listing,
-        )
-        if recipe.model.get("fill") == DATASET_MEAN:
-            config["model"]["fill"] = estimate_fill(index, data.image_size, data.stats_images, data.skip_bad)
-            provenance["fill_from"] = DATASET_MEAN
-    num_classes = config["data"].get("num_classes", 0)
-    method = build_method(dataclasses.replace(recipe, model=config["model"]), num_classes)
-    method.to(info.device)
-    cuda = info.device.type == "cuda"
-    perf = resolve_performance(config["train"], info.device)
-    if perf.channels_last:
-        method.to(memory_format=torch.channels_last)
-    sample_batch = _sample_batch(method, index, recipe, info) if method.trains and index is not None else None
-    provenance.update(
-        {
-            "git_commit": git_commit(),
-            "versions": package_versions(),
-            "world_size": info.world_size,
-            "device": str(info.device),
-            "performance": dataclasses.asdict(perf),
-        }
-    )
-    config["provenance"] = provenance
-
-    # Everything is checked: from here on the run folder is written.
-    barrier(info)  # every rank has looked at the folder before rank 0 changes it
-    if info.is_main:
+def _start_run_folder(run: PretrainRun, overwrite: bool) -> None:
+    """Everything is checked: from here on the run folder is written (by rank 0)."""
+    barrier(run.info)  # every rank has looked at the folder before rank 0 changes it
+    if run.info.is_main:
         if overwrite:
-            clear_run(out)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / RunFolder.CONFIG, yaml.safe_dump(config, sort_keys=False))
+            clear_run(run.out)
+        run.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run.out / RunFolder.CONFIG, yaml.safe_dump(run.config, sort_keys=False))
 
-    if not method.trains:
-        if index is not None:
-            loader, sampler = _loader(method, index, recipe, info)
-            method.prepare(
-                to_device(b, info.device, perf.channels_last) for b in endless_batches(loader, sampler, 0)
-            )
-        if info.is_main:
-            save_checkpoint(ckpt_path, 0, method, None, config)
-            save_encoder(out / RunFolder.ENCODER, method.encoder, train.fold_batch_norm)
-        wall_s = time.perf_counter() - started
-        return {"method": recipe.method, "steps": 0, "wall_s": wall_s, "skipped_images": 0}
 
-    # One optimiser per group of the method (methods/base.py). A method with one group is wrapped in DDP; one
-    # with several averages each group's gradients after that group's backward (training/optimizers.py).
-    several = len(method.optimizer_groups()) > 1
-    optimizers = Optimizers(
-        method,
-        functools.partial(build_optimizer, train=train, fused=perf.fused_adam),
-        average_gradients=info.enabled and several,
-    )
-    start_step, skipped = 0, 0
-    if state is not None:
-        method.load_state_dict(state["model"], strict=True)
-        optimizers.load_state_dict(state["optimizer"], str(ckpt_path))
-        restore_rng(state)
-        start_step, skipped = state["step"], int(state.get("skipped", 0))
-        if info.is_main:
-            _truncate_metrics(out / RunFolder.METRICS, start_step)
-    elif info.is_main:
-        (out / RunFolder.METRICS).unlink(missing_ok=True)
-    if info.enabled and several:
-        broadcast_state(method)  # what DDP's wrapper does for the others
-    model = (
-        DistributedDataParallel(method, device_ids=[info.device.index] if cuda else None)
-        if info.enabled and not several
-        else method
-    )
-    model = maybe_compile(model, perf.compile)
-    loader, sampler = _loader(method, index, recipe, info)
+def _save_untrained(run: PretrainRun) -> None:
+    """A method that does not train: its weights, prepared from the data if it reads any (``datainit``)."""
+    if run.index is not None:
+        run.method.prepare(untrained_batches(run))
+    if run.info.is_main:
+        save_checkpoint(run.checkpoint_path, 0, run.method, None, run.config)
+        save_encoder(run.out / RunFolder.ENCODER, run.method.encoder, run.recipe.train.fold_batch_norm)
 
-    def on_checkpoint(step: int, skipped_so_far: int) -> None:
-        if info.is_main:
-            save_checkpoint(ckpt_path, step, method, optimizers, config, skipped_so_far)
-        barrier(info)
 
-    def on_sample(step: int) -> dict[str, float] | None:
-        return write_sample_grid(method, sample_batch, out / RunFolder.SAMPLES / f"step_{step:06d}.png")
-
-    steps = train.steps
+def _train(run: PretrainRun, progress: bool) -> int:
+    """The loop (``training/loop.py``) from the run's start step to ``train.steps``; returns the number of
+    images skipped in all."""
+    train, info = run.recipe.train, run.info
+    if info.is_main:
+        if run.resumed:
+            truncate_metrics(run.out / RunFolder.METRICS, run.start_step)
+        else:
+            (run.out / RunFolder.METRICS).unlink(missing_ok=True)
+    loader, sampler = run_loader(run)
     thread = resolve_loader_thread(train.loader_thread, loader.num_workers)
-    plan_epoch = None
-    if plans_epochs(method):
-        pool = _pool_images(index, recipe, loader.num_workers, info.device, perf.channels_last)
-
-        def plan_epoch(epoch: int) -> torch.Tensor | None:
-            return method.on_epoch_start(epoch, pool, epoch_seed(recipe.seed, epoch))
-
+    plan_epoch = epoch_planner(run, loader.num_workers)
     with contextlib.closing(
-        training_batches(loader, sampler, start_step, info.device, perf.channels_last, thread, plan_epoch)
+        training_batches(
+            loader, sampler, run.start_step, info.device, run.perf.channels_last, thread, plan_epoch
+        )
     ) as batches:
         result = train_loop(
-            model,
-            optimizers,
+            run.model,
+            run.optimizers,
             batches,
-            start_step=start_step,
-            steps=steps,
+            start_step=run.start_step,
+            steps=train.steps,
             info=info,
-            out=out,
-            perf=perf,
+            out=run.out,
+            perf=run.perf,
             log_every=train.log_every,
-            on_checkpoint=on_checkpoint,
+            on_checkpoint=functools.partial(_checkpoint, run),
             checkpoint_every=train.checkpoint_every,
-            on_sample=on_sample,
+            on_sample=functools.partial(_sample_grid, run),
             sample_every=train.sample_every,
-            skipped=skipped,
+            skipped=run.skipped,
             progress=progress,
-            lr_at=lambda step: pretrain_lr(train.lr, step, steps, train.schedule, train.warmup_steps),
+            lr_at=lambda step: pretrain_lr(train.lr, step, train.steps, train.schedule, train.warmup_steps),
         )
-    if info.is_main:
-        if start_step < steps and (not train.checkpoint_every or steps % train.checkpoint_every):
-            save_checkpoint(ckpt_path, steps, method, optimizers, config, result.skipped)
-        save_encoder(out / RunFolder.ENCODER, method.encoder, train.fold_batch_norm)
+    return result.skipped
+
+
+def _checkpoint(run: PretrainRun, step: int, skipped: int) -> None:
+    if run.info.is_main:
+        save_checkpoint(run.checkpoint_path, step, run.method, run.optimizers, run.config, skipped)
+    barrier(run.info)
+
+
+def _sample_grid(run: PretrainRun, step: int) -> dict[str, float] | None:
+    return write_sample_grid(
+        run.method, run.sample_batch, run.out / RunFolder.SAMPLES / f"step_{step:06d}.png"
+    )
+
+
+def _finish(run: PretrainRun, skipped: int) -> None:
+    """The last checkpoint (unless the loop just wrote it), encoder.pt, the last sample grid, memorisation."""
+    train, steps = run.recipe.train, run.recipe.train.steps
+    if run.info.is_main:
+        if run.start_step < steps and (not train.checkpoint_every or steps % train.checkpoint_every):
+            save_checkpoint(run.checkpoint_path, steps, run.method, run.optimizers, run.config, skipped)
+        save_encoder(run.out / RunFolder.ENCODER, run.method.encoder, train.fold_batch_norm)
         if train.sample_every and steps % train.sample_every:
-            on_sample(steps)  # the final state, when the last periodic grid came earlier
-        _measure_memorisation(RunFolder(out), method, info.device)
-    barrier(info)
-    return {
-        "method": recipe.method,
-        "steps": steps,
-        "wall_s": time.perf_counter() - started,
-        "skipped_images": result.skipped,
-    }
+            _sample_grid(run, steps)  # the final state, when the last periodic grid came earlier
+        _measure_memorisation(RunFolder(run.out), run.method, run.info.device)
+    barrier(run.info)
 
 
 def _measure_memorisation(run: RunFolder, method: PretrainMethod, device: torch.device) -> None:
@@ -530,63 +197,3 @@ def _measure_memorisation(run: RunFolder, method: PretrainMethod, device: torch.
         error = f"{type(e).__name__}: {e}"
         atomic_write_text(run.memorisation_path, json.dumps({"format": 1, "error": error}))
         print(f"bench pretrain: warning: the memorisation measure failed: {error}", file=sys.stderr)
-
-
-def _loader(
-    method: PretrainMethod, index: ImageFolderIndex, recipe: PretrainRecipe, info: DistInfo
-) -> tuple[DataLoader, EpochSampler]:
-    data, train = recipe.data, recipe.train
-    dataset = PretrainDataset(
-        index,
-        data.image_size,
-        method.mask_type,
-        method.mask_options,
-        seed=recipe.seed,
-        with_labels=method.needs_labels,
-        skip_bad=data.skip_bad,
-    )
-    sampler = EpochSampler(
-        len(dataset), train.batch_size, seed=recipe.seed, rank=info.rank, world_size=info.world_size
-    )
-    workers = resolve_workers(train.workers, info.device)
-    loader = make_loader(dataset, sampler, workers, pin_memory=info.device.type == "cuda")
-    return loader, sampler
-
-
-def _pool_images(
-    index: ImageFolderIndex, recipe: PretrainRecipe, workers: int, device: torch.device, channels_last: bool
-) -> PoolImages:
-    """Every pool image once, centre-cropped at the training size, for a method's ``on_epoch_start``."""
-    dataset = PretrainDataset(index, recipe.data.image_size, augment=False, skip_bad=recipe.data.skip_bad)
-    transform = functools.partial(to_device, device=device, channels_last=channels_last)
-    return PoolImages(dataset, recipe.train.batch_size, workers, transform)
-
-
-def _sample_batch(
-    method: PretrainMethod, index: ImageFolderIndex, recipe: PretrainRecipe, info: DistInfo
-) -> dict[str, Any]:
-    """A fixed set of centre-cropped images and masks, the same at every step (and across resumes).
-
-    Unreadable images (``--skip-bad-images``) are passed over for the next readable ones.
-    """
-    n = min(recipe.train.sample_images, len(index))
-    ds = PretrainDataset(
-        index,
-        recipe.data.image_size,
-        method.mask_type,
-        method.mask_options,
-        seed=recipe.seed + 1,
-        augment=False,
-        skip_bad=recipe.data.skip_bad,
-    )
-    items = []
-    for i in torch.linspace(0, len(index) - 1, n).round().long().tolist():
-        item, j = ds[i], i
-        while item is None and j + 1 < len(index) and j < i + 16:  # an unreadable one: the next readable
-            j += 1
-            item = ds[j]
-        if item is not None:
-            items.append(item)
-    if not items:
-        raise DataError(f"no readable image for the sample grids in {index.root}")
-    return to_device(collate(items), info.device, False)
