@@ -145,7 +145,8 @@ def _check_image_folder(check: DataCheck, root: Path) -> None:
 
 
 def _check_voc(check: DataCheck, root: Path, workers: int, progress: bool) -> None:
-    from ssl_bench.data.voc import check_voc_layout, read_image_set
+    from ssl_bench.data.voc import read_image_set
+    from ssl_bench.data.voc_layout import check_voc_layout
 
     check.problems += check_voc_layout(root, None, workers=workers, progress=progress)
     for key, size in EXPECTED_SPLITS.get(root.name, {}).items():

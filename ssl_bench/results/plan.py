@@ -1,9 +1,9 @@
 """``bench reproduce --dry-run``: the stages a reproduction would run, each with its recipe and an estimate of
 its time on this machine, before a GPU is rented. Nothing of the reproduction is written.
 
-The stages are :class:`~ssl_bench.results.reproduce.Reproduction`'s, resolved the same way (profile recipes,
-``--set`` overrides, seeds). The data each stage needs is checked by ``bench data check``'s code
-(``cli/plan.py``); this module lists the stages and measures.
+The stages are :class:`~ssl_bench.results.reproduce.Reproduction`'s, resolved by the same planner
+(``stage_plan.StagePlanner``: profile recipes, ``--set`` overrides, seeds). The data each stage needs is
+checked by ``bench data check``'s code (``cli/plan.py``); this module lists the stages and measures.
 
 Estimates — estimates, not promises — come from a short probe of each stage's own code on generated data
 in a temporary folder, on this machine's device:
@@ -47,7 +47,7 @@ from ssl_bench.evaluators.runner import evaluate, resolve_eval_recipe
 from ssl_bench.methods import method_class
 from ssl_bench.options import option_names
 from ssl_bench.recipes import find_recipe
-from ssl_bench.results.reproduce import Reproduction
+from ssl_bench.results.stage_plan import StagePlanner
 from ssl_bench.results.stages import ReproduceOptions
 from ssl_bench.training.pretrain import run_pretraining
 from ssl_bench.training.run_folder import RunFolder
@@ -95,7 +95,7 @@ class Plan:
 
 def plan_stages(o: ReproduceOptions) -> Plan:
     """The stages of ``bench reproduce`` with options ``o``, each with its resolved recipe (no estimates)."""
-    rep = Reproduction(o)
+    planner = StagePlanner(o)  # the recipes resolved as bench reproduce resolves them
     stages: list[StagePlan] = []
     for method in o.methods:
         for seed in o.pretrain_seeds():
@@ -103,7 +103,7 @@ def plan_stages(o: ReproduceOptions) -> Plan:
             stage = StagePlan("pretrain", f"{method} s{seed}", method, None, seed, str(recipe),
                               dict(o.pretrain_overrides.get(method, {})))  # fmt: skip
             try:
-                stage.config = rep.pretrain_config(method, seed)
+                stage.config = planner.pretrain_config(method, seed)
             except BenchError as e:
                 stage.error = str(e)
             stages.append(stage)
