@@ -33,11 +33,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _scores(
     records: list[dict[str, Any]], task: str, method: str, metric: str | None
 ) -> tuple[list[float], str]:
-    from ssl_bench.results.table import PREFERRED_METRIC, record_method
+    from ssl_bench.results.registered import preferred_metric
+    from ssl_bench.results.table import record_method
 
     ok = [r for r in records if r.get("task") == task and r.get("status") == "ok"]
     ok = [r for r in ok if record_method(r) == method]
-    metric = metric or PREFERRED_METRIC.get(task) or next(
+    metric = metric or preferred_metric(task) or next(
         (str((r.get("extra") or {}).get("primary_metric")) for r in ok), ""
     )
     return [float(r["metrics"][metric]) for r in ok if metric in (r.get("metrics") or {})], metric

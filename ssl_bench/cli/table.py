@@ -77,19 +77,13 @@ def known_records(
 
     A typo'd task or a mislabelled record must not become a column or a row of its own.
     """
-    from ssl_bench.results.table import ROW_ORDER, TASK_ORDER, record_method
+    from ssl_bench.evaluators import available_evaluators
+    from ssl_bench.methods import available_methods
+    from ssl_bench.results.table import record_method
 
     # "pretrain" records give the table its time columns; "speed" records (bench speed) are never a column.
-    known_tasks = {*TASK_ORDER, *(tasks or ()), "pretrain"}
-    known_methods = set(ROW_ORDER)
-    if any(r.get("task") not in known_tasks | {None, "speed"} for r in records) or any(
-        r.get("task") and record_method(r) not in known_methods for r in records
-    ):  # plug-ins register through the registries (importing them costs torch's start-up)
-        from ssl_bench.evaluators import available_evaluators
-        from ssl_bench.methods import available_methods
-
-        known_tasks |= set(available_evaluators())
-        known_methods |= set(available_methods())
+    known_tasks = {*available_evaluators(), *(tasks or ()), "pretrain"}
+    known_methods = set(available_methods())
     kept: list[dict[str, Any]] = []
     unknown_tasks: dict[str, list[str]] = {}
     unknown_methods: dict[str, list[str]] = {}

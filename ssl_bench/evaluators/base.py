@@ -16,6 +16,12 @@ load before anything runs. One that evaluates the pretraining run's whole method
 encoder with its decoder) registers with ``own_model=True``: for weights from a run whose method has a
 decoder (``RunFolder.has_decoder``), the runner then checks that the run's method loads, not the encoder
 into ``--arch`` (a DCGAN ``encoder.pt`` is no CaffeNet).
+
+How the results table shows the task is registered with it too (timm keeps ``pretrained_cfg`` with the
+model): ``label``, the preferred ``metric``, the column ``order``, and the legend's words for its trivial
+level and chance loss, gathered in a :class:`TaskInfo` on the function (``fn.task_info``; an entry-point
+plug-in may set that attribute itself, else its task gets the defaults). Every module of this package is
+imported by ``ssl_bench/evaluators/__init__.py``, so a new task is one module and its recipes.
 """
 
 from __future__ import annotations
@@ -37,6 +43,32 @@ Metrics = dict[str, float]
 Evaluator = Callable[["EvalContext"], Metrics]
 ENTRY_POINT_GROUP = "ssl_bench.evaluators"
 _EVALUATORS: dict[str, Evaluator] = {}
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """How the results table shows a task; registered with its evaluator.
+
+    Attributes:
+        label: the column's label (``"classification"``); "" → the task name.
+        metric: the metric the column shows when its records have it (the paper's); otherwise the records'
+            own ``extra.primary_metric``. Its trivial level is the records' ``trivial_<metric>``.
+        order: the column's place when no ``--tasks`` order is given: lower first, then by name
+            (the default puts a plug-in after the built-ins).
+        short: the task's name in the legend (``"kNN"``); "" → the task name.
+        trivial: the legend's words for the predictor behind ``trivial_<metric>`` (``"all background"``);
+            None where the evaluator records no trivial level.
+        chance: the legend's words for the constant prediction behind ``chance_loss`` (``"the label
+            prior"``); "" for a task that trains a head but has no chance loss (the legend says so); None
+            where no training loss is recorded.
+    """
+
+    label: str = ""
+    metric: str | None = None
+    order: int = 1000
+    short: str = ""
+    trivial: str | None = None
+    chance: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,19 +109,31 @@ class EvalContext:
 
 
 def register_evaluator(
-    name: str, protocol: type | None = None, own_model: bool = False
+    name: str,
+    protocol: type | None = None,
+    own_model: bool = False,
+    *,
+    label: str = "",
+    metric: str | None = None,
+    order: int = 1000,
+    short: str = "",
+    trivial: str | None = None,
+    chance: str | None = None,
 ) -> Callable[[Evaluator], Evaluator]:
     """Register ``fn`` as task ``name``; ``protocol`` is its options dataclass (None: it takes none).
 
     ``own_model``: ``fn`` rebuilds the pretraining run's method from the weights' run folder where that
-    method has a decoder, rather than loading the encoder into ``--arch`` (module docstring).
+    method has a decoder, rather than loading the encoder into ``--arch`` (module docstring). The other
+    arguments say how the results table shows the task (:class:`TaskInfo`).
     """
+    info = TaskInfo(label, metric, order, short, trivial, chance)
 
     def wrap(fn: Evaluator) -> Evaluator:
         if name in _EVALUATORS and _EVALUATORS[name] is not fn:
             raise ValueError(f"evaluator '{name}' is registered twice")
         fn.protocol = protocol or NoOptions  # type: ignore[attr-defined]
         fn.own_model = own_model  # type: ignore[attr-defined]
+        fn.task_info = info  # type: ignore[attr-defined]
         _EVALUATORS[name] = fn
         return fn
 
@@ -108,7 +152,8 @@ def available_evaluators() -> list[str]:
 
 def get_evaluator(name: str) -> Evaluator:
     """The evaluator of task ``name``; a RecipeError with the closest task name if there is none."""
-    _load_entry_points()
+    if name not in _EVALUATORS:  # reading the installed packages' entry points takes ~30 ms a time
+        _load_entry_points()
     try:
         return _EVALUATORS[name]
     except KeyError:
@@ -118,6 +163,14 @@ def get_evaluator(name: str) -> Evaluator:
 def evaluator_protocol(name: str) -> type:
     """The options dataclass of task ``name`` (``NoOptions`` for an evaluator that declares none)."""
     return getattr(get_evaluator(name), "protocol", NoOptions)
+
+
+def task_info(name: str) -> TaskInfo:
+    """How the table shows task ``name``: its registered :class:`TaskInfo`; the defaults for a task that
+    registered none (an entry-point plug-in) or is not registered (records kept with ``--all-tasks``)."""
+    if name not in _EVALUATORS:  # the table asks for every cell: read the entry points only when needed
+        _load_entry_points()
+    return getattr(_EVALUATORS.get(name), "task_info", None) or TaskInfo()
 
 
 def check_disjoint(train_ids: Iterable[str], test_ids: Iterable[str], what: str) -> None:

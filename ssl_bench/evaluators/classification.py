@@ -278,13 +278,16 @@ def masked_sigmoid_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> 
 # The evaluator.
 
 
-@register_evaluator("cls", protocol=Protocol)
+@register_evaluator("cls", protocol=Protocol, label="classification", metric="map_sklearn", order=0,
+                    short="cls", trivial="a constant scorer (same AP rule)", chance="the label prior")
 def evaluate_classification(ctx: EvalContext) -> Metrics:
     """Fine-tune the encoder for VOC multi-label classification; mAP on the test split (module docstring)."""
     return classify(ctx, frozen_trunk=False)
 
 
-@register_evaluator("cls-fc6-8", protocol=Protocol)
+@register_evaluator("cls-fc6-8", protocol=Protocol, label="classification, fc6-8 (conv frozen)",
+                    metric="map_sklearn", order=3, short="cls", trivial="a constant scorer (same AP rule)",
+                    chance="the label prior")
 def evaluate_classification_fc6_8(ctx: EvalContext) -> Metrics:
     """``cls`` with conv1…conv5 frozen: only the new fc6, fc7 and fc8 train (module docstring)."""
     return classify(ctx, frozen_trunk=True)

@@ -286,7 +286,8 @@ def trivial_detection_metrics(
 # --- The evaluator ---
 
 
-@register_evaluator("det", protocol=Protocol)
+@register_evaluator("det", protocol=Protocol, label="detection", metric="map_voc07_11point", order=1,
+                    trivial="one whole-image box per image and class with one score", chance="")
 def evaluate_detection(ctx: EvalContext) -> Metrics:
     """Fine-tune a Fast/Faster R-CNN on VOC ``trainval`` and report VOC07 11-point mAP on ``test``."""
     p: Protocol = ctx.protocol

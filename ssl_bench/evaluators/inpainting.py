@@ -232,7 +232,8 @@ def _build_databases(
     return Databases(features_nn, hog_nn, (pixel_sum / pixel_count).mul(255.0).round().div(255.0))
 
 
-@register_evaluator("inpaint", protocol=Protocol, own_model=True)  # the run itself: load_inpainting_model
+@register_evaluator("inpaint", protocol=Protocol, own_model=True,  # the run itself: load_inpainting_model
+                    label="inpainting", metric="psnr_db", order=6)
 @torch.no_grad()
 def evaluate_inpainting(ctx: EvalContext) -> Metrics:
     """Centre-hole inpainting on held-out images: the network (if it has a decoder) and every baseline."""

@@ -104,7 +104,8 @@ def knn_scores(
     return np.einsum("mk,mkc->mc", weights, present[idx])  # [M, C]
 
 
-@register_evaluator("knn", protocol=Protocol)
+@register_evaluator("knn", protocol=Protocol, label="kNN", metric="map_area", order=5, short="kNN",
+                    trivial="a constant scorer (same AP rule)")
 def evaluate_knn(ctx: EvalContext) -> Metrics:
     """Weighted kNN classification of the test split against trainval on frozen features; mAP."""
     p: Protocol = ctx.protocol

@@ -191,7 +191,8 @@ def svm_scores(
     return scores, untrained
 
 
-@register_evaluator("cls-linear", protocol=Protocol)
+@register_evaluator("cls-linear", protocol=Protocol, label="linear probe", metric="map_area", order=4,
+                    short="linear", trivial="a constant scorer (same AP rule)")
 def evaluate_linear_svm(ctx: EvalContext) -> Metrics:
     """Per-class linear SVMs on frozen features; test mAP (see the module docstring)."""
     from sklearn.exceptions import ConvergenceWarning

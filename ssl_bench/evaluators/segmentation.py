@@ -204,7 +204,8 @@ def _test(
     return confusion, shown
 
 
-@register_evaluator("seg", protocol=Protocol)
+@register_evaluator("seg", protocol=Protocol, label="segmentation", metric="miou", order=2,
+                    trivial="all background", chance="the pixel-class prior")
 def evaluate_segmentation(ctx: EvalContext) -> Metrics:
     """Fine-tune FCN-32s on the encoder and return mean IU and friends on the test split.
 

@@ -88,6 +88,10 @@ class PretrainMethod(nn.Module):
         mask_type: which masks the data pipeline draws for each sample (see ``data/masks.py``).
         redraw_std: the initial distribution ``redraw_`` draws from: None for He normal (fan-in), the
             encoders' init; a number for N(0, std²).
+        supervision: what the method learns from, the results table's "supervision" column (the paper's
+            Table 2 column: ``"context"``, ``"image labels"``); "" leaves the cell empty.
+        table_order: the method's row in the results table when no ``--methods`` order is given: lower
+            first, then by name (the paper's Table 2 rows 0-4; the default puts the others after them).
 
     Subclasses set ``self.encoder`` (the part saved as ``encoder.pt``) and implement ``forward``.
     """
@@ -99,6 +103,8 @@ class PretrainMethod(nn.Module):
     # Whether ``forward`` can score images the method never trained on (its targets come from the batch
     # alone). False for DeepCluster, whose pseudo-labels exist per pool index: no memorisation measure.
     heldout_pretext: ClassVar[bool] = True
+    supervision: ClassVar[str] = ""
+    table_order: ClassVar[int] = 1000
     mask_type: str = "none"
     mask_options: dict[str, Any]
     encoder: nn.Module

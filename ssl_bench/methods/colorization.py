@@ -178,6 +178,8 @@ class Colorization(PretrainMethod):
     The loss needs no random choices (no ``sample_seed``); given ``bin_counts`` it is a per-sample mean.
     """
 
+    supervision = "colour"
+
     def __init__(
         self,
         image_size: int = 227,

@@ -101,6 +101,9 @@ class ContextEncoder(PretrainMethod):
             weights does not change what the net computes, only how far each Adam step turns them.
     """
 
+    supervision = "context"
+    table_order = 4
+
     def __init__(
         self,
         image_size: int = 227,
@@ -166,6 +169,9 @@ class ContextEncoder(PretrainMethod):
 @register_method("autoencoder")
 class Autoencoder(ContextEncoder):
     """The same encoder–decoder with no mask, reconstructing the whole input (PAPER.md §2)."""
+
+    supervision = "–"  # none: it reconstructs its whole input
+    table_order = 2
 
     def __init__(self, **options: Any) -> None:
         if options.get("mask", "none") != "none":

@@ -89,6 +89,9 @@ class DataDependentInit(PretrainMethod):
         between_layer_iterations: 0 disables the between-layer stage.
     """
 
+    supervision = "initialisation (data-dependent)"
+    table_order = 3
+
     trains = False
 
     def __init__(

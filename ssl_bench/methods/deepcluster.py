@@ -283,6 +283,8 @@ class DeepCluster(PretrainMethod):
             (None), as the other methods' option of the same name.
     """
 
+    supervision = "clustering"
+
     heldout_pretext = False  # pseudo-labels exist per pool index only (training/memorisation.py)
 
     def __init__(

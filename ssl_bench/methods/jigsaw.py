@@ -199,6 +199,8 @@ class Jigsaw(PretrainMethod):
     crop, mirror); the paper resizes to 256 and crops 225 px.
     """
 
+    supervision = "context"
+
     def __init__(
         self,
         image_size: int = 225,

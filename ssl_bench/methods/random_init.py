@@ -12,6 +12,9 @@ from ssl_bench.methods.registry import register_method
 class RandomInit(PretrainMethod):
     """Conv weights ~ N(0, std²), biases 0. "Pretraining time < 1 minute"."""
 
+    supervision = "initialisation"
+    table_order = 1
+
     trains = False
     needs_data = False
 

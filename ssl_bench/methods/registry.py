@@ -50,7 +50,8 @@ def available_methods() -> list[str]:
 
 
 def method_class(name: str) -> type[PretrainMethod]:
-    _load_entry_points()
+    if name not in _METHODS:  # reading the installed packages' entry points takes ~30 ms a time
+        _load_entry_points()
     try:
         return _METHODS[name]
     except KeyError:

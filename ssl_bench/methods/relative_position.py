@@ -225,6 +225,8 @@ class RelativePosition(PretrainMethod):
     it lays over an image (about 2,000 pairs from a batch of 512 patches).
     """
 
+    supervision = "context"
+
     def __init__(
         self,
         image_size: int = 227,

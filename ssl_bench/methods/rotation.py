@@ -64,6 +64,8 @@ class RotationPrediction(PretrainMethod):
     NOTE: the head has no dropout, as in the authors' AlexNet (``supervised.py``'s head has dropout).
     """
 
+    supervision = "rotation"
+
     def __init__(
         self,
         encoder: str = "caffenet",

@@ -244,6 +244,8 @@ class SemanticInpainting(PretrainMethod):
         discriminator_lr_factor: the discriminator's lr over the generator's (0.1: the code's 10×).
     """
 
+    supervision = "context"
+
     redraw_std: ClassVar[float] = INIT_STD  # layer re-randomisation draws from the code's init (dcgan_init_)
 
     def __init__(

@@ -28,6 +28,9 @@ class Supervised(PretrainMethod):
             context encoder's option of the same name.
     """
 
+    supervision = "image labels"
+    table_order = 0  # the paper's Table 2 order: ImageNet, random, autoencoder, data-dependent init, ours
+
     needs_labels = True
 
     def __init__(
