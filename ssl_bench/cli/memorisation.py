@@ -32,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
     import torch  # not for `bench --help`
 
     from ssl_bench.errors import RecipeError
+    from ssl_bench.runtime.run_folder import RunFolder
     from ssl_bench.training.memorisation import MEMORISATION_IMAGES, measure_run
-    from ssl_bench.training.run_folder import RunFolder
 
     images = MEMORISATION_IMAGES if args.images is None else args.images
     if images < 1:

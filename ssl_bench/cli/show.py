@@ -19,7 +19,7 @@ def summarise(run_dir: Path) -> dict[str, Any]:
     Raises:
         CheckpointError: ``run_dir`` is not a pretraining run folder.
     """
-    from ssl_bench.training.run_folder import RunFolder  # torch: not for `bench --help`
+    from ssl_bench.runtime.run_folder import RunFolder  # torch: not for `bench --help`
 
     folder = RunFolder(run_dir)
     out: dict[str, Any] = {

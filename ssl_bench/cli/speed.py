@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
     from ssl_bench.provenance import device_description, git_commit, package_versions
     from ssl_bench.recipes import find_recipe, load_yaml
     from ssl_bench.records import RECORDS_DIR, peak_memory_mb, utc_now, write_record
-    from ssl_bench.training.distributed import resolve_device
-    from ssl_bench.training.performance import Performance, resolve_performance, resolve_workers
+    from ssl_bench.runtime.distributed import resolve_device
+    from ssl_bench.runtime.performance import Performance, resolve_performance, resolve_workers
 
     if args.gpu_report:
         from ssl_bench.perf.gpu_check import run_gpu_check

@@ -1,7 +1,7 @@
 """Load the next batches in a background thread of the training process while the model trains.
 
 When the model trains on the CPU, the DataLoader runs in the training process (``train.workers: auto``
-gives 0 workers there; ``training.performance.resolve_workers`` says why). Loading serially between
+gives 0 workers there; ``runtime.performance.resolve_workers`` says why). Loading serially between
 steps then costs the whole pipeline time on top of every step. A thread overlaps it: PIL's decoder and
 torch's kernels release the GIL, so the loader thread fills the gaps the training threads leave (Python
 dispatch, barriers, memory-bound kernels). Measured on the 2-core development box, the three timed in

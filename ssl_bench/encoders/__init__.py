@@ -86,7 +86,7 @@ def load_state_dict_strict(module: nn.Module, state: dict[str, torch.Tensor], so
 
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format is a zip archive
 _PICKLE_MAGIC = b"\x80"  # the legacy format (and plain pickles) start with the pickle protocol opcode
-# Keys of a training checkpoint (training/checkpoint.py) rather than of an encoder's state dict.
+# Keys of a training checkpoint (runtime/checkpoint.py) rather than of an encoder's state dict.
 _CHECKPOINT_KEYS = {"format", "step", "model", "optimizer"}
 
 

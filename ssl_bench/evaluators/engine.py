@@ -35,8 +35,8 @@ from tqdm import tqdm
 
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext
-from ssl_bench.training.performance import Performance, cpu_has_native_bf16, resolve_performance
-from ssl_bench.training.schedules import cosine_lr, poly_lr, step_lr
+from ssl_bench.runtime.performance import Performance, cpu_has_native_bf16, resolve_performance
+from ssl_bench.runtime.schedules import cosine_lr, poly_lr, step_lr
 
 Schedule = Literal["step", "poly", "cosine"]
 
@@ -94,7 +94,7 @@ class FinetuneProtocol:
 
 
 # ------------------------------------------------------------------------------------------------------
-# Schedules: pure functions of the iteration (ssl_bench/training/schedules.py).
+# Schedules: pure functions of the iteration (ssl_bench/runtime/schedules.py).
 
 
 def lr_at(p: FinetuneProtocol, iteration: int) -> float:

@@ -103,7 +103,7 @@ from ssl_bench.evaluators.inpainting_nn import (
 from ssl_bench.methods import PretrainMethod
 from ssl_bench.metrics.inpainting import hole_errors, summarize_hole_errors
 from ssl_bench.metrics.sharpness import gradient_energy, sharpness_ratio
-from ssl_bench.training.run_folder import RunFolder
+from ssl_bench.runtime.run_folder import RunFolder
 
 FIGURE_IMAGES = 6
 NO_MODEL = "none (no decoder)"

@@ -32,8 +32,8 @@ from ssl_bench.options import options_dict, options_from
 from ssl_bench.provenance import device_description, git_commit, package_versions, sha256_file
 from ssl_bench.recipes import config_hash, find_recipe, load_yaml, merge, parse_value
 from ssl_bench.records import RECORDS_DIR, manifest_hash, peak_memory_mb, record_id, utc_now, write_record
-from ssl_bench.training.distributed import resolve_device
-from ssl_bench.training.run_folder import RunFolder
+from ssl_bench.runtime.distributed import resolve_device
+from ssl_bench.runtime.run_folder import RunFolder
 
 Overrides = Mapping[str, Any] | Sequence[str] | None
 

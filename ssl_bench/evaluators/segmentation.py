@@ -95,7 +95,7 @@ from ssl_bench.metrics import (
     constant_prediction_miou,
     pixel_prior_cross_entropy,
 )
-from ssl_bench.training.performance import Performance
+from ssl_bench.runtime.performance import Performance
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from ssl_bench.evaluators import classification, detection, segmentation
 from ssl_bench.evaluators.engine import protocol_performance, sgd, train_step
 from ssl_bench.evaluators.features import tap_features
 from ssl_bench.evaluators.runner import resolve_protocol
-from ssl_bench.training.performance import Performance
+from ssl_bench.runtime.performance import Performance
 
 EVAL_TASKS = ("cls", "seg", "det", "features")
 FP32 = Performance(amp=False, channels_last=False, compile=False, fused_adam=False)

@@ -92,7 +92,7 @@ def _paper_rates(iters: int) -> dict[str, float]:
 
     from ssl_bench.perf.eval_steps import build_eval_step
     from ssl_bench.perf.speed import device_sync, median_seconds, model_only
-    from ssl_bench.training.performance import resolve_performance
+    from ssl_bench.runtime.performance import resolve_performance
 
     cuda = torch.device("cuda")
     plan = schedules("paper")

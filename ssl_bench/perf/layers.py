@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ssl_bench.training.performance import Performance
+from ssl_bench.runtime.performance import Performance
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from ssl_bench.data.prefetch import ThreadPrefetcher
 from ssl_bench.data.pretrain import PREFETCH_FACTOR, EpochSampler, PretrainDataset
 from ssl_bench.methods import create_method
 from ssl_bench.perf.eager_reference import build_reference, reference_step
+from ssl_bench.runtime.performance import Performance, maybe_compile, resolve_loader_thread
 from ssl_bench.training.loop import endless_batches, to_device, training_batches
-from ssl_bench.training.performance import Performance, maybe_compile, resolve_loader_thread
 
 
 def median_seconds(step: Callable[[], Any], warmup: int, iters: int, sync: Callable[[], None]) -> float:

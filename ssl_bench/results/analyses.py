@@ -42,7 +42,7 @@ from ssl_bench.methods.base import PretrainMethod
 from ssl_bench.methods.registry import method_class
 from ssl_bench.metrics.filters import conv1_structure
 from ssl_bench.metrics.inpainting import hole_errors, summarize_hole_errors
-from ssl_bench.training.run_folder import RunFolder
+from ssl_bench.runtime.run_folder import RunFolder
 
 # Classic inpainting rows of the inpainting grid (``evaluators/inpainting_baselines.py``), with their names.
 GRID_BASELINES = {"telea": "Telea", "ns": "Navier-Stokes", "biharmonic": "biharmonic"}

@@ -40,7 +40,7 @@ from ssl_bench.atomic import atomic_open  # noqa: E402
 from ssl_bench.data.voc import VOC_CLASSES  # noqa: E402
 from ssl_bench.results import analyses as A  # noqa: E402
 from ssl_bench.results.analyses import ImageGrid  # noqa: E402
-from ssl_bench.training.run_folder import RunFolder  # noqa: E402
+from ssl_bench.runtime.run_folder import RunFolder  # noqa: E402
 
 DPI = 110
 GRID_BASELINES = A.GRID_BASELINES  # the classic inpainters the inpainting grid can show (reproduce's list)

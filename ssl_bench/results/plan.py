@@ -49,8 +49,8 @@ from ssl_bench.options import option_names
 from ssl_bench.recipes import find_recipe
 from ssl_bench.results.stage_plan import StagePlanner
 from ssl_bench.results.stages import ReproduceOptions
+from ssl_bench.runtime.run_folder import RunFolder
 from ssl_bench.training.pretrain import run_pretraining
-from ssl_bench.training.run_folder import RunFolder
 
 PROBE_STEPS = 3  # pretraining steps of the probe (the first one warms up; the median img/s is used)
 PROBE_BATCH = 2  # images per step / iteration in every probe

@@ -26,7 +26,7 @@ from ssl_bench.results.table import (
     render,
     to_markdown,
 )
-from ssl_bench.training.run_folder import RunFolder, memorisation_evidence
+from ssl_bench.runtime.run_folder import RunFolder, memorisation_evidence
 
 FIGURES = (
     (

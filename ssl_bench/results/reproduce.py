@@ -82,8 +82,8 @@ from ssl_bench.results.stage_plan import (
 from ssl_bench.results.stage_records import StageRecords
 from ssl_bench.results.stages import ReproduceOptions, StageMarker, StageResult, read_json
 from ssl_bench.results.table import build_table, render, write_table
+from ssl_bench.runtime.run_folder import RunFolder
 from ssl_bench.training.pretrain import run_pretraining
-from ssl_bench.training.run_folder import RunFolder
 
 # Figure sizes: enough to read, small enough for the smoke budget (t-SNE of 300 points ≈ 10 s per encoder).
 FIGURE_OPTIONS = {"inpaint_images": 6, "tsne_images": 300, "layer_images": 64, "layer_draws": 3,

@@ -9,7 +9,7 @@ from typing import Any
 
 from ssl_bench.errors import BenchError
 from ssl_bench.results.cells import Row, record_method
-from ssl_bench.training.run_folder import RunFolder
+from ssl_bench.runtime.run_folder import RunFolder
 
 
 def newest_first(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

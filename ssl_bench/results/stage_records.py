@@ -21,8 +21,8 @@ from ssl_bench.recipes import config_hash
 from ssl_bench.records import utc_now, write_record
 from ssl_bench.results.stage_plan import ARCH
 from ssl_bench.results.stages import ReproduceOptions, StageResult
-from ssl_bench.training.distributed import resolve_device
-from ssl_bench.training.run_folder import RunFolder
+from ssl_bench.runtime.distributed import resolve_device
+from ssl_bench.runtime.run_folder import RunFolder
 
 __all__ = ["StageRecords"]
 

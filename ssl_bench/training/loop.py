@@ -35,9 +35,9 @@ from ssl_bench.data.prefetch import ThreadPrefetcher
 from ssl_bench.data.pretrain import EpochSampler
 from ssl_bench.data.transforms import normalize_uint8
 from ssl_bench.errors import DataError
-from ssl_bench.training.distributed import DistInfo
+from ssl_bench.runtime.distributed import DistInfo
+from ssl_bench.runtime.performance import Performance
 from ssl_bench.training.optimizers import Optimizers
-from ssl_bench.training.performance import Performance
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -36,8 +36,8 @@ from ssl_bench.data.synthvoc import ensure_heldout_pool
 from ssl_bench.data.transforms import normalize_uint8
 from ssl_bench.methods import PretrainMethod
 from ssl_bench.methods.base import MAIN_GROUP
-from ssl_bench.training.checkpoint import checkpoint_step
-from ssl_bench.training.run_folder import RunFolder
+from ssl_bench.runtime.checkpoint import checkpoint_step
+from ssl_bench.runtime.run_folder import RunFolder
 
 MEMORISATION_IMAGES = 64  # per side: ~1 s of forward passes at 128 px on a CPU
 MEMORISATION_SEED = 22  # masks and per-sample seeds, the same for both sides (issue #22)

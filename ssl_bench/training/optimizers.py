@@ -16,7 +16,7 @@ buffer per group), and the initial state is broadcast from rank 0 as DDP does
 0's to the others before each forward: training uses batch statistics either way, and rank 0, whose buffers
 are the same in both cases, is the one that writes checkpoints and sample grids.
 
-Mixed precision: the bf16 autocast of ``training/performance.py`` needs no loss scaling; it wraps each
+Mixed precision: the bf16 autocast of ``runtime/performance.py`` needs no loss scaling; it wraps each
 group's forward. An fp16 path would need one ``GradScaler`` for all optimisers: each group's loss scaled
 before its backward, ``scaler.step`` for each optimiser, one ``scaler.update()`` per step.
 """
@@ -32,7 +32,7 @@ from torch import nn
 
 from ssl_bench.errors import CheckpointError
 from ssl_bench.methods.base import OptimizerGroup, PretrainMethod
-from ssl_bench.training.distributed import average_gradients
+from ssl_bench.runtime.distributed import average_gradients
 
 
 class Optimizers:

@@ -34,11 +34,13 @@ import yaml
 
 from ssl_bench.atomic import atomic_write_text
 from ssl_bench.methods import PretrainMethod
-from ssl_bench.training.checkpoint import save_checkpoint, save_encoder
-from ssl_bench.training.distributed import barrier, cleanup_distributed, init_distributed
+from ssl_bench.runtime.checkpoint import save_checkpoint, save_encoder
+from ssl_bench.runtime.distributed import barrier, cleanup_distributed, init_distributed
+from ssl_bench.runtime.performance import resolve_loader_thread
+from ssl_bench.runtime.run_folder import RunFolder
+from ssl_bench.runtime.schedules import pretrain_lr
 from ssl_bench.training.loop import train_loop, training_batches
 from ssl_bench.training.memorisation import measure_run
-from ssl_bench.training.performance import resolve_loader_thread
 from ssl_bench.training.pretrain_setup import (
     PretrainRun,
     build_run,
@@ -49,9 +51,7 @@ from ssl_bench.training.pretrain_setup import (
 )
 from ssl_bench.training.recipe import check_recipe
 from ssl_bench.training.resume import RESUME_MAY_CHANGE, RUN_FILES, claim_out, clear_run, truncate_metrics
-from ssl_bench.training.run_folder import RunFolder
 from ssl_bench.training.samples import write_sample_grid
-from ssl_bench.training.schedules import pretrain_lr
 
 __all__ = ["RESUME_MAY_CHANGE", "RUN_FILES", "run_pretraining"]
 

@@ -40,13 +40,13 @@ from ssl_bench.errors import RecipeError
 from ssl_bench.methods import PretrainMethod, create_method, method_class
 from ssl_bench.methods.base import plans_epochs
 from ssl_bench.provenance import git_commit, package_versions
-from ssl_bench.training.checkpoint import restore_rng
-from ssl_bench.training.distributed import DistInfo, barrier, broadcast_state
+from ssl_bench.runtime.checkpoint import restore_rng
+from ssl_bench.runtime.distributed import DistInfo, barrier, broadcast_state
+from ssl_bench.runtime.performance import Performance, maybe_compile, resolve_performance, resolve_workers
+from ssl_bench.runtime.run_folder import RunFolder
 from ssl_bench.training.loop import to_device
 from ssl_bench.training.optimizers import Optimizers
-from ssl_bench.training.performance import Performance, maybe_compile, resolve_performance, resolve_workers
 from ssl_bench.training.recipe import DATASET_MEAN, DataOptions, PretrainRecipe, TrainOptions
-from ssl_bench.training.run_folder import RunFolder
 
 # ------------------------------------------------------------------------------------------------------
 # Prepare the data

@@ -68,13 +68,13 @@ class DataOptions:
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """``train:`` — the schedule and the speed settings (``training/performance.py``)."""
+    """``train:`` — the schedule and the speed settings (``runtime/performance.py``)."""
 
     steps: int | None = None  # required for methods that train
     batch_size: int | None = None  # per process; required for methods that read data
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float | None = None  # required for methods that train
-    schedule: Literal["constant", "cosine"] = "constant"  # training/schedules.py
+    schedule: Literal["constant", "cosine"] = "constant"  # runtime/schedules.py
     warmup_steps: int = 0  # linear warm-up to lr over the first steps (either schedule)
     fold_batch_norm: bool = False  # encoder.pt as plain caffenet, BN folded in (model.encoder: caffenet_bn)
     betas: tuple[float, float] = (0.9, 0.999)

@@ -16,9 +16,9 @@ from typing import Any
 
 from ssl_bench.atomic import atomic_write_text
 from ssl_bench.errors import BenchError, CheckpointError, RecipeError
-from ssl_bench.training.checkpoint import checkpoint_step, load_checkpoint
+from ssl_bench.runtime.checkpoint import checkpoint_step, load_checkpoint
+from ssl_bench.runtime.run_folder import RunFolder
 from ssl_bench.training.recipe import DATASET_MEAN, FLAGS, PretrainRecipe, check_recipe, model_defaults
-from ssl_bench.training.run_folder import RunFolder
 
 RUN_FILES = (RunFolder.CONFIG, RunFolder.CHECKPOINT, RunFolder.ENCODER, RunFolder.METRICS, RunFolder.SAMPLES,
              RunFolder.MEMORISATION)  # fmt: skip

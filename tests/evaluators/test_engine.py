@@ -19,7 +19,7 @@ from ssl_bench.evaluators.engine import (
     param_groups,
     sgd,
 )
-from ssl_bench.training.schedules import cosine_lr, poly_lr, step_lr
+from ssl_bench.runtime.schedules import cosine_lr, poly_lr, step_lr
 
 
 def test_step_schedule_multiplies_by_gamma_at_each_step() -> None:

@@ -20,8 +20,8 @@ from ssl_bench.data.transforms import MEAN, STD
 from ssl_bench.encoders import exported_encoder_state
 from ssl_bench.methods import create_method
 from ssl_bench.recipes import PROFILES, find_recipe, load_yaml
+from ssl_bench.runtime.performance import Performance
 from ssl_bench.training.optimizers import Optimizers
-from ssl_bench.training.performance import Performance
 from ssl_bench.training.recipe import check_recipe
 from tests.conftest import TINY_SYNTH_IMAGES
 

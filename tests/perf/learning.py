@@ -11,7 +11,7 @@ import math
 import torch
 
 from ssl_bench.perf import speed
-from ssl_bench.training.performance import Performance
+from ssl_bench.runtime.performance import Performance
 
 FP32 = Performance(amp=False, channels_last=False, compile=False, fused_adam=False)
 

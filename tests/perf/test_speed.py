@@ -10,7 +10,7 @@ import torch
 
 from ssl_bench.cli import main
 from ssl_bench.perf import speed
-from ssl_bench.training.performance import (
+from ssl_bench.runtime.performance import (
     Performance,
     cpu_has_native_bf16,
     resolve_performance,
@@ -82,11 +82,11 @@ def test_worker_count_is_zero_on_a_cpu_and_most_cores_per_gpu_process(monkeypatc
     assert resolve_workers("auto", torch.device("cpu")) == 0
     assert resolve_workers(None, torch.device("cpu")) == 0
     assert resolve_workers(3, torch.device("cpu")) == 3
-    monkeypatch.setattr("ssl_bench.training.performance.available_cores", lambda: 16)
+    monkeypatch.setattr("ssl_bench.runtime.performance.available_cores", lambda: 16)
     assert resolve_workers("auto", torch.device("cuda")) == 15
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # four torchrun processes share the node's cores
     assert resolve_workers("auto", torch.device("cuda")) == 3
-    monkeypatch.setattr("ssl_bench.training.performance.available_cores", lambda: 64)
+    monkeypatch.setattr("ssl_bench.runtime.performance.available_cores", lambda: 64)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
     assert resolve_workers("auto", torch.device("cuda")) == 16
     for bad in (-1, 1.5, "two", True):

@@ -51,11 +51,19 @@ def test_a_figure_dependency_changes_the_figure_key_not_the_pretraining_key(pack
     assert after["pretrain"] == before["pretrain"]
 
 
-def test_training_code_is_part_of_the_eval_key_in_its_own_right(package_copy):
-    # The evaluators run training/schedules.py; their key must not depend on the pretraining key for that.
+def test_shared_runtime_code_is_part_of_the_eval_key_in_its_own_right(package_copy):
+    # The evaluators run runtime/schedules.py; their key must not depend on the pretraining key for that.
     before = stage_keys(package_copy)
-    append_line(package_copy / "training" / "schedules.py")
+    append_line(package_copy / "runtime" / "schedules.py")
     assert stage_keys(package_copy)["eval"] != before["eval"]
+
+
+def test_a_module_only_pretraining_imports_changes_the_pretraining_key_not_the_eval_key(package_copy):
+    before = stage_keys(package_copy)
+    append_line(package_copy / "training" / "loop.py")
+    after = stage_keys(package_copy)
+    assert after["pretrain"] != before["pretrain"]
+    assert after["eval"] == before["eval"]
 
 
 def test_table_code_and_the_cli_are_in_no_stage_key(package_copy):
@@ -71,7 +79,7 @@ def test_what_the_stages_run_is_in_their_closure():
     figure = module_closure([FIGURE_ENTRY])
     # parents' __init__ run on import; registries import their packages' modules by computed name
     assert {"ssl_bench", "ssl_bench.training", "ssl_bench.methods.context_encoder"} <= set(pretrain)
-    assert {"ssl_bench.evaluators.segmentation", "ssl_bench.training.schedules", "ssl_bench.provenance",
+    assert {"ssl_bench.evaluators.segmentation", "ssl_bench.runtime.schedules", "ssl_bench.provenance",
             "ssl_bench.errors"} <= set(evaluation)  # fmt: skip
     assert {"ssl_bench.evaluators.features", "ssl_bench.evaluators.inpainting_baselines",
             "ssl_bench.evaluators.inpainting_data"} <= set(figure)  # fmt: skip

@@ -17,7 +17,7 @@ from ssl_bench.results import analyses as A
 from ssl_bench.results import figures as F
 from ssl_bench.results.analyses import ImageGrid
 from ssl_bench.results.table import build_table
-from ssl_bench.training.checkpoint import save_checkpoint, save_encoder
+from ssl_bench.runtime.checkpoint import save_checkpoint, save_encoder
 from tests.results.test_table import record
 
 PNG = b"\x89PNG\r\n\x1a\n"

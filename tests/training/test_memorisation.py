@@ -14,8 +14,8 @@ from ssl_bench.cli import main
 from ssl_bench.data.folder import ImageFolderIndex
 from ssl_bench.data.synthvoc import ensure_heldout_pool, ensure_synthvoc, synthvoc_pool
 from ssl_bench.methods import available_methods, create_method
+from ssl_bench.runtime.run_folder import RunFolder
 from ssl_bench.training.memorisation import memorisation
-from ssl_bench.training.run_folder import RunFolder
 from tests.conftest import TINY_SYNTH_IMAGES
 from tests.training.test_pretrain_cli import FAST
 

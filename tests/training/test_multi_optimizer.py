@@ -27,11 +27,11 @@ from ssl_bench.cli import main
 from ssl_bench.errors import CheckpointError
 from ssl_bench.methods import create_method
 from ssl_bench.methods.base import OptimizerGroup, PretrainMethod
-from ssl_bench.training.distributed import DistInfo
+from ssl_bench.runtime.distributed import DistInfo
+from ssl_bench.runtime.performance import Performance
+from ssl_bench.runtime.schedules import pretrain_lr
 from ssl_bench.training.loop import train_loop
 from ssl_bench.training.optimizers import Optimizers, check_groups
-from ssl_bench.training.performance import Performance
-from ssl_bench.training.schedules import pretrain_lr
 from tests.conftest import TINY_SYNTH_IMAGES
 from tests.training.test_pretrain_cli import FAST
 

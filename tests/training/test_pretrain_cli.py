@@ -15,7 +15,7 @@ import torch
 
 from ssl_bench.cli import main
 from ssl_bench.methods import available_methods, create_method
-from ssl_bench.training.run_folder import RunFolder
+from ssl_bench.runtime.run_folder import RunFolder
 from tests.conftest import TINY_SYNTH_IMAGES
 
 CAFFENET_SHAPES = {

@@ -26,7 +26,7 @@ from ssl_bench.encoders import load_state_dict_strict, read_weights_file
 from ssl_bench.errors import CheckpointError
 from ssl_bench.methods import PretrainMethod, build_method, method_class
 from ssl_bench.metrics.filters import conv1_structure
-from ssl_bench.training.checkpoint import load_checkpoint
+from ssl_bench.runtime.checkpoint import load_checkpoint
 
 
 class RunFolder:

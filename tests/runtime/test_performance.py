@@ -10,7 +10,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from ssl_bench.perf import speed
-from ssl_bench.training.performance import Performance, maybe_compile
+from ssl_bench.runtime.performance import Performance, maybe_compile
 from tests.perf.learning import check_learns_like_fp32
 
 EAGER_FP32 = Performance(amp=False, channels_last=False, compile=False, fused_adam=True)
@@ -66,7 +66,7 @@ def test_gpu_compiled_step_learns_what_eager_learns():
 def test_gpu_side_by_side_timing_with_worker_processes(synth_voc_root):
     from ssl_bench.data.folder import ImageFolderIndex
     from ssl_bench.data.synthvoc import synthvoc_pool
-    from ssl_bench.training.performance import resolve_performance
+    from ssl_bench.runtime.performance import resolve_performance
 
     device = torch.device("cuda")
     index = ImageFolderIndex(synthvoc_pool(synth_voc_root), labels="none")

@@ -14,7 +14,7 @@ state dict itself there; ``Optimizers.load_state_dict`` reads both.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
@@ -22,8 +22,12 @@ from ssl_bench.atomic import atomic_torch_save
 from ssl_bench.encoders import exported_encoder_state, read_weights_file
 from ssl_bench.errors import CheckpointError
 
-if TYPE_CHECKING:
-    from ssl_bench.training.optimizers import Optimizers
+
+class Optimizers(Protocol):
+    """What a checkpoint needs of the training's optimisers (``training/optimizers.py``): their state."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
 
 FORMAT = 1
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ssl_bench.training.schedules import pretrain_lr, warmup_cosine_lr
+from ssl_bench.runtime.schedules import pretrain_lr, warmup_cosine_lr
 
 
 def test_warmup_rises_linearly_then_cosine_falls_to_zero() -> None:
