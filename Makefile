@@ -30,7 +30,7 @@ demo: install
 	$(BIN)/bench compare --results $(DEMO)/records --task seg --spread-from results/mini/runs
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # ruff, then the layer and no-cycle contracts of pyproject.toml's [tool.importlinter] (no cache folder left).
 lint: install
