@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ssl_bench.encoders.alexnet import CaffeNetEncoder, TorchvisionAlexNetEncoder, fold_batch_norm, pool5_size
-from ssl_bench.encoders.init import gaussian_init_
+from ssl_bench.encoders.init import caffe_input_scale_, gaussian_init_
 from ssl_bench.errors import CheckpointError, RecipeError
 
 ENCODERS: dict[str, Callable[[], nn.Module]] = {
@@ -164,14 +164,14 @@ def describe_weights(state: Any, path: Path) -> str | None:
 def load_encoder(weights: str | Path, arch: str = "caffenet") -> nn.Module:
     """Build ``arch`` and load ``weights`` (an ``encoder.pt`` plain state dict) with strict key checks.
 
-    ``weights == "random"`` returns the Gaussian-initialised encoder (the "Random Gaussian" row).
+    ``weights == "random"`` returns the Gaussian-initialised encoder (the "Random Gaussian" row, drawn for
+    Caffe's input as the ``random`` method's default: :func:`~ssl_bench.encoders.init.caffe_input_scale_`).
     A torchvision AlexNet state dict (``features.*`` and ``classifier.*`` keys) is accepted for
     ``arch='torchvision_alexnet'``; its classifier keys are dropped.
     """
     encoder = create_encoder(arch)
     if str(weights) == "random":
-        gaussian_init_(encoder)
-        return encoder
+        return caffe_input_scale_(gaussian_init_(encoder))
     path = Path(weights)
     state = read_weights_file(path, "encoder weights")
     problem = describe_weights(state, path)

@@ -5,7 +5,10 @@ Here, below ``methods``, because ``load_encoder('random')`` needs the Gaussian i
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+from ssl_bench.data.transforms import STD
 
 # NOTE: PAPER.md §2 says only "Random Gaussian"; std 0.01 with bias 0 is the Caffe/AlexNet convention
 # (Krizhevsky et al. 2012). Deep nets at std 0.01 start with tiny activations, which is why the
@@ -24,6 +27,26 @@ def gaussian_init_(module: nn.Module, std: float = GAUSSIAN_STD) -> nn.Module:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
     return module
+
+
+def caffe_input_scale_(encoder: nn.Module) -> nn.Module:
+    """Express a Gaussian trunk drawn for Caffe's input in the suite's input: scale the first conv's weights
+    of input channel ``c`` by ``255 * STD[c]``, in place.
+
+    Caffe's CaffeNet takes mean-subtracted 0–255 pixels; the suite divides them by ``255 * STD`` as well
+    (data/transforms.py). A filler of std 0.01 on Caffe's input is therefore the same function as a filler
+    of std ``0.01 * 255 * STD[c]`` (~0.57) on the suite's. With zero biases the trunk is positively
+    homogeneous, so the two differ only by a factor ~57 on every activation, but fine-tuning sees the
+    difference: a bias step of a given size is ~57× larger against the suite's activations, and a
+    random trunk's units die within its first hundred steps (results/mini/EXPERIMENTS.md, seventh round).
+    """
+    first = next(m for m in encoder.modules() if isinstance(m, nn.Conv2d))
+    if first.in_channels != len(STD):
+        raise ValueError(f"the first conv takes {first.in_channels} channels, not RGB; no Caffe input scale")
+    scale = torch.tensor(STD, dtype=first.weight.dtype) * 255.0
+    with torch.no_grad():
+        first.weight.mul_(scale.view(1, -1, 1, 1))
+    return encoder
 
 
 def kaiming_init_(module: nn.Module) -> nn.Module:
