@@ -90,6 +90,7 @@ from ssl_bench.data.detection import (
 )
 from ssl_bench.data.transforms import MEAN, STD
 from ssl_bench.data.voc import VOC_CLASSES, load_detection_ground_truth, load_image, read_image_sizes
+from ssl_bench.encoders import alexnet_head
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
 from ssl_bench.evaluators.detection_model import (
@@ -191,16 +192,10 @@ def build_detector(encoder: nn.Module, p: Protocol) -> nn.Module:
 
     Its RPN is built for either detector; ``detector_forward`` skips it when proposals are given.
     """
-    width, dropout = p.fc_width, p.dropout
-    box_head = nn.Sequential(  # fc6 / fc7 as in CaffeNet
-        nn.Flatten(),
-        nn.Linear(encoder.out_channels * ROI_SIZE * ROI_SIZE, width),
-        nn.ReLU(inplace=True),
-        nn.Dropout(dropout),
-        nn.Linear(width, width),
-        nn.ReLU(inplace=True),
-        nn.Dropout(dropout),
-    )
+    width = p.fc_width
+    # fc6 / fc7 as in CaffeNet, on the pooled RoIs [R, 256, 6, 6]
+    box_head = alexnet_head(encoder.out_channels * ROI_SIZE * ROI_SIZE, width, dropout=p.dropout,
+                            dropout_at="output")  # fmt: skip
     predictor = FastRCNNPredictor(width, NUM_CLASSES)
     nn.init.normal_(predictor.cls_score.weight, std=0.01)
     nn.init.normal_(predictor.bbox_pred.weight, std=0.001)
