@@ -15,6 +15,8 @@ from ssl_bench.recipes import PROFILES, find_recipe, load_yaml, parse_value
 RECIPE = "(default: the recipe's)"
 
 
+# Over ~60 lines on purpose: a flat list of add_argument calls, one per flag, read top to bottom as --help
+# prints them; splitting it would only scatter the flags.
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "pretrain",

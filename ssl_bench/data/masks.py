@@ -147,6 +147,21 @@ def random_region_mask(
     if scale < 1.0 or max_tries < 1:
         raise ValueError(f"need scale >= 1 and max_tries >= 1, got scale={scale}, max_tries={max_tries}")
 
+    return _first_region_in_range(h, w, generator, density, low, high, scale, max_tries)
+
+
+def _first_region_in_range(
+    h: int,
+    w: int,
+    generator: torch.Generator | None,
+    density: float,
+    low: float,
+    high: float,
+    scale: float,
+    max_tries: int,
+) -> torch.Tensor:
+    """The first candidate region mask [1, H, W] whose masked fraction lies in (low, high), else the
+    closest of ``max_tries`` (``random_region_mask``)."""
     # Each candidate's coverage is first estimated on every PREVIEW_STRIDE-th row and column (1/16 of
     # the work); only candidates whose estimate lies within PREVIEW_MARGIN of the range are computed in
     # full and tested exactly. The field is smooth over ~17 px, so the estimate errs by far less than the

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 from PIL import Image
 from tqdm import tqdm
@@ -95,6 +96,28 @@ def _decode_all(
     return problems
 
 
+class _Files(NamedTuple):
+    """The ids that have a file in each VOC folder (``<id>.jpg``, ``<id>.xml``, ``<id>.png``)."""
+
+    jpegs: set[str]
+    xmls: set[str]
+    masks: set[str]  # SegmentationClass
+    object_masks: set[str]  # SegmentationObject
+
+    @classmethod
+    def scan(cls, root: Path) -> _Files:
+        def listing(folder: str, suffix: str) -> set[str]:
+            d = root / folder
+            return {n[: -len(suffix)] for n in os.listdir(d) if n.endswith(suffix)} if d.is_dir() else set()
+
+        return cls(
+            listing("JPEGImages", ".jpg"),
+            listing("Annotations", ".xml"),
+            listing("SegmentationClass", ".png"),
+            listing("SegmentationObject", ".png"),
+        )
+
+
 def check_voc_layout(
     root: str | os.PathLike,
     expected: dict[str, int] | None = None,
@@ -131,16 +154,29 @@ def check_voc_layout(
     if problems:
         return problems
 
-    def listing(folder: str, suffix: str) -> set[str]:
-        d = root / folder
-        return {n[: -len(suffix)] for n in os.listdir(d) if n.endswith(suffix)} if d.is_dir() else set()
+    files = _Files.scan(root)
+    splits, problems = _read_splits(root, expected, files)
+    problems += _overlapping_splits(splits)
+    for key, count in (expected or {}).items():
+        full = key if "/" in key else f"Main/{key}"
+        if full in splits and len(splits[full]) != count:
+            problems.append(f"{full}: {len(splits[full])} images, expected {count}")
+    problems += _each(_unreadable_annotations(root, splits, files.xmls), "unreadable annotations")
+    if decode:
+        bad_files = _decode_listed(root, splits, files, workers, progress)
+        problems += _each(bad_files, "unreadable or mis-sized images and masks")
+    return problems
 
-    jpegs = listing("JPEGImages", ".jpg")
-    xmls = listing("Annotations", ".xml")
-    masks = listing("SegmentationClass", ".png")
-    object_masks = listing("SegmentationObject", ".png")
 
+def _read_splits(
+    root: Path, expected: dict[str, int] | None, files: _Files
+) -> tuple[dict[str, list[str]], list[str]]:
+    """The ids of every split file there is, keyed ``"<task>/<split>"``, and the problems found in them.
+
+    A missing split file is a problem only where ``expected`` asks for that split.
+    """
     splits: dict[str, list[str]] = {}
+    problems: list[str] = []
     for task, names in (("Main", MAIN_SPLITS), ("Segmentation", SEGMENTATION_SPLITS)):
         if task == "Segmentation" and not (root / "ImageSets" / task).is_dir():
             continue
@@ -155,30 +191,43 @@ def check_voc_layout(
             except DataError as e:
                 problems.append(str(e))
                 continue
-            key = f"{task}/{split}"
-            splits[key] = ids
-            if len(set(ids)) != len(ids):
-                problems.append(f"{key}: {len(ids) - len(set(ids))} duplicated id(s)")
-            if not ids:
-                problems.append(f"{key}: empty image set")
-            lacking = [i for i in ids if i not in jpegs]
-            if lacking:
-                problems.append(_summarise(f"{key}: ids without JPEGImages/<id>.jpg", lacking))
-            if task == "Main":
-                lacking = [i for i in ids if i not in xmls]
-                if lacking:
-                    problems.append(_summarise(f"{key}: ids without Annotations/<id>.xml", lacking))
-                try:
-                    label_ids, _ = read_classification_labels(root, split)
-                    if label_ids != ids:
-                        problems.append(f"{key}: the per-class files <class>_{split}.txt list other ids")
-                except DataError as e:
-                    problems.append(str(e))
-            else:
-                lacking = [i for i in ids if i not in masks]
-                if lacking:
-                    problems.append(_summarise(f"{key}: ids without SegmentationClass/<id>.png", lacking))
+            splits[f"{task}/{split}"] = ids
+            problems += _split_problems(root, task, split, ids, files)
+    return splits, problems
 
+
+def _split_problems(root: Path, task: str, split: str, ids: list[str], files: _Files) -> list[str]:
+    """Duplicated ids, an empty split, listed ids without their files, and (``Main``) per-class label files
+    that list other ids."""
+    key = f"{task}/{split}"
+    problems = []
+    if len(set(ids)) != len(ids):
+        problems.append(f"{key}: {len(ids) - len(set(ids))} duplicated id(s)")
+    if not ids:
+        problems.append(f"{key}: empty image set")
+    lacking = [i for i in ids if i not in files.jpegs]
+    if lacking:
+        problems.append(_summarise(f"{key}: ids without JPEGImages/<id>.jpg", lacking))
+    if task == "Main":
+        lacking = [i for i in ids if i not in files.xmls]
+        if lacking:
+            problems.append(_summarise(f"{key}: ids without Annotations/<id>.xml", lacking))
+        try:
+            label_ids, _ = read_classification_labels(root, split)
+            if label_ids != ids:
+                problems.append(f"{key}: the per-class files <class>_{split}.txt list other ids")
+        except DataError as e:
+            problems.append(str(e))
+    else:
+        lacking = [i for i in ids if i not in files.masks]
+        if lacking:
+            problems.append(_summarise(f"{key}: ids without SegmentationClass/<id>.png", lacking))
+    return problems
+
+
+def _overlapping_splits(splits: dict[str, list[str]]) -> list[str]:
+    """Splits that VOC keeps disjoint and that share ids; a trainval that is not train ∪ val."""
+    problems = []
     for task in ("Main", "Segmentation"):
         for a, b in (("train", "val"), ("trainval", "test"), ("train", "test"), ("val", "test")):
             both = set(splits.get(f"{task}/{a}", ())) & set(splits.get(f"{task}/{b}", ()))
@@ -188,12 +237,11 @@ def check_voc_layout(
             union = set(splits[f"{task}/train"]) | set(splits[f"{task}/val"])
             if union != set(splits[f"{task}/trainval"]):
                 problems.append(f"{task}: trainval is not the union of train and val")
+    return problems
 
-    for key, count in (expected or {}).items():
-        full = key if "/" in key else f"Main/{key}"
-        if full in splits and len(splits[full]) != count:
-            problems.append(f"{full}: {len(splits[full])} images, expected {count}")
 
+def _unreadable_annotations(root: Path, splits: dict[str, list[str]], xmls: set[str]) -> list[str]:
+    """One problem per annotation of a ``Main`` split's image that does not parse."""
     bad_xml: list[str] = []
     main_ids = sorted({i for k, ids in splits.items() if k.startswith("Main/") for i in ids} & xmls)
     for image_id in main_ids:
@@ -201,13 +249,15 @@ def check_voc_layout(
             parse_annotation(root / "Annotations" / f"{image_id}.xml")
         except DataError as e:
             bad_xml.append(str(e))
-    problems += _each(bad_xml, "unreadable annotations")
+    return bad_xml
 
-    if decode:
-        listed = {i for ids in splits.values() for i in ids} & jpegs
-        seg_ids = sorted({i for k, ids in splits.items() if k.startswith("Segmentation/") for i in ids})
-        mask_paths = [(i, root / "SegmentationClass" / f"{i}.png") for i in seg_ids if i in masks]
-        mask_paths += [(i, root / "SegmentationObject" / f"{i}.png") for i in seg_ids if i in object_masks]
-        bad_files = _decode_all(root, listed, mask_paths, workers, progress)
-        problems += _each(bad_files, "unreadable or mis-sized images and masks")
-    return problems
+
+def _decode_listed(
+    root: Path, splits: dict[str, list[str]], files: _Files, workers: int, progress: bool
+) -> list[str]:
+    """Decode every image a split lists and every mask of a ``Segmentation`` split's image."""
+    listed = {i for ids in splits.values() for i in ids} & files.jpegs
+    seg_ids = sorted({i for k, ids in splits.items() if k.startswith("Segmentation/") for i in ids})
+    mask_paths = [(i, root / "SegmentationClass" / f"{i}.png") for i in seg_ids if i in files.masks]
+    mask_paths += [(i, root / "SegmentationObject" / f"{i}.png") for i in seg_ids if i in files.object_masks]
+    return _decode_all(root, listed, mask_paths, workers, progress)

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ssl_bench.encoders.alexnet import CaffeNetEncoder, TorchvisionAlexNetEncoder, fold_batch_norm, pool5_size
+from ssl_bench.encoders.alexnet_head import AlexNetHead, alexnet_head
 from ssl_bench.encoders.init import caffe_input_scale_, gaussian_init_
 from ssl_bench.errors import CheckpointError, RecipeError
 
@@ -185,7 +186,9 @@ def load_encoder(weights: str | Path, arch: str = "caffenet") -> nn.Module:
 
 __all__ = [
     "ENCODERS",
+    "AlexNetHead",
     "CaffeNetEncoder",
+    "alexnet_head",
     "TorchvisionAlexNetEncoder",
     "create_encoder",
     "describe_weights",

@@ -73,6 +73,7 @@ from ssl_bench.data.batches import endless_batches
 from ssl_bench.data.classification import AugmentedVOCClassification
 from ssl_bench.data.pretrain import EpochSampler
 from ssl_bench.data.voc import VOC_CLASSES, VOCClassification
+from ssl_bench.encoders import alexnet_head
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
 from ssl_bench.evaluators.engine import (
@@ -213,25 +214,19 @@ class FineTuneClassifier(nn.Module):
         super().__init__()
         self.encoder = encoder.requires_grad_(not frozen_trunk)
         self.frozen_trunk = frozen_trunk
-        self.head = nn.Sequential(
-            nn.Linear(feature_dim, width),  # fc6
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(width, width),  # fc7
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(width, num_classes),  # fc8
-        )
+        # CaffeNet's fc6/fc7 (dropout after each ReLU) on the flattened pool5 that ``pool5`` gives
+        self.head = alexnet_head(feature_dim, width, num_classes, dropout=dropout, dropout_at="output",
+                                 flatten=False)  # fmt: skip
         for fc in self.new_hidden_layers:
             nn.init.normal_(fc.weight, 0.0, FC67_STD)
             nn.init.constant_(fc.bias, FC67_BIAS)
-        nn.init.normal_(self.head[6].weight, 0.0, FC8_STD)
-        nn.init.constant_(self.head[6].bias, fc8_bias)
+        nn.init.normal_(self.head.fc8.weight, 0.0, FC8_STD)
+        nn.init.constant_(self.head.fc8.bias, fc8_bias)
 
     @property
     def new_hidden_layers(self) -> tuple[nn.Linear, nn.Linear]:
         """fc6 and fc7 (the layers ``head_init: data`` rescales)."""
-        return self.head[0], self.head[3]
+        return self.head.fc6, self.head.fc7
 
     def train(self, mode: bool = True) -> FineTuneClassifier:
         super().train(mode)

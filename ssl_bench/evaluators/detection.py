@@ -89,7 +89,14 @@ from ssl_bench.data.detection import (
     voc_detection_set,
 )
 from ssl_bench.data.transforms import MEAN, STD
-from ssl_bench.data.voc import VOC_CLASSES, load_detection_ground_truth, load_image, read_image_sizes
+from ssl_bench.data.voc import (
+    VOC_CLASSES,
+    VOCDetection,
+    load_detection_ground_truth,
+    load_image,
+    read_image_sizes,
+)
+from ssl_bench.encoders import alexnet_head
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
 from ssl_bench.evaluators.detection_model import (
@@ -191,16 +198,10 @@ def build_detector(encoder: nn.Module, p: Protocol) -> nn.Module:
 
     Its RPN is built for either detector; ``detector_forward`` skips it when proposals are given.
     """
-    width, dropout = p.fc_width, p.dropout
-    box_head = nn.Sequential(  # fc6 / fc7 as in CaffeNet
-        nn.Flatten(),
-        nn.Linear(encoder.out_channels * ROI_SIZE * ROI_SIZE, width),
-        nn.ReLU(inplace=True),
-        nn.Dropout(dropout),
-        nn.Linear(width, width),
-        nn.ReLU(inplace=True),
-        nn.Dropout(dropout),
-    )
+    width = p.fc_width
+    # fc6 / fc7 as in CaffeNet, on the pooled RoIs [R, 256, 6, 6]
+    box_head = alexnet_head(encoder.out_channels * ROI_SIZE * ROI_SIZE, width, dropout=p.dropout,
+                            dropout_at="output")  # fmt: skip
     predictor = FastRCNNPredictor(width, NUM_CLASSES)
     nn.init.normal_(predictor.cls_score.weight, std=0.01)
     nn.init.normal_(predictor.bbox_pred.weight, std=0.001)
@@ -294,12 +295,7 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
     if p.detector == "fast_rcnn" and not p.proposals:
         raise RecipeError(MISSING_PROPOSALS)  # first thing: before any data or weights are read
     root = Path(ctx.voc_root)
-    proposals = load_proposals(p.proposals) if p.detector == "fast_rcnn" else None
-    train_set, train_ids = voc_detection_set(root, p.train_split, p.hflip, proposals)
-    test_set, test_ids = voc_detection_set(root, p.test_split, False, proposals)
-    check_disjoint(train_ids, test_ids, f"detection {p.train_split} → {p.test_split}")
-    if proposals is not None:
-        check_proposals_cover(proposals, train_ids + test_ids, p.proposals)
+    proposals, (train_set, train_ids), (test_set, test_ids) = _detection_sets(root, p)
 
     perf = protocol_performance(ctx.device, p)
     model = on_device(build_detector(ctx.load_encoder(), p), ctx.device, perf)
@@ -313,14 +309,7 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
     losses = finetune(ctx, model, optimizer, endless_batches(train_loader), step, p, perf, "det train")
     detections = detect(model, test_loader, ctx, use_proposals)
     ground_truth = load_detection_ground_truth(root, p.test_split)  # every test image, difficult flags kept
-    metrics = detection_metrics(ground_truth, detections)
-    metrics |= trivial_detection_metrics(ground_truth, read_image_sizes(root, ground_truth))
-    ctx.extra["primary_metric"] = "map_voc07_11point"
-    try:
-        coco = coco_style_detection_ap(ground_truth, detections, len(VOC_CLASSES))
-        metrics |= {"coco_ap": coco["coco_ap"], "coco_ap50": coco["coco_ap50"]}
-    except ImportError:
-        ctx.extra["coco_ap_note"] = "coco_ap, coco_ap50 skipped: pycocotools is not installed"
+    metrics = _score(ctx, root, ground_truth, detections)
 
     no_positives = [c for c in VOC_CLASSES if f"ap_{c}" not in metrics]
     empty = {"boxes": [], "labels": [], "scores": []}
@@ -354,4 +343,33 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
         "box_convention": "VOC 1-based inclusive for ground truth and detections",
         "figure": str(figure),
     }  # fmt: skip
+    return metrics
+
+
+def _detection_sets(
+    root: Path, p: Protocol
+) -> tuple[dict[str, np.ndarray] | None, tuple[VOCDetection, list[str]], tuple[VOCDetection, list[str]]]:
+    """The proposals (Fast R-CNN; None for the RPN), and the training and test sets with their image ids,
+    checked disjoint and (with proposals) covered by the proposals file."""
+    proposals = load_proposals(p.proposals) if p.detector == "fast_rcnn" else None
+    train_set, train_ids = voc_detection_set(root, p.train_split, p.hflip, proposals)
+    test_set, test_ids = voc_detection_set(root, p.test_split, False, proposals)
+    check_disjoint(train_ids, test_ids, f"detection {p.train_split} → {p.test_split}")
+    if proposals is not None:
+        check_proposals_cover(proposals, train_ids + test_ids, p.proposals)
+    return proposals, (train_set, train_ids), (test_set, test_ids)
+
+
+def _score(
+    ctx: EvalContext, root: Path, ground_truth: dict[str, dict], detections: dict[str, dict]
+) -> Metrics:
+    """VOC APs of the detections, the constant detector's, and COCO AP where pycocotools is installed."""
+    metrics = detection_metrics(ground_truth, detections)
+    metrics |= trivial_detection_metrics(ground_truth, read_image_sizes(root, ground_truth))
+    ctx.extra["primary_metric"] = "map_voc07_11point"
+    try:
+        coco = coco_style_detection_ap(ground_truth, detections, len(VOC_CLASSES))
+        metrics |= {"coco_ap": coco["coco_ap"], "coco_ap50": coco["coco_ap50"]}
+    except ImportError:
+        ctx.extra["coco_ap_note"] = "coco_ap, coco_ap50 skipped: pycocotools is not installed"
     return metrics

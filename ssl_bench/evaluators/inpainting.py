@@ -74,6 +74,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -103,6 +104,7 @@ from ssl_bench.evaluators.inpainting_nn import (
 from ssl_bench.methods import PretrainMethod
 from ssl_bench.metrics.inpainting import hole_errors, summarize_hole_errors
 from ssl_bench.metrics.sharpness import gradient_energy, sharpness_ratio
+from ssl_bench.runtime.performance import Performance
 from ssl_bench.runtime.run_folder import RunFolder
 
 FIGURE_IMAGES = 6
@@ -232,6 +234,99 @@ def _build_databases(
     return Databases(features_nn, hog_nn, (pixel_sum / pixel_count).mul(255.0).round().div(255.0))
 
 
+@dataclass
+class Inpainters:
+    """Every row's way of filling the hole of a batch of test images (the network's when there is one)."""
+
+    method: PretrainMethod | None
+    encoder: nn.Module | None  # describes the context for the NN search (None: pixels)
+    context_fill: torch.Tensor  # the hole's fill before the encoder sees it
+    db: Databases
+    box: tuple[int, int, int, int]  # the hole
+    threads: int  # for HOG and the classic inpainters
+    device: torch.device
+    perf: Performance
+    seconds: dict[str, float]  # each row's wall time, added up
+
+    def __call__(
+        self, images: torch.Tensor, masks: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """images [B, 3, S, S] normalised, masks [B, 1, S, S] on the device → the originals as 8-bit images
+        and the masks, on the CPU, and each row's output {prefix: [B, 3, S, S]} in ``ROWS``' prefixes."""
+        seconds, perf = self.seconds, self.perf
+        target, masks_cpu = to_8bit(images.cpu()), masks.cpu()  # [B, 3, S, S], [B, 1, S, S]
+        outputs: dict[str, torch.Tensor] = {}
+        if self.method is not None:
+            with _timed(seconds, ""):
+                with perf.autocast(self.device):
+                    predicted = self.method.inpaint(images, masks)  # [B, 3, S, S] normalised
+                outputs[""] = to_8bit(predicted.cpu())
+        with _timed(seconds, "nn_"):
+            with perf.autocast(self.device):
+                features = context_features(images, masks, self.context_fill, self.encoder)  # [B, D]
+            outputs["nn_"] = self.db.features.inpaint(features, target, masks_cpu)[0]
+        with _timed(seconds, "nn_hog_"):
+            hog = hog_context_features(target, masks_cpu, self.box, self.threads)  # [B, D_hog]
+            outputs["nn_hog_"] = self.db.hog.inpaint(hog, target, masks_cpu)[0]
+        for name in CLASSIC_BASELINES:
+            with _timed(seconds, f"{name}_"):
+                outputs[f"{name}_"] = classic_inpaint(target, masks_cpu, name, self.threads)
+        with _timed(seconds, "fill_"):
+            outputs["fill_"] = fill_holes(target, masks_cpu, self.db.mean_pixel)
+        return target, masks_cpu, outputs
+
+
+class RowResults:
+    """Per-image hole errors and fill detail of every row, and the first test images for the figure."""
+
+    def __init__(self, titles: dict[str, str]) -> None:
+        self.titles = titles  # prefix → figure column title, in ``ROWS``' order
+        self.errors: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {prefix: [] for prefix in titles}
+        self.energy: dict[str, list[torch.Tensor]] = {prefix: [] for prefix in titles}  # each [B] per batch
+        self.original_energy: list[torch.Tensor] = []
+        columns = ("masked input", *titles.values(), "original")
+        self.columns: dict[str, list[torch.Tensor]] = {t: [] for t in columns}
+        self.images = 0
+
+    def add(self, outputs: dict[str, torch.Tensor], target: torch.Tensor, masks: torch.Tensor) -> None:
+        """One batch: each row's outputs, the originals (8-bit, [B, 3, S, S]) and the masks [B, 1, S, S]."""
+        for prefix, output in outputs.items():
+            self.errors[prefix].append(hole_errors(output, target, masks))
+            self.energy[prefix].append(gradient_energy(output, masks))
+        self.original_energy.append(gradient_energy(target, masks))
+        room = FIGURE_IMAGES - self.images
+        if room > 0:
+            white = fill_holes(target[:room], masks[:room], torch.ones(3, dtype=target.dtype))
+            self.columns["masked input"].append(white)
+            for prefix, output in outputs.items():
+                self.columns[self.titles[prefix]].append(output[:room])
+            self.columns["original"].append(target[:room])
+        self.images += len(target)
+
+    def metrics(self) -> Metrics:
+        """Each row's L1 %, L2 %, PSNR and sharpness, under its prefix."""
+        metrics: Metrics = {}
+        for prefix, per_batch in self.errors.items():
+            if per_batch:
+                l1 = torch.cat([e[0] for e in per_batch])  # [N]
+                mse = torch.cat([e[1] for e in per_batch])  # [N]
+                metrics |= summarize_hole_errors(l1, mse, prefix)
+                fills, originals = torch.cat(self.energy[prefix]), torch.cat(self.original_energy)  # [N] each
+                metrics[f"{prefix}sharpness"] = sharpness_ratio(fills, originals)
+        return metrics
+
+    def save_figure(self, path: Path) -> list[str]:
+        """One row per test image, one column per method: masked input, each method's output, original.
+
+        Returns:
+            The column titles.
+        """
+        shown = {title: torch.cat(images) for title, images in self.columns.items() if images}  # [n, 3, S, S]
+        grid = [[to_image(column[i]) for column in shown.values()] for i in range(len(shown["original"]))]
+        save_grid(grid, path, list(shown))
+        return list(shown)
+
+
 @register_evaluator("inpaint", protocol=Protocol, own_model=True,  # the run itself: load_inpainting_model
                     label="inpainting", metric="psnr_db", order=6)
 @torch.no_grad()
@@ -249,68 +344,21 @@ def evaluate_inpainting(ctx: EvalContext) -> Metrics:
     data = held_out_images(ctx, image_size)
     mask = center_mask(image_size, area=HOLE_AREA)  # [1, S, S]
     box = hole_box(mask)
-    threads = max(1, ctx.protocol.workers)
-
-    # Inpaint each test image every way; keep per-image errors, and the first images for the figure.
-    errors: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {prefix: [] for prefix, _ in ROWS}
-    energy: dict[str, list[torch.Tensor]] = {prefix: [] for prefix, _ in ROWS}  # each [B] per batch
-    original_energy: list[torch.Tensor] = []
     nn_name = "pixels" if encoder is None else feature_tap(encoder)
-    titles = {prefix: title.format(nn_name) for prefix, title in ROWS}
-    columns: dict[str, list[torch.Tensor]] = {t: [] for t in ("masked input", *titles.values(), "original")}
+    results = RowResults({prefix: title.format(nn_name) for prefix, title in ROWS})
     seconds: dict[str, float] = {}
     with frozen(watched) if watched is not None else nullcontext():
         db = _build_databases(ctx, data.database, encoder, context_fill, box, seconds)
-        test_images = 0
+        threads = max(1, ctx.protocol.workers)
+        inpaint = Inpainters(method, encoder, context_fill, db, box, threads, ctx.device, perf, seconds)
         for images, masks in _batches(data.test, ctx, "inpaint: test"):
-            target, masks_cpu = to_8bit(images.cpu()), masks.cpu()  # [B, 3, S, S], [B, 1, S, S]
-            outputs: dict[str, torch.Tensor] = {}
-            if method is not None:
-                with _timed(seconds, ""):
-                    with perf.autocast(ctx.device):
-                        predicted = method.inpaint(images, masks)  # [B, 3, S, S] normalised
-                    outputs[""] = to_8bit(predicted.cpu())
-            with _timed(seconds, "nn_"):
-                with perf.autocast(ctx.device):
-                    features = context_features(images, masks, context_fill, encoder)  # [B, D]
-                outputs["nn_"] = db.features.inpaint(features, target, masks_cpu)[0]
-            with _timed(seconds, "nn_hog_"):
-                hog = hog_context_features(target, masks_cpu, box, threads)  # [B, D_hog]
-                outputs["nn_hog_"] = db.hog.inpaint(hog, target, masks_cpu)[0]
-            for name in CLASSIC_BASELINES:
-                with _timed(seconds, f"{name}_"):
-                    outputs[f"{name}_"] = classic_inpaint(target, masks_cpu, name, threads)
-            with _timed(seconds, "fill_"):
-                outputs["fill_"] = fill_holes(target, masks_cpu, db.mean_pixel)
-            for prefix, output in outputs.items():
-                errors[prefix].append(hole_errors(output, target, masks_cpu))
-                energy[prefix].append(gradient_energy(output, masks_cpu))
-            original_energy.append(gradient_energy(target, masks_cpu))
+            target, masks_cpu, outputs = inpaint(images, masks)
+            results.add(outputs, target, masks_cpu)
             ctx.images_processed += len(images) if watched is not None else 0
 
-            room = FIGURE_IMAGES - test_images
-            if room > 0:
-                white = fill_holes(target[:room], masks_cpu[:room], torch.ones(3, dtype=target.dtype))
-                columns["masked input"].append(white)
-                for prefix, output in outputs.items():
-                    columns[titles[prefix]].append(output[:room])
-                columns["original"].append(target[:room])
-            test_images += len(images)
-
-    metrics: Metrics = {}
-    for prefix, per_batch in errors.items():
-        if per_batch:
-            l1 = torch.cat([e[0] for e in per_batch])  # [N]
-            mse = torch.cat([e[1] for e in per_batch])  # [N]
-            metrics |= summarize_hole_errors(l1, mse, prefix)
-            fills, originals = torch.cat(energy[prefix]), torch.cat(original_energy)  # [N] each
-            metrics[f"{prefix}sharpness"] = sharpness_ratio(fills, originals)
-    # One row per test image, one column per method: masked input, each method's output, original.
-    shown = {title: torch.cat(images) for title, images in columns.items() if images}  # each [n, 3, S, S]
+    metrics = results.metrics()
     figure = ctx.work_dir / "inpainting.png"
-    grid = [[to_image(column[i]) for column in shown.values()] for i in range(len(shown["original"]))]
-    save_grid(grid, figure, list(shown))
-
+    shown = results.save_figure(figure)
     side = PIXEL_FEATURE_SIDE
     ctx.extra |= {
         "primary_metric": "psnr_db" if method is not None else "nn_psnr_db",
@@ -321,7 +369,7 @@ def evaluate_inpainting(ctx: EvalContext) -> Metrics:
                           "blocks overlapping the hole dropped), Euclidean",
         "nn_database": data.database_name,
         "test_data": data.test_name,
-        "test_images": test_images,
+        "test_images": results.images,
         "image_size": image_size,
         "hole": f"centre {box[1] - box[0]}x{box[3] - box[2]} px of {image_size} px "
                 f"({float(mask.float().mean()):.1%} of the image)",

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from tqdm import tqdm
 
-from ssl_bench.data.voc import VOC_CLASSES, read_image_set
+from ssl_bench.data.voc import VOC_CLASSES, VOCClassification, read_image_set
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
 from ssl_bench.evaluators.classification import classification_metrics
@@ -210,30 +210,7 @@ def evaluate_linear_svm(ctx: EvalContext) -> Metrics:
     with warnings.catch_warnings():
         # liblinear stops at max_iter on the weakest costs/features; the protocol accepts that (VISSL too).
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if p.cost_selection == "cv":
-            ap = cross_validated_ap(
-                train_x,
-                train_voc.labels,
-                costs,
-                folds=p.cv_folds,
-                seed=ctx.seed,
-                difficult_as_negative=negative,
-                max_iter=max_iter,
-                jobs=p.svm_jobs,
-                progress=ctx.progress,
-            )
-        else:
-            (sel_train_voc, sel_train_x), (val_voc, val_x) = features["train"], features["val"]
-            ap = validation_ap(
-                l2_normalize(sel_train_x),
-                sel_train_voc.labels,
-                l2_normalize(val_x),
-                val_voc.labels,
-                costs,
-                difficult_as_negative=negative,
-                max_iter=max_iter,
-                progress=ctx.progress,
-            )
+        ap = _selection_ap(ctx, features, train_x, train_voc.labels)
         chosen = choose_costs(ap, costs)
         scores, untrained = svm_scores(
             train_x, train_voc.labels, test_x, chosen, difficult_as_negative=negative, max_iter=max_iter
@@ -257,3 +234,37 @@ def evaluate_linear_svm(ctx: EvalContext) -> Metrics:
     if untrained:
         ctx.extra["classes_without_svm"] = untrained
     return metrics
+
+
+def _selection_ap(
+    ctx: EvalContext,
+    features: dict[str, tuple[VOCClassification, np.ndarray]],
+    train_x: np.ndarray,
+    train_labels: np.ndarray,
+) -> np.ndarray:
+    """(C, costs) selection AP of each cost: cross-validated on the training split (``cv``), or trained on
+    Main ``train`` and scored on ``val`` (``val``). Called with liblinear's convergence warnings off."""
+    p: Protocol = ctx.protocol
+    if p.cost_selection == "cv":
+        return cross_validated_ap(
+            train_x,
+            train_labels,
+            p.costs,
+            folds=p.cv_folds,
+            seed=ctx.seed,
+            difficult_as_negative=p.difficult_as_negative,
+            max_iter=p.svm_max_iter,
+            jobs=p.svm_jobs,
+            progress=ctx.progress,
+        )
+    (sel_train_voc, sel_train_x), (val_voc, val_x) = features["train"], features["val"]
+    return validation_ap(
+        l2_normalize(sel_train_x),
+        sel_train_voc.labels,
+        l2_normalize(val_x),
+        val_voc.labels,
+        p.costs,
+        difficult_as_negative=p.difficult_as_negative,
+        max_iter=p.svm_max_iter,
+        progress=ctx.progress,
+    )

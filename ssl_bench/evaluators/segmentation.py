@@ -216,22 +216,7 @@ def evaluate_segmentation(ctx: EvalContext) -> Metrics:
     p: Protocol = ctx.protocol
     torch.manual_seed(ctx.seed)
     perf = protocol_performance(ctx.device, p)
-
-    test_set: Dataset = VOCSegmentation(ctx.voc_root, p.test_split, transform=test_transform)
-    test_ids = read_image_set(ctx.voc_root, p.test_split, "Segmentation")
-    if p.max_test_images is not None and p.max_test_images < len(test_ids):
-        test_set = Subset(test_set, range(p.max_test_images))
-    transform = TrainTransform(p.crop_size, IGNORE_INDEX, p.hflip)
-    train_set, train_ids, notes = segmentation_training_set(
-        ctx.voc_root, p.train_split, transform, test_ids, p.sbd_root or None, p.sbd_splits
-    )
-    ctx.extra |= notes
-    if p.sbd_expected and not notes["sbd"]:
-        deviation = (f"trained on VOC Segmentation/{p.train_split} alone ({len(train_ids)} images): not the "
-                     "paper's protocol, which adds SBD (PAPER.md §3; pass --sbd benchmark_RELEASE/dataset)")
-        log.warning("seg: %s", deviation)
-        ctx.extra["protocol_deviation"] = deviation
-    check_disjoint(train_ids, test_ids, "seg")
+    train_set, train_ids, test_set, test_ids = _datasets(ctx, p)
 
     model = FCN32s(ctx.load_encoder(), ctx.arch, fc_width=p.fc_width, dropout=p.dropout, pad=p.input_pad)
     model = on_device(model, ctx.device, perf)
@@ -247,7 +232,6 @@ def evaluate_segmentation(ctx: EvalContext) -> Metrics:
 
     predictions = ctx.work_dir / "predictions"
     confusion, shown = _test(model, test_set, test_ids[: len(test_set)], ctx, perf, predictions)
-    scores = confusion.compute()
     rows = [[to_image(x, normalised=True), palette_image(gt), palette_image(pred)] for x, gt, pred in shown]
     titles = ("image", "ground truth", "prediction")
     figure = save_grid(rows, ctx.work_dir / "qualitative.png", titles) if shown else None
@@ -265,7 +249,38 @@ def evaluate_segmentation(ctx: EvalContext) -> Metrics:
                  f"crop offset {model.offset}, fixed bilinear ×32 upsampling",
         "predictions_dir": str(predictions), "confusion": str(ctx.work_dir / "confusion.npy"),
         "figure": str(figure) if figure else None,
-    }
+    }  # fmt: skip
+    return _metrics(ctx, confusion, losses, train_ids)
+
+
+def _datasets(ctx: EvalContext, p: Protocol) -> tuple[Dataset, list[str], Dataset, list[str]]:
+    """The training set (VOC, and SBD where given) and the test set, each with its image ids; checked
+    disjoint. A training set without the SBD the protocol expects is logged and recorded as a deviation."""
+    test_set: Dataset = VOCSegmentation(ctx.voc_root, p.test_split, transform=test_transform)
+    test_ids = read_image_set(ctx.voc_root, p.test_split, "Segmentation")
+    if p.max_test_images is not None and p.max_test_images < len(test_ids):
+        test_set = Subset(test_set, range(p.max_test_images))
+    transform = TrainTransform(p.crop_size, IGNORE_INDEX, p.hflip)
+    train_set, train_ids, notes = segmentation_training_set(
+        ctx.voc_root, p.train_split, transform, test_ids, p.sbd_root or None, p.sbd_splits
+    )
+    ctx.extra |= notes
+    if p.sbd_expected and not notes["sbd"]:
+        deviation = (f"trained on VOC Segmentation/{p.train_split} alone ({len(train_ids)} images): not the "
+                     "paper's protocol, which adds SBD (PAPER.md §3; pass --sbd benchmark_RELEASE/dataset)")
+        log.warning("seg: %s", deviation)
+        ctx.extra["protocol_deviation"] = deviation
+    check_disjoint(train_ids, test_ids, "seg")
+    return train_set, train_ids, test_set, test_ids
+
+
+def _metrics(
+    ctx: EvalContext, confusion: SegmentationConfusion, losses: list[float], train_ids: list[str]
+) -> Metrics:
+    """Mean IU and friends from the test confusion, the all-background answer's mean IU, and the final
+    training loss beside the pixel-class prior's."""
+    p: Protocol = ctx.protocol
+    scores = confusion.compute()
     metrics: Metrics = {key: float(scores[key]) for key in ("miou", "pixel_acc", "mean_acc", "fwiou")}
     metrics |= {f"iou_{name}": float(v) for name, v in zip(CLASS_NAMES, scores["iou"], strict=True)}
     # Issue #22: the all-background answer's mean IU on the same test pixels (the confusion's rows are the

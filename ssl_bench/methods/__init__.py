@@ -16,7 +16,7 @@ from ssl_bench.methods.registry import (
     register_method,
 )
 
-_NOT_METHODS = {"base", "registry", "losses"}
+_NOT_METHODS = {"base", "registry", "losses", "dcgan"}
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     if _module not in _NOT_METHODS and not _module.startswith("_"):
         importlib.import_module(f"{__name__}.{_module}")

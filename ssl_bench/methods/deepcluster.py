@@ -69,7 +69,7 @@ from sklearn.metrics import normalized_mutual_info_score
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ssl_bench.encoders import CaffeNetEncoder, create_encoder, pool5_size
+from ssl_bench.encoders import CaffeNetEncoder, alexnet_head, create_encoder, pool5_size
 from ssl_bench.encoders.init import gaussian_init_, kaiming_init_
 from ssl_bench.methods.base import PretrainMethod
 from ssl_bench.methods.registry import register_method
@@ -305,14 +305,9 @@ class DeepCluster(PretrainMethod):
         self.num_clusters, self.pca_dim, self.kmeans_iterations = num_clusters, pca_dim, kmeans_iterations
         self.encoder = create_encoder(encoder)
         s = pool5_size(image_size)
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Dropout(dropout),
-            nn.Linear(self.encoder.out_channels * s * s, head_width),  # fc6
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(head_width, head_width),  # fc7: its output, before the ReLU, is what is clustered
-        )
+        # fc7's output, before the ReLU, is what is clustered
+        self.head = alexnet_head(self.encoder.out_channels * s * s, head_width, dropout=dropout,
+                                 dropout_at="input", fc7_relu=False)  # fmt: skip
         self.top = nn.Linear(head_width, num_clusters)
         if encoder_init_std is None:
             kaiming_init_(self.encoder)

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ssl_bench.encoders import create_encoder, pool5_size
+from ssl_bench.encoders import alexnet_head, create_encoder, pool5_size
 from ssl_bench.encoders.init import gaussian_init_, kaiming_init_
 from ssl_bench.methods.base import PretrainMethod
 from ssl_bench.methods.registry import register_method
@@ -77,17 +76,8 @@ class RotationPrediction(PretrainMethod):
         super().__init__()
         self.encoder = create_encoder(encoder)
         s = pool5_size(image_size)
-
-        def fc(cin: int) -> list[nn.Module]:
-            norm: list[nn.Module] = [nn.BatchNorm1d(head_width)] if head_batch_norm else []
-            return [nn.Linear(cin, head_width), *norm, nn.ReLU(inplace=True)]
-
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            *fc(self.encoder.out_channels * s * s),  # fc6
-            *fc(head_width),  # fc7
-            nn.Linear(head_width, NUM_ROTATIONS),  # fc8
-        )
+        self.head = alexnet_head(self.encoder.out_channels * s * s, head_width, NUM_ROTATIONS,
+                                 batch_norm=head_batch_norm)  # fmt: skip
         kaiming_init_(self)
         if encoder_init_std is not None:
             gaussian_init_(self.encoder, encoder_init_std)

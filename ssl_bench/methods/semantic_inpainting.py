@@ -80,7 +80,6 @@ with it to get their feature-learning setting.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -93,134 +92,89 @@ from ssl_bench.data.transforms import denormalize, normalize
 from ssl_bench.encoders import create_encoder, pool5_size
 from ssl_bench.methods.base import OptimizerGroup, PretrainMethod
 from ssl_bench.methods.context_encoder import ChannelWiseFC
+from ssl_bench.methods.dcgan import (
+    INIT_STD,
+    LEAK,
+    DCGANEncoder,
+    Discriminator,
+    dcgan_decoder,
+    dcgan_init_,
+    doublings,
+)
 from ssl_bench.methods.losses import reconstruction_weights
 from ssl_bench.methods.registry import register_method
 
 ENCODERS = ("dcgan", "caffenet", "caffenet_bn")
 BOTTLENECKS = ("fc", "channel_wise")
 MASKS = ("center", "random_region", "random_block")
-INIT_STD = 0.02  # the code's weights_init: conv weights N(0, 0.02²), BN weights N(1, 0.02²), biases 0
-LEAK = 0.2  # LeakyReLU slope of the encoder and discriminator (DCGAN)
 GENERATOR, DISCRIMINATOR = "generator", "discriminator"  # the optimisers' names
-
-
-def _doublings(small: int, large: int) -> int:
-    """k with small · 2^k == large; ValueError when there is none."""
-    k = round(math.log2(large / small)) if large >= small > 0 else -1
-    if k < 0 or small * 2**k != large:
-        raise ValueError(f"{large} px is not {small} px times a power of two")
-    return k
-
-
-def dcgan_widths(layers: int, width: int) -> list[int]:
-    """Output channels of the code's stride-2 convs: the last four are w, 2w, 4w, 8w; earlier ones w.
-
-    128 px (5 convs): w, w, 2w, 4w, 8w (``train.lua``'s encoder); 64 px (4 convs): w, 2w, 4w, 8w (its
-    discriminator).
-    """
-    return [width * min(8, 2 ** max(0, j - (layers - 4))) for j in range(layers)]
-
-
-class DCGANEncoder(nn.Module):
-    """The code's encoder (and discriminator trunk): 4×4 stride-2 convs down to a 4×4 map.
-
-    The first conv has no batch norm; every conv is followed by LeakyReLU 0.2. Named taps ``conv1`` …
-    ``convK`` (after each activation), ``conv_layers()`` and ``out_channels`` as the suite's encoders.
-
-    Args:
-        image_size: input side, 4·2^K for K ≥ 1 convs (128 px: K = 5).
-        width: w, the first conv's channels (64 in the code).
-    """
-
-    def __init__(self, image_size: int, width: int) -> None:
-        super().__init__()
-        layers = _doublings(4, image_size)
-        if layers < 1:
-            raise ValueError(f"a DCGAN encoder needs an input of at least 8 px, not {image_size}")
-        widths = dcgan_widths(layers, width)
-        self.taps = tuple(f"conv{i}" for i in range(1, layers + 1))
-        self.out_channels = widths[-1]
-        cin = 3
-        for i, cout in enumerate(widths, start=1):
-            self.add_module(f"conv{i}", nn.Conv2d(cin, cout, 4, stride=2, padding=1, bias=False))
-            if i > 1:
-                self.add_module(f"bn{i}", nn.BatchNorm2d(cout))
-            cin = cout
-        self.act = nn.LeakyReLU(LEAK, inplace=True)
-
-    def conv_layers(self) -> list[nn.Conv2d]:
-        return [getattr(self, name) for name in self.taps]
-
-    def forward(
-        self, x: torch.Tensor, taps: tuple[str, ...] | None = None
-    ) -> torch.Tensor | dict[str, torch.Tensor]:
-        """x: [N, 3, S, S] → [N, 8w, 4, 4], or a dict of the requested taps."""
-        unknown = set(taps or ()) - set(self.taps)
-        if unknown:
-            raise KeyError(f"unknown tap(s) {sorted(unknown)}; available: {', '.join(self.taps)}")
-        out = {}
-        for i, name in enumerate(self.taps, start=1):
-            x = getattr(self, name)(x)  # [N, C_i, S/2^i, S/2^i]
-            if i > 1:
-                x = getattr(self, f"bn{i}")(x)
-            x = self.act(x)
-            if taps and name in taps:
-                out[name] = x.clone()  # the next layer's activation is in place
-        return out if taps is not None else x
-
-
-class Discriminator(nn.Module):
-    """DCGAN discriminator on a P×P region: the encoder's layout down to 4×4, then a 4×4 conv to one logit."""
-
-    def __init__(self, region_size: int, width: int) -> None:
-        super().__init__()
-        self.trunk = DCGANEncoder(region_size, width)
-        self.logit = nn.Conv2d(self.trunk.out_channels, 1, 4, bias=False)
-
-    def forward(self, region: torch.Tensor) -> torch.Tensor:
-        """region: [N, 3, P, P] in [-1, 1] → [N] logits (> 0: "real")."""
-        return self.logit(self.trunk(region)).flatten().float()  # [N, 1, 1, 1] → [N]
-
-
-def _up(cin: int, cout: int, last: bool) -> list[nn.Module]:
-    """One 4×4 stride-2 up-conv (×2), then BN + ReLU, or tanh for the image."""
-    conv = nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=False)
-    return [conv, nn.Tanh()] if last else [conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-
-
-def dcgan_decoder(in_channels: int, in_size: int, out_size: int, width: int) -> nn.Sequential:
-    """Up-convs from [N, in_channels, s, s] to the image [N, 3, P, P]: 4w, 2w, w, w, … channels, then 3.
-
-    From 4×4 to 64×64 these are ``train.lua``'s (4w, 2w, w, 3), to 128×128 ``train_random.lua``'s.
-    """
-    steps = _doublings(in_size, out_size)
-    if steps < 1:
-        raise ValueError(f"the decoder must grow the {in_size}-px code to the {out_size}-px region")
-    layers: list[nn.Module] = []
-    cin = in_channels
-    for i in range(steps):
-        cout = 3 if i == steps - 1 else width * max(1, 8 >> (i + 1))
-        layers += _up(cin, cout, last=i == steps - 1)
-        cin = cout
-    return nn.Sequential(*layers)
-
-
-def dcgan_init_(module: nn.Module, std: float = INIT_STD) -> nn.Module:
-    """The code's ``weights_init``: conv weights N(0, std²), BN weights N(1, std²), biases 0, in place."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, std)
-            nn.init.zeros_(m.bias)
-    return module
 
 
 def to_tanh_range(image: torch.Tensor) -> torch.Tensor:
     """Normalised images → [-1, 1] (the code's pixel units), float32."""
     return denormalize(image.float()) * 2.0 - 1.0
+
+
+def _check_options(
+    image_size: int,
+    encoder: str,
+    mask: str,
+    mask_options: dict[str, Any] | None,
+    adversarial_weight: float,
+    overlap: int,
+    overlap_weight: float,
+    bottleneck: str,
+    bottleneck_dim: int,
+    width: int,
+) -> None:
+    """ValueError for an option ``SemanticInpainting`` cannot build (its Args)."""
+    for name, value, valid in (("encoder", encoder, ENCODERS), ("bottleneck", bottleneck, BOTTLENECKS),
+                               ("mask", mask, MASKS)):  # fmt: skip
+        if value not in valid:
+            raise ValueError(f"unknown {name} '{value}'; choose from {', '.join(valid)}")
+    if mask == "center" and mask_options:
+        raise ValueError("mask 'center' takes no mask_options: its square is the decoder's region")
+    if not 0.0 <= adversarial_weight < 1.0:
+        raise ValueError(f"adversarial_weight must lie in [0, 1), not {adversarial_weight}")
+    if overlap < 0 or overlap_weight <= 0 or width < 1 or bottleneck_dim < 1:
+        raise ValueError("overlap must be >= 0; overlap_weight, width and bottleneck_dim > 0")
+    doublings(4, image_size)  # a DCGAN size: 4·2^k
+
+
+def _generator(
+    encoder: str, image_size: int, width: int, bottleneck: str, bottleneck_dim: int, region_size: int
+) -> tuple[nn.Module, nn.Sequential, nn.Sequential]:
+    """The generator's encoder, bottleneck and decoder (module docstring), made in that order."""
+    if encoder == "dcgan":
+        trunk: nn.Module = DCGANEncoder(image_size, width)
+        code_size = 4
+    else:
+        trunk = create_encoder(encoder)
+        code_size = pool5_size(image_size)  # 2 at 128 px
+    channels = trunk.out_channels
+    if bottleneck == "fc":
+        code = nn.Sequential(
+            nn.Conv2d(channels, bottleneck_dim, code_size, bias=False),  # [N, 4000, 1, 1]
+            nn.BatchNorm2d(bottleneck_dim),
+            nn.LeakyReLU(LEAK, inplace=True),
+        )
+        head: nn.Module = nn.ConvTranspose2d(bottleneck_dim, 8 * width, 4, bias=False)  # [N, 8w, 4, 4]
+        decoder_in = 4
+    else:
+        code = nn.Sequential(
+            ChannelWiseFC(channels, code_size),  # [N, C, s, s], C·s⁴ weights
+            nn.BatchNorm2d(channels),
+            nn.LeakyReLU(LEAK, inplace=True),
+        )
+        head = nn.Conv2d(channels, 8 * width, 1, bias=False)  # mixes channels: [N, 8w, s, s]
+        decoder_in = code_size
+    decoder = nn.Sequential(
+        head,
+        nn.BatchNorm2d(8 * width),
+        nn.ReLU(inplace=True),
+        *dcgan_decoder(8 * width, decoder_in, region_size, width),
+    )
+    return trunk, code, decoder
 
 
 @register_method("semantic_inpainting")
@@ -264,17 +218,8 @@ class SemanticInpainting(PretrainMethod):
         discriminator_lr_factor: float = 0.1,
     ) -> None:
         super().__init__()
-        for name, value, valid in (("encoder", encoder, ENCODERS), ("bottleneck", bottleneck, BOTTLENECKS),
-                                   ("mask", mask, MASKS)):  # fmt: skip
-            if value not in valid:
-                raise ValueError(f"unknown {name} '{value}'; choose from {', '.join(valid)}")
-        if mask == "center" and mask_options:
-            raise ValueError("mask 'center' takes no mask_options: its square is the decoder's region")
-        if not 0.0 <= adversarial_weight < 1.0:
-            raise ValueError(f"adversarial_weight must lie in [0, 1), not {adversarial_weight}")
-        if overlap < 0 or overlap_weight <= 0 or width < 1 or bottleneck_dim < 1:
-            raise ValueError("overlap must be >= 0; overlap_weight, width and bottleneck_dim > 0")
-        _doublings(4, image_size)  # a DCGAN size: 4·2^k
+        _check_options(image_size, encoder, mask, mask_options, adversarial_weight, overlap, overlap_weight,
+                       bottleneck, bottleneck_dim, width)  # fmt: skip
         self.image_size, self.adversarial_weight = image_size, adversarial_weight
         self.overlap, self.overlap_weight = overlap, overlap_weight
         self.discriminator_lr_factor = discriminator_lr_factor
@@ -284,49 +229,26 @@ class SemanticInpainting(PretrainMethod):
         if mask == "center" and 2 * overlap >= self.region_size:
             raise ValueError(f"overlap {overlap} leaves no hole in the {self.region_size}-px centre square")
 
-        if encoder == "dcgan":
-            self.encoder = DCGANEncoder(image_size, width)
-            code_size = 4
-        else:
-            self.encoder = create_encoder(encoder)
-            code_size = pool5_size(image_size)  # 2 at 128 px
-        channels = self.encoder.out_channels
-        if bottleneck == "fc":
-            self.bottleneck = nn.Sequential(
-                nn.Conv2d(channels, bottleneck_dim, code_size, bias=False),  # [N, 4000, 1, 1]
-                nn.BatchNorm2d(bottleneck_dim),
-                nn.LeakyReLU(LEAK, inplace=True),
-            )
-            head = nn.ConvTranspose2d(bottleneck_dim, 8 * width, 4, bias=False)  # [N, 8w, 4, 4]
-            decoder_in = 4
-        else:
-            self.bottleneck = nn.Sequential(
-                ChannelWiseFC(channels, code_size),  # [N, C, s, s], C·s⁴ weights
-                nn.BatchNorm2d(channels),
-                nn.LeakyReLU(LEAK, inplace=True),
-            )
-            head = nn.Conv2d(channels, 8 * width, 1, bias=False)  # mixes channels: [N, 8w, s, s]
-            decoder_in = code_size
-        self.decoder = nn.Sequential(
-            head,
-            nn.BatchNorm2d(8 * width),
-            nn.ReLU(inplace=True),
-            *dcgan_decoder(8 * width, decoder_in, self.region_size, width),
+        self.encoder, self.bottleneck, self.decoder = _generator(
+            encoder, image_size, width, bottleneck, bottleneck_dim, self.region_size
         )
         self.discriminator = Discriminator(self.region_size, width) if adversarial_weight > 0 else None
         self.register_buffer("fill", torch.as_tensor(fill, dtype=torch.float32).view(3), persistent=True)
         dcgan_init_(self)
-
-        # Centre masks: the hole is the region minus its ring (fixed); the L2 weights over the region.
-        region = torch.zeros(1, 1, self.region_size, self.region_size, dtype=torch.bool)
         if mask == "center":
-            inner = self.region_size - 2 * overlap
-            region[..., overlap : overlap + inner, overlap : overlap + inner] = True
-            hole = torch.zeros(1, 1, image_size, image_size, dtype=torch.bool)
-            s = self.region_start
-            hole[..., s : s + self.region_size, s : s + self.region_size] = region
-            self.register_buffer("center_hole", hole, persistent=False)  # [1, 1, S, S]
-            self.register_buffer("center_weights", self.l2_weights(region), persistent=False)  # [1, 1, P, P]
+            self._register_center_hole()
+
+    def _register_center_hole(self) -> None:
+        """Centre masks: the hole is the region minus its ring (fixed); the L2 weights over the region."""
+        overlap, image_size = self.overlap, self.image_size
+        region = torch.zeros(1, 1, self.region_size, self.region_size, dtype=torch.bool)
+        inner = self.region_size - 2 * overlap
+        region[..., overlap : overlap + inner, overlap : overlap + inner] = True
+        hole = torch.zeros(1, 1, image_size, image_size, dtype=torch.bool)
+        s = self.region_start
+        hole[..., s : s + self.region_size, s : s + self.region_size] = region
+        self.register_buffer("center_hole", hole, persistent=False)  # [1, 1, S, S]
+        self.register_buffer("center_weights", self.l2_weights(region), persistent=False)  # [1, 1, P, P]
 
     # ------------------------------------------------------------------------------------------------
     # The network

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ssl_bench.encoders import create_encoder, pool5_size
+from ssl_bench.encoders import alexnet_head, create_encoder, pool5_size
 from ssl_bench.encoders.init import gaussian_init_, kaiming_init_
 from ssl_bench.methods.base import PretrainMethod
 from ssl_bench.methods.registry import register_method
@@ -45,16 +44,8 @@ class Supervised(PretrainMethod):
         super().__init__()
         self.encoder = create_encoder(encoder)
         s = pool5_size(image_size)
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Dropout(dropout),
-            nn.Linear(self.encoder.out_channels * s * s, head_width),  # fc6
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(head_width, head_width),  # fc7
-            nn.ReLU(inplace=True),
-            nn.Linear(head_width, num_classes),  # fc8
-        )
+        self.head = alexnet_head(self.encoder.out_channels * s * s, head_width, num_classes, dropout=dropout,
+                                 dropout_at="input")  # fmt: skip
         kaiming_init_(self)
         if encoder_init_std is not None:
             gaussian_init_(self.encoder, encoder_init_std)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Hashable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -163,26 +163,12 @@ def detection_pr_curve(
     # Ground-truth order is the image-set order: it decides how tied scores rank across images.
     for image_id, gt in ground_truth.items():
         where = f"ground_truth[{image_id!r}]"
-        gt_boxes = _as_boxes(_field(gt, "boxes", where), where)
-        gt_labels = _as_labels(_field(gt, "labels", where), len(gt_boxes), num_classes, where)
-        gt_difficult = np.asarray(_field(gt, "difficult", where)).reshape(-1).astype(bool)
-        if gt_difficult.size != gt_labels.size:
-            raise ValueError(f"{where}: {gt_difficult.size} difficult flags for {gt_labels.size} boxes")
-        if np.any(gt_boxes[:, 2:] - gt_boxes[:, :2] + 1 <= 0):
-            raise ValueError(f"{where}: a box has x2 - x1 + 1 <= 0 or y2 - y1 + 1 <= 0 (empty)")
+        gt_boxes, gt_labels, gt_difficult = _image_ground_truth(gt, where, num_classes)
         npos += np.bincount(gt_labels[~gt_difficult], minlength=num_classes)
-
         det = detections.get(image_id)
         if det is None:
             continue
-        where = f"detections[{image_id!r}]"
-        det_boxes = _as_boxes(_field(det, "boxes", where), where)
-        det_labels = _as_labels(_field(det, "labels", where), len(det_boxes), num_classes, where)
-        det_scores = np.asarray(_field(det, "scores", where), dtype=np.float64).reshape(-1)
-        if det_scores.size != det_labels.size:
-            raise ValueError(f"{where}: {det_scores.size} scores for {det_labels.size} boxes")
-        if not np.all(np.isfinite(det_scores)):
-            raise ValueError(f"{where}: scores contain NaN or inf")
+        det_boxes, det_labels, det_scores = _image_detections(det, f"detections[{image_id!r}]", num_classes)
         outcome = _match_image(
             gt_boxes, gt_labels, gt_difficult, det_boxes, det_labels, det_scores, iou_threshold
         )
@@ -193,24 +179,56 @@ def detection_pr_curve(
     scores = np.concatenate(all_scores) if all_scores else np.zeros(0)
     labels = np.concatenate(all_labels) if all_labels else np.zeros(0, dtype=np.int64)
     outcomes = np.concatenate(all_outcomes) if all_outcomes else np.zeros(0, dtype=np.int8)
-    curves = []
-    for c in range(num_classes):
-        # Ignored detections leave tp and fp unchanged, so dropping them changes no AP: in voc_eval they
-        # only repeat the previous (recall, precision) point, or add (0, 0) before the first counted one.
-        keep = (labels == c) & (outcomes != _IGNORED)
-        class_scores, class_outcomes = scores[keep], outcomes[keep]
-        # NOTE: py-faster-rcnn ranks with np.argsort(-confidence), numpy's default introsort, whose order
-        # among tied scores is unspecified; the devkit's MATLAB sort is stable. Stable is used here: tied
-        # detections rank by image order in ground_truth, then by their order within the image.
-        order = np.argsort(-class_scores, kind="stable")
-        true_positive = class_outcomes[order] == _TRUE_POSITIVE
-        tp = np.cumsum(true_positive)
-        fp = np.cumsum(~true_positive)
-        n = int(npos[c])
-        recall = tp / n if n else np.full(tp.size, np.nan)
-        precision = tp / (tp + fp)
-        curves.append(PrecisionRecallCurve(class_scores[order], true_positive, recall, precision, n))
-    return curves
+    return [_class_curve(scores, outcomes, labels == c, int(npos[c])) for c in range(num_classes)]
+
+
+def _image_ground_truth(
+    gt: Mapping[str, object], where: str, num_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's ground truth, checked: boxes [K, 4] float64, labels [K] int64, difficult [K] bool."""
+    gt_boxes = _as_boxes(_field(gt, "boxes", where), where)
+    gt_labels = _as_labels(_field(gt, "labels", where), len(gt_boxes), num_classes, where)
+    gt_difficult = np.asarray(_field(gt, "difficult", where)).reshape(-1).astype(bool)
+    if gt_difficult.size != gt_labels.size:
+        raise ValueError(f"{where}: {gt_difficult.size} difficult flags for {gt_labels.size} boxes")
+    if np.any(gt_boxes[:, 2:] - gt_boxes[:, :2] + 1 <= 0):
+        raise ValueError(f"{where}: a box has x2 - x1 + 1 <= 0 or y2 - y1 + 1 <= 0 (empty)")
+    return gt_boxes, gt_labels, gt_difficult
+
+
+def _image_detections(
+    det: Mapping[str, object], where: str, num_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's detections, checked: boxes [D, 4] float64, labels [D] int64, scores [D] float64."""
+    det_boxes = _as_boxes(_field(det, "boxes", where), where)
+    det_labels = _as_labels(_field(det, "labels", where), len(det_boxes), num_classes, where)
+    det_scores = np.asarray(_field(det, "scores", where), dtype=np.float64).reshape(-1)
+    if det_scores.size != det_labels.size:
+        raise ValueError(f"{where}: {det_scores.size} scores for {det_labels.size} boxes")
+    if not np.all(np.isfinite(det_scores)):
+        raise ValueError(f"{where}: scores contain NaN or inf")
+    return det_boxes, det_labels, det_scores
+
+
+def _class_curve(
+    scores: np.ndarray, outcomes: np.ndarray, of_class: np.ndarray, num_positives: int
+) -> PrecisionRecallCurve:
+    """The ranked curve of one class: ``of_class`` [N] selects its detections among all ``scores`` [N]."""
+    # Ignored detections leave tp and fp unchanged, so dropping them changes no AP: in voc_eval they
+    # only repeat the previous (recall, precision) point, or add (0, 0) before the first counted one.
+    keep = of_class & (outcomes != _IGNORED)
+    class_scores, class_outcomes = scores[keep], outcomes[keep]
+    # NOTE: py-faster-rcnn ranks with np.argsort(-confidence), numpy's default introsort, whose order
+    # among tied scores is unspecified; the devkit's MATLAB sort is stable. Stable is used here: tied
+    # detections rank by image order in ground_truth, then by their order within the image.
+    order = np.argsort(-class_scores, kind="stable")
+    true_positive = class_outcomes[order] == _TRUE_POSITIVE
+    tp = np.cumsum(true_positive)
+    fp = np.cumsum(~true_positive)
+    n = num_positives
+    recall = tp / n if n else np.full(tp.size, np.nan)
+    precision = tp / (tp + fp)
+    return PrecisionRecallCurve(class_scores[order], true_positive, recall, precision, n)
 
 
 def voc_detection_ap(
@@ -295,45 +313,10 @@ def coco_style_detection_ap(
         ) from err
     # Runs the VOC validation too, so both functions reject the same inputs.
     detection_pr_curve(ground_truth, detections, num_classes)
-
-    def xywh(boxes: np.ndarray) -> np.ndarray:
-        return np.stack(
-            [boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1], axis=1
-        )
-
     # pycocotools wants integer image ids, and annotation ids from 1 (id 0 reads as "unmatched").
     image_index = {image_id: i + 1 for i, image_id in enumerate(ground_truth)}
-    images, annotations = [], []
-    for image_id, gt in ground_truth.items():
-        images.append({"id": image_index[image_id]})
-        boxes = xywh(_as_boxes(gt["boxes"], ""))
-        for box, label, difficult in zip(
-            boxes, np.asarray(gt["labels"]).reshape(-1), np.asarray(gt["difficult"]).reshape(-1), strict=True
-        ):
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_index[image_id],
-                    "category_id": int(label) + 1,
-                    "bbox": [float(v) for v in box],
-                    "area": float(box[2] * box[3]),
-                    "iscrowd": int(bool(difficult)),
-                }
-            )
-    results = []
-    for image_id, det in detections.items():
-        boxes = xywh(_as_boxes(det["boxes"], ""))
-        for box, label, score in zip(
-            boxes, np.asarray(det["labels"]).reshape(-1), np.asarray(det["scores"]).reshape(-1), strict=True
-        ):
-            results.append(
-                {
-                    "image_id": image_index[image_id],
-                    "category_id": int(label) + 1,
-                    "bbox": [float(v) for v in box],
-                    "score": float(score),
-                }
-            )
+    images, annotations = _coco_ground_truth(ground_truth, image_index)
+    results = _coco_detections(detections, image_index)
     if not results:
         # pycocotools' loadRes cannot take an empty list; no detections is AP 0 at every threshold.
         return {"coco_ap": 0.0, "coco_ap50": 0.0, "coco_ap75": 0.0}
@@ -350,6 +333,58 @@ def coco_style_detection_ap(
         evaluator.summarize()
     stats = evaluator.stats
     return {"coco_ap": float(stats[0]), "coco_ap50": float(stats[1]), "coco_ap75": float(stats[2])}
+
+
+def _xywh(boxes: np.ndarray) -> np.ndarray:
+    """VOC x1, y1, x2, y2 (inclusive) [N, 4] → COCO x, y, width, height with width ``x2 - x1 + 1``."""
+    return np.stack(
+        [boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1], axis=1
+    )
+
+
+def _coco_ground_truth(
+    ground_truth: Mapping[Hashable, Mapping[str, object]], image_index: Mapping[Hashable, int]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """pycocotools' images and annotations; a difficult box becomes a crowd region."""
+    images, annotations = [], []
+    for image_id, gt in ground_truth.items():
+        images.append({"id": image_index[image_id]})
+        boxes = _xywh(_as_boxes(gt["boxes"], ""))
+        for box, label, difficult in zip(
+            boxes, np.asarray(gt["labels"]).reshape(-1), np.asarray(gt["difficult"]).reshape(-1), strict=True
+        ):
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_index[image_id],
+                    "category_id": int(label) + 1,
+                    "bbox": [float(v) for v in box],
+                    "area": float(box[2] * box[3]),
+                    "iscrowd": int(bool(difficult)),
+                }
+            )
+    return images, annotations
+
+
+def _coco_detections(
+    detections: Mapping[Hashable, Mapping[str, object]], image_index: Mapping[Hashable, int]
+) -> list[dict[str, Any]]:
+    """pycocotools' result list: one entry per detection."""
+    results = []
+    for image_id, det in detections.items():
+        boxes = _xywh(_as_boxes(det["boxes"], ""))
+        for box, label, score in zip(
+            boxes, np.asarray(det["labels"]).reshape(-1), np.asarray(det["scores"]).reshape(-1), strict=True
+        ):
+            results.append(
+                {
+                    "image_id": image_index[image_id],
+                    "category_id": int(label) + 1,
+                    "bbox": [float(v) for v in box],
+                    "score": float(score),
+                }
+            )
+    return results
 
 
 def constant_detector_ap(

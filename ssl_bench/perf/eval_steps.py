@@ -53,71 +53,49 @@ class EvalStep:
     perf: Performance
 
 
+@dataclass(frozen=True)
+class _StepSetup:
+    """What every evaluation step is built with: its protocol, device and speed settings, and its data."""
+
+    p: Any  # the task's resolved protocol
+    device: torch.device
+    perf: Performance
+    reference: bool  # the eager fp32 reference (torch's own LRN)
+    fused: bool  # the suite's fused SGD
+    generator: torch.Generator  # the in-memory data's
+
+    def images(self, n: int, size: int) -> torch.Tensor:
+        x = torch.randn(n, 3, size, size, generator=self.generator).to(self.device)  # [N, 3, S, S]
+        return x.contiguous(memory_format=torch.channels_last) if self.perf.channels_last else x
+
+    def layout(self, model: nn.Module) -> nn.Module:
+        model = model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.perf.channels_last else model
+
+
+# A training step's parts: (model, optimizer, batch, loss(batch) → (loss, images)).
+TrainingParts = tuple[nn.Module, torch.optim.Optimizer, Any, Callable[[Any], Any]]
+
+
 def build_eval_step(task: str, profile: str, device: torch.device, variant: str = "suite") -> EvalStep:
     """One evaluation step on in-memory data, as the suite runs it (``suite``), as the engine ran it before
     the speed keys (``before``: the protocol's default speed settings, the for-loop SGD) or as the eager fp32
     reference (``eager``)."""
     protocol_task = {"features": "knn"}.get(task, task)
     p = resolve_protocol(protocol_task, profile)
-    reference = variant == "eager"
     if variant == "suite":
         perf = protocol_performance(device, p)
     elif variant == "before":
         perf = protocol_performance(device, dataclasses.replace(p, cpu_amp=False, cpu_channels_last=False))
     else:
         perf = FP32
-    fused = variant == "suite"
-    g = torch.Generator().manual_seed(0)
-
-    def images(n: int, size: int) -> torch.Tensor:
-        x = torch.randn(n, 3, size, size, generator=g).to(device)  # [N, 3, S, S]
-        return x.contiguous(memory_format=torch.channels_last) if perf.channels_last else x
-
-    def layout(model: nn.Module) -> nn.Module:
-        model = model.to(device)
-        return model.to(memory_format=torch.channels_last) if perf.channels_last else model
-
+    s = _StepSetup(p, device, perf, variant == "eager", variant == "suite", torch.Generator().manual_seed(0))
     if task == "features":
-        encoder = layout(_encoder(reference)).eval().requires_grad_(False)
-        x = images(p.batch_size, p.image_size)
-
-        @torch.no_grad()
-        def extract() -> torch.Tensor:
-            with perf.autocast(device):
-                return tap_features(encoder, x, p.layer, p.max_dim)  # [N, D]
-
-        return EvalStep(extract, p.batch_size, encoder, extract, perf)
-
-    if task == "cls":
-        encoder = _encoder(reference)
-        dim = classification.feature_dim(encoder, p.crop_size)
-        model = layout(classification.FineTuneClassifier(encoder, dim, 20, p.fc_width, p.dropout))
-        optimizer = sgd(model.encoder, [model.head], p, fused)
-        x = images(p.batch_size, p.crop_size)
-        labels = torch.randint(-1, 2, (p.batch_size, 20), generator=g).to(device)  # [B, 20] in {1, -1, 0}
-
-        def loss(batch: Any) -> tuple[torch.Tensor, int]:
-            return classification.masked_sigmoid_cross_entropy(model(batch).float(), labels), batch.shape[0]
-
-        batch: Any = x
-    elif task == "seg":
-        model = layout(segmentation.FCN32s(_encoder(reference), "caffenet", fc_width=p.fc_width,
-                                           dropout=p.dropout, pad=p.input_pad))  # fmt: skip
-        optimizer = sgd(model.encoder, (model.fc6, model.fc7, model.score), p, fused)
-        batch = (images(p.batch_size, p.crop_size),
-                 torch.randint(0, 21, (p.batch_size, p.crop_size, p.crop_size), generator=g))  # fmt: skip
-        loss = functools.partial(segmentation.training_step, model, device=device, perf=perf)
-    elif task == "det":
-        model = layout(detection.build_detector(_encoder(reference), p))
-        optimizer = sgd(model.backbone, (model.rpn, model.roi_heads), p, fused)
-        size = p.min_size
-        pictures = [torch.rand(3, size, size, generator=g) for _ in range(p.batch_size)]
-        boxes = torch.tensor([[20.0, 30.0, 120.0, 140.0], [100.0, 60.0, 200.0, 200.0]])
-        targets = [{"boxes": boxes, "labels": torch.tensor([3, 15])} for _ in range(p.batch_size)]
-        batch = (pictures, targets)
-        loss = functools.partial(detection.training_step, model, device=device, use_proposals=False)
-    else:
+        return _features_step(s)
+    parts = {"cls": _cls_parts, "seg": _seg_parts, "det": _det_parts}
+    if task not in parts:
         raise ValueError(f"unknown evaluation step {task!r}; choose from {', '.join(EVAL_TASKS)}")
+    model, optimizer, batch, loss = parts[task](s)
     model.train()
 
     def forward() -> Any:
@@ -126,6 +104,62 @@ def build_eval_step(task: str, profile: str, device: torch.device, variant: str 
 
     step = functools.partial(train_step, model, optimizer, batch, loss, p, perf, device, 0)
     return EvalStep(step, p.batch_size, model, forward, perf)
+
+
+def _features_step(s: _StepSetup) -> EvalStep:
+    """The frozen-feature extraction of ``knn`` / ``cls-linear``: one batch through the encoder."""
+    p, perf = s.p, s.perf
+    encoder = s.layout(_encoder(s.reference)).eval().requires_grad_(False)
+    x = s.images(p.batch_size, p.image_size)
+
+    @torch.no_grad()
+    def extract() -> torch.Tensor:
+        with perf.autocast(s.device):
+            return tap_features(encoder, x, p.layer, p.max_dim)  # [N, D]
+
+    return EvalStep(extract, p.batch_size, encoder, extract, perf)
+
+
+def _cls_parts(s: _StepSetup) -> TrainingParts:
+    """``cls``: the fine-tuned classifier, random crops and devkit labels."""
+    p = s.p
+    encoder = _encoder(s.reference)
+    dim = classification.feature_dim(encoder, p.crop_size)
+    model = s.layout(classification.FineTuneClassifier(encoder, dim, 20, p.fc_width, p.dropout))
+    optimizer = sgd(model.encoder, [model.head], p, s.fused)
+    x = s.images(p.batch_size, p.crop_size)
+    labels = torch.randint(-1, 2, (p.batch_size, 20), generator=s.generator)  # [B, 20] in {1, -1, 0}
+    labels = labels.to(s.device)
+
+    def loss(batch: Any) -> tuple[torch.Tensor, int]:
+        return classification.masked_sigmoid_cross_entropy(model(batch).float(), labels), batch.shape[0]
+
+    return model, optimizer, x, loss
+
+
+def _seg_parts(s: _StepSetup) -> TrainingParts:
+    """``seg``: FCN-32s, random crops and label maps."""
+    p = s.p
+    model = s.layout(segmentation.FCN32s(_encoder(s.reference), "caffenet", fc_width=p.fc_width,
+                                         dropout=p.dropout, pad=p.input_pad))  # fmt: skip
+    optimizer = sgd(model.encoder, (model.fc6, model.fc7, model.score), p, s.fused)
+    x = s.images(p.batch_size, p.crop_size)
+    targets = torch.randint(0, 21, (p.batch_size, p.crop_size, p.crop_size), generator=s.generator)
+    loss = functools.partial(segmentation.training_step, model, device=s.device, perf=s.perf)
+    return model, optimizer, (x, targets), loss
+
+
+def _det_parts(s: _StepSetup) -> TrainingParts:
+    """``det``: Faster R-CNN, random pictures with two boxes each."""
+    p = s.p
+    model = s.layout(detection.build_detector(_encoder(s.reference), p))
+    optimizer = sgd(model.backbone, (model.rpn, model.roi_heads), p, s.fused)
+    size = p.min_size
+    pictures = [torch.rand(3, size, size, generator=s.generator) for _ in range(p.batch_size)]
+    boxes = torch.tensor([[20.0, 30.0, 120.0, 140.0], [100.0, 60.0, 200.0, 200.0]])
+    targets = [{"boxes": boxes, "labels": torch.tensor([3, 15])} for _ in range(p.batch_size)]
+    loss = functools.partial(detection.training_step, model, device=s.device, use_proposals=False)
+    return model, optimizer, (pictures, targets), loss
 
 
 VARIANTS = ("suite", "before", "eager")

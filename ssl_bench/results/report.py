@@ -7,7 +7,6 @@ records give the same report byte for byte (a re-run that reuses every stage rew
 from __future__ import annotations
 
 import json
-import math
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,17 +15,9 @@ from typing import Any
 import pandas as pd
 
 from ssl_bench.atomic import atomic_write_text
+from ssl_bench.results.report_tables import inpainting_table, learning_evidence
 from ssl_bench.results.stages import ReproduceOptions, StageResult
-from ssl_bench.results.stats import mean_ci
-from ssl_bench.results.table import (
-    ResultsTable,
-    format_duration,
-    read_paper_csv,
-    record_method,
-    render,
-    to_markdown,
-)
-from ssl_bench.runtime.run_folder import RunFolder, memorisation_evidence
+from ssl_bench.results.table import ResultsTable, format_duration, read_paper_csv, render, to_markdown
 
 FIGURES = (
     (
@@ -161,169 +152,6 @@ def _layer_numbers(out: Path) -> str:
     )
 
 
-# (record key, column, digits) of the learning-evidence table; pretraining records hold the first ones
-# (``RunFolder.learning_evidence``), the ``inpaint`` evaluator's records the held-out hole PSNR.
-_EVIDENCE = (
-    ("conv1_structure", "conv1 structure", 3),
-    ("final_loss", "final pretext loss", 3),
-    ("final_accuracy", "pretext accuracy", 3),
-    ("img_s", "pretraining img/s", 0),
-    ("sample_psnr_db", "training grid hole PSNR (dB)", 2),
-    ("fill_psnr_db", "  mean fill (dB)", 2),
-    ("psnr_db", "held-out centre hole PSNR (dB)", 2),
-    ("fill_psnr_db_heldout", "  mean fill (dB) ", 2),
-    # Issue #22 (``training/memorisation.py``): the pretext on pool images trained on vs held-out ones.
-    ("memorisation_train_loss", "memorisation: train loss", 3),
-    ("memorisation_heldout_loss", "memorisation: held-out loss", 3),
-    ("memorisation_train_accuracy", "memorisation: train accuracy", 3),
-    ("memorisation_heldout_accuracy", "memorisation: held-out accuracy", 3),
-)
-
-
-def _evidence_cell(values: Sequence[float], digits: int) -> str:
-    if not values:
-        return ""
-    s = mean_ci(values)
-    text = f"{s.mean:.{digits}f}"
-    if s.half_width is not None:
-        text += f" ± {s.half_width:.{digits}f}"
-    return f"{text} (n={s.n})"
-
-
-def _run_memorisation(record: dict[str, Any]) -> dict[str, float]:
-    """The memorisation numbers of a pretraining record made before runs wrote them: from the run's own
-    memorisation.json where ``bench memorisation`` has since measured it ({} otherwise)."""
-    run = (record.get("pretrain") or {}).get("run")
-    return memorisation_evidence(RunFolder(run).memorisation()) if run else {}
-
-
-def learning_evidence(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
-    """Markdown table, one row per method: mean ± 95% CI over seeds of each number that says whether
-    pretraining learnt (conv1 structure of encoder.pt, the pretext's final loss / accuracy, its img/s,
-    the training grids' and the held-out centre hole's PSNR against the mean fill). "" if none."""
-    values: dict[str, dict[str, list[float]]] = {m: {} for m in methods}
-    for r in records:
-        method = record_method(r)
-        if method not in values or r.get("status") != "ok":
-            continue
-        metrics = dict(r.get("metrics") or {})
-        if r.get("task") == "inpaint":
-            if "psnr_db" not in metrics:  # no decoder: the record holds the NN and fill baselines only
-                continue
-            metrics = {"psnr_db": metrics["psnr_db"], "fill_psnr_db_heldout": metrics.get("fill_psnr_db")}
-        elif r.get("task") != "pretrain":
-            continue
-        elif not any(key.startswith("memorisation_") for key in metrics):
-            metrics |= _run_memorisation(r)
-        for key, *_ in _EVIDENCE:
-            if isinstance(metrics.get(key), (int, float)):
-                values[method].setdefault(key, []).append(float(metrics[key]))
-    rows = [
-        {"method": m, **{col: _evidence_cell(v.get(key, []), d) for key, col, d in _EVIDENCE}}
-        for m, v in values.items()
-        if v
-    ]
-    if not rows:
-        return ""
-    frame = pd.DataFrame(rows)
-    frame = frame.loc[:, [c for c in frame.columns if c == "method" or frame[c].astype(bool).any()]]
-    return to_markdown(frame)
-
-
-# Pathak et al. 2016, Table 1: the ``inpaint`` evaluator's rows, as (metric prefix, row name). The network
-# and NN on its features belong to the pretraining method; the others are baselines of the images alone.
-_TABLE1_ROWS = (
-    ("", "network"),
-    ("nn_", "NN-inpainting, network features"),
-    ("nn_hog_", "NN-inpainting, HOG features"),
-    ("telea_", "Telea (OpenCV)"),
-    ("ns_", "Navier–Stokes (OpenCV)"),
-    ("biharmonic_", "biharmonic (scikit-image)"),
-    ("fill_", "mean fill"),
-)
-_TABLE1_METRICS = (("l1_pct", "mean L1 %"), ("l2_pct", "mean L2 %"), ("psnr_db", "PSNR dB"))
-# Not in the paper (issue #15): detail of the fills, 1 = the originals' (``ssl_bench.metrics.sharpness``);
-# optional, records older than the metric have none.
-_SHARPNESS = ("sharpness", "sharpness (fill / original)")
-_TABLE1_PAPER = "Pathak et al. 2016, Paris StreetView: L1 % / L2 % / PSNR dB"
-
-
-def _paper_table1() -> dict[tuple[str, str], str]:
-    """``{(metric prefix, method_key): "L1 / L2 / PSNR"}`` from ``results/paper/table1.csv``; an empty
-    ``method_key`` is a baseline's (any record's). {} when the file cannot be read."""
-    try:
-        frame = read_paper_csv("table1.csv")
-    except (OSError, KeyError):
-        return {}
-    return {
-        (str(row["suite_metric_prefix"]), str(row["method_key"])):
-            f"{float(row['l1_pct']):.2f} / {float(row['l2_pct']):.2f} / {float(row['psnr_db']):.2f}"
-        for _, row in frame.iterrows()
-    }  # fmt: skip
-
-
-def _table1_row(prefix: str, name: str, method: str, extra: dict[str, Any]) -> tuple[str, str]:
-    """(row name, the method that made the row, "" for a baseline of the images alone)."""
-    if prefix == "":
-        return f"network: {method}", method
-    if prefix == "nn_":
-        feature = str(extra.get("nn_feature", ""))
-        if not feature or feature.startswith("pixels"):  # runs without a decoder: raw pixels of the context
-            return "NN-inpainting, raw pixels", ""
-        return f"NN-inpainting, {method} features ({feature.split(' ')[0]})", method
-    return name, ""
-
-
-def inpainting_table(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> str:
-    """Markdown Table 1 from the ``inpaint`` records: one row per network and per baseline (held-out images
-    and image size in a column), mean ± 95% CI of mean L1 %, mean L2 % and PSNR dB, and the paper's numbers
-    where Table 1 has the row. "" if there are no inpaint records.
-
-    A network's row averages its method's records (one per seed; a re-run replaces the older record of its
-    seed). A baseline's row counts each evaluation of the same images once: every record of those images
-    holds the same baseline numbers, whatever its method or seed.
-    """
-    paper = _paper_table1()
-    # (row position, method position, row name, images) → (paper key, {evaluation: {metric: value}})
-    rows: dict[tuple[int, int, str, str], tuple[tuple[str, str], dict[Any, dict[str, float]]]] = {}
-    for r in sorted(records, key=lambda r: str(r.get("started_at", ""))):  # newest last: it replaces
-        method = record_method(r)
-        if r.get("task") != "inpaint" or r.get("status") != "ok" or method not in methods:
-            continue
-        metrics, extra = r.get("metrics") or {}, r.get("extra") or {}
-        test_data = extra.get("test_data") or f"{extra.get('test_images', '?')} test images"
-        images = f"{test_data}, {extra.get('image_size', '?')} px"
-        for position, (prefix, name) in enumerate(_TABLE1_ROWS):
-            values = {m: metrics.get(prefix + m) for m, _ in _TABLE1_METRICS}
-            if not all(isinstance(v, (int, float)) for v in values.values()):
-                continue
-            sharpness = metrics.get(prefix + _SHARPNESS[0])
-            if isinstance(sharpness, (int, float)) and math.isfinite(sharpness):
-                values[_SHARPNESS[0]] = sharpness
-            row, owner = _table1_row(prefix, name, method, extra)
-            if owner:
-                evaluation: Any = (r.get("profile"), r.get("seed"))
-            else:
-                evaluation = ((r.get("data") or {}).get("manifest_hash"), extra.get("nn_database"), images)
-            key = (position, list(methods).index(owner) if owner else len(methods), row, images)
-            rows.setdefault(key, ((prefix, owner), {}))[1][evaluation] = values
-    if not rows:
-        return ""
-    table = []
-    for key in sorted(rows):
-        paper_key, evaluations = rows[key]
-        cells = {col: _evidence_cell([v[m] for v in evaluations.values()], 2) for m, col in _TABLE1_METRICS}
-        m, col = _SHARPNESS
-        cells[col] = _evidence_cell([v[m] for v in evaluations.values() if m in v], 2)
-        table.append(
-            {"row": key[2], "held-out images": key[3], **cells, _TABLE1_PAPER: paper.get(paper_key, "")}
-        )
-    frame = pd.DataFrame(table)
-    if not frame[_SHARPNESS[1]].astype(bool).any():
-        frame = frame.drop(columns=_SHARPNESS[1])
-    return to_markdown(frame)
-
-
 def _stage_table(results: Sequence[StageResult], records: dict[str, dict[str, Any]]) -> str:
     """Stages with their outcome and the wall time stored in their record (stable across re-runs)."""
     rows = []
@@ -353,6 +181,31 @@ def write_report(
     out = Path(out)
     by_id = {str(r.get("id")): r for r in records}
     used = [by_id[r.record_id] for r in results if r.record_id in by_id]
+    lines = [
+        *_header(out, options, used),
+        *_profile_note(options.profile),
+        *_results_section(table, results),
+        *_evidence_section(records, options.methods),
+        *_table1_section(records, options.methods),
+        "## The paper's numbers",
+        "",
+        _reference_tables(),
+        *_figures_section(out),
+        "## Stages",
+        "",
+        "Each stage is cached on a hash of its inputs (recipe, code, weights, data manifest); see "
+        "`ssl_bench/results/reproduce.py`.",
+        "",
+        _stage_table(results, by_id),
+        "",
+    ]
+    path = out / "REPORT.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
+
+
+def _header(out: Path, options: ReproduceOptions, used: Sequence[dict[str, Any]]) -> list[str]:
+    """Title, the commands, and the seeds, data, code and device of the records the report uses."""
     commits = sorted({str(r.get("git_commit")) for r in used if r.get("git_commit")})
     devices = sorted({str(r.get("device")) for r in used if r.get("device")})
     versions = next((r.get("versions") for r in used if r.get("versions")), {})
@@ -366,9 +219,7 @@ def write_report(
         "pretraining variance (pretraining per seed would triple the smoke budget's pretraining time; "
         "`--pretrain-per-seed` does it)"
     )
-    failed = [r for r in results if r.status in ("failed", "blocked")]
-
-    lines = [
+    return [
         f"# Reproduction: Context Encoders (Pathak et al., CVPR 2016) — `{options.profile}` profile",
         "",
         f"Made by: `{options.command or 'bench reproduce --profile ' + options.profile}`  ",
@@ -382,16 +233,20 @@ def write_report(
         f"- Device: {'; '.join(devices) or 'unknown'}.",
         "",
     ]
-    if options.profile == "smoke":
-        lines += [
+
+
+def _profile_note(profile: str) -> list[str]:
+    """What the smoke and mini profiles' numbers can and cannot show ([] for the paper profile)."""
+    if profile == "smoke":
+        return [
             "> The smoke profile checks the whole pipeline in under an hour on 2 CPU cores: minutes of "
             "pretraining on SynthVOC instead of 14 hours on ImageNet, shortened evaluation schedules. "
             "Its numbers are NOT comparable to the paper's; the paper column is there to show the "
             "protocol and the metric each number must be compared in.",
             "",
         ]
-    if options.profile == "mini":
-        lines += [
+    if profile == "mini":
+        return [
             "> The mini profile is the paper's comparison in miniature on 2 CPU cores: every trained method "
             "gets the same budget (`pretrain/mini/`: 2,000 steps × 32 crops of 128 px on the 1,000-image "
             "SynthVOC pool for the feature-learning methods, batch norm while training folded into a plain "
@@ -401,7 +256,12 @@ def write_report(
             "budget.",
             "",
         ]
-    lines += [
+    return []
+
+
+def _results_section(table: ResultsTable, results: Sequence[StageResult]) -> list[str]:
+    """The table, its files, and the stages that failed."""
+    lines = [
         "## Results",
         "",
         render(table, "markdown"),
@@ -410,46 +270,62 @@ def write_report(
         "cell).",
         "",
     ]
+    failed = [r for r in results if r.status in ("failed", "blocked")]
     if failed:
         lines += ["### Failed stages", ""]
         lines += [f"- `{r.kind} {r.name}`: {r.error}" for r in failed] + [""]
-    evidence = learning_evidence(records, options.methods)
-    if evidence:
-        lines += [
-            "## Did pretraining learn?",
-            "",
-            "Mean ± 95% CI over seeds, computed by the suite from each run (`RunFolder.learning_evidence`, "
-            "the `inpaint` evaluator). conv1 structure: the mean correlation between neighbouring weights "
-            "of a conv1 filter (`ssl_bench.metrics.filters`): about 0 for a Gaussian init (the random row), "
-            "high for smooth edge and colour-blob filters. Loss and accuracy: the mean of the last 5 "
-            "logged batches of the pretext task. Hole PSNR (`ssl_bench.metrics.inpainting`): the training "
-            "sample grid (pool images, training masks) and held-out test images with the centre hole, each "
-            "against the mean fill of the same holes. Memorisation (`ssl_bench/training/memorisation.py`, "
-            "issue #22): the pretext's own loss and accuracy, in eval mode, on 64 pool images the run "
-            "trained on and on 64 held-out pool images no run has seen (drawn by SynthVOC's generator "
-            "beyond the dataset), the same masks and seeds on both sides; a held-out loss far above the "
-            "train loss means the pretext memorised its pool (runs made before: `bench memorisation "
-            "RUN_DIR`). The curves are under Figures.",
-            "",
-            evidence,
-            "",
-        ]
-    table1 = inpainting_table(records, options.methods)
-    if table1:
-        lines += [
-            "## Table 1: inpainting",
-            "",
-            "The `inpaint` evaluator: every row on the same held-out images and the same centre hole (¼ of "
-            "the image), scored alike (`ssl_bench.metrics.inpainting`: hole pixels only, 8-bit images in "
-            "[0, 1], mean L1 and L2 in %, PSNR the mean over images). Mean ± 95% CI over records; a "
-            "baseline evaluated on the same images by several records counts once. The paper's numbers "
-            "(`results/paper/table1.csv`) are for its semantic-inpainting net on Paris StreetView at 128 px: "
-            "comparable only with a `semantic_inpainting` run evaluated on a Paris StreetView folder.",
-            "",
-            table1,
-            "",
-        ]
-    lines += ["## The paper's numbers", "", _reference_tables(), "## Figures", ""]
+    return lines
+
+
+def _evidence_section(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[str]:
+    """"Did pretraining learn?": the learning-evidence table and how each column is measured."""
+    evidence = learning_evidence(records, methods)
+    if not evidence:
+        return []
+    return [
+        "## Did pretraining learn?",
+        "",
+        "Mean ± 95% CI over seeds, computed by the suite from each run (`RunFolder.learning_evidence`, "
+        "the `inpaint` evaluator). conv1 structure: the mean correlation between neighbouring weights "
+        "of a conv1 filter (`ssl_bench.metrics.filters`): about 0 for a Gaussian init (the random row), "
+        "high for smooth edge and colour-blob filters. Loss and accuracy: the mean of the last 5 "
+        "logged batches of the pretext task. Hole PSNR (`ssl_bench.metrics.inpainting`): the training "
+        "sample grid (pool images, training masks) and held-out test images with the centre hole, each "
+        "against the mean fill of the same holes. Memorisation (`ssl_bench/training/memorisation.py`, "
+        "issue #22): the pretext's own loss and accuracy, in eval mode, on 64 pool images the run "
+        "trained on and on 64 held-out pool images no run has seen (drawn by SynthVOC's generator "
+        "beyond the dataset), the same masks and seeds on both sides; a held-out loss far above the "
+        "train loss means the pretext memorised its pool (runs made before: `bench memorisation "
+        "RUN_DIR`). The curves are under Figures.",
+        "",
+        evidence,
+        "",
+    ]
+
+
+def _table1_section(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[str]:
+    """"Table 1: inpainting": the inpainting table and what it can be compared with."""
+    table1 = inpainting_table(records, methods)
+    if not table1:
+        return []
+    return [
+        "## Table 1: inpainting",
+        "",
+        "The `inpaint` evaluator: every row on the same held-out images and the same centre hole (¼ of "
+        "the image), scored alike (`ssl_bench.metrics.inpainting`: hole pixels only, 8-bit images in "
+        "[0, 1], mean L1 and L2 in %, PSNR the mean over images). Mean ± 95% CI over records; a "
+        "baseline evaluated on the same images by several records counts once. The paper's numbers "
+        "(`results/paper/table1.csv`) are for its semantic-inpainting net on Paris StreetView at 128 px: "
+        "comparable only with a `semantic_inpainting` run evaluated on a Paris StreetView folder.",
+        "",
+        table1,
+        "",
+    ]
+
+
+def _figures_section(out: Path) -> list[str]:
+    """Each figure under ``<out>/figures`` with its caption (the layer-randomisation numbers beside it)."""
+    lines = ["## Figures", ""]
     for name, title, caption in FIGURES:
         if (out / "figures" / f"{name}.png").is_file():
             lines += [f"### {title}", "", caption, "", f"![{title}](figures/{name}.png)", ""]
@@ -460,15 +336,4 @@ def write_report(
     for path in sorted((out / "figures").glob("layer_outputs_*.png")):
         title = f"Layer randomisation, {path.stem.removeprefix('layer_outputs_')}"
         lines += [f"### {title}", "", LAYER_OUTPUTS_CAPTION, "", f"![{title}](figures/{path.name})", ""]
-    lines += [
-        "## Stages",
-        "",
-        "Each stage is cached on a hash of its inputs (recipe, code, weights, data manifest); see "
-        "`ssl_bench/results/reproduce.py`.",
-        "",
-        _stage_table(results, by_id),
-        "",
-    ]
-    path = out / "REPORT.md"
-    atomic_write_text(path, "\n".join(lines))
-    return path
+    return lines

@@ -27,7 +27,9 @@ last; a stage is done when its marker holds status ok and the same key, and its 
 
 Where: :mod:`~ssl_bench.results.stage_plan` gathers each stage's recipe, key inputs and paths (it runs
 nothing); :mod:`~ssl_bench.results.stage_records` writes the records other than the evaluators' (pretraining,
-failed, blocked), moves replaced ones aside and writes ``stages/last_run.json``; this module runs the stages.
+failed, blocked), moves replaced ones aside and writes ``stages/last_run.json``;
+:mod:`~ssl_bench.results.figure_stages` says which figures a reproduction draws, from what; this module runs
+the stages.
 
 "Code version" (``code_version.py``) is a hash of every package module a stage's entry module imports,
 transitively, read from the source: not the git commit, so committing the results (or editing the table
@@ -51,25 +53,19 @@ when compute allows); the report says which was used.
 from __future__ import annotations
 
 import copy
-import io
 import shutil
 import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ssl_bench.atomic import atomic_write_json, atomic_write_text
-from ssl_bench.data.synthvoc import ensure_synthvoc
 from ssl_bench.evaluators.runner import evaluate
-from ssl_bench.methods import method_class
 from ssl_bench.provenance import sha256_file
 from ssl_bench.records import load_records, utc_now
-from ssl_bench.results import figures as F
+from ssl_bench.results.figure_stages import FigureStages
 from ssl_bench.results.report import write_report
 from ssl_bench.results.stage_plan import (
     ARCH,
@@ -80,28 +76,13 @@ from ssl_bench.results.stage_plan import (
     stage_key,
 )
 from ssl_bench.results.stage_records import StageRecords
-from ssl_bench.results.stages import ReproduceOptions, StageMarker, StageResult, read_json
+from ssl_bench.results.stages import PretrainOutcome, ReproduceOptions, StageMarker, StageResult, read_json
 from ssl_bench.results.table import build_table, render, write_table
 from ssl_bench.runtime.run_folder import RunFolder
 from ssl_bench.training.pretrain import run_pretraining
 
-# Figure sizes: enough to read, small enough for the smoke budget (t-SNE of 300 points ≈ 10 s per encoder).
-FIGURE_OPTIONS = {"inpaint_images": 6, "tsne_images": 300, "layer_images": 64, "layer_draws": 3,
-                  "layer_output_images": 4, "seed": 0}  # fmt: skip
-
 # The entry modules stay importable from here (the stage keys' code versions; tests/results).
 __all__ = ["EVAL_ENTRY", "FIGURE_ENTRY", "PRETRAIN_ENTRY", "ReproduceOptions", "Reproduction", "reproduce"]
-
-
-@dataclass
-class PretrainOutcome:
-    method: str
-    seed: int
-    run: Path
-    key: str | None = None
-    weights: Path | None = None
-    weights_sha256: str | None = None
-    error: str | None = None
 
 
 class Reproduction:
@@ -296,81 +277,6 @@ class Reproduction:
         marker.write("ok", key, file=str(path))
         return self._done(StageResult("figure", name, "ran", time.perf_counter() - t0, key=key))
 
-    def figures(
-        self, pretrained: dict[str, PretrainOutcome], table_csv: str, metrics: dict[str, Any]
-    ) -> None:
-        """Every figure that the pretrained methods allow (one stage each), from their runs and the table."""
-        ok = {m: p for m, p in pretrained.items() if p.error is None and p.weights is not None}
-        runs = {m: p.run for m, p in ok.items()}
-        weights = {m: p.weights for m, p in ok.items()}
-        keys = {m: p.key for m, p in ok.items()}
-        shas = {m: p.weights_sha256 for m, p in ok.items()}
-        voc = self.plan.voc_root("") or ensure_synthvoc()
-        data = self.plan.manifest(voc)
-        opt, device, progress = FIGURE_OPTIONS, self.options.device or "cpu", self.options.progress
-        self.figure(
-            "results_bars",
-            {"table": table_csv, "tasks": list(self.options.tasks)},
-            lambda p: F.table_bars(_frame(table_csv), p, self.options.tasks, metrics),
-        )
-        self.figure("loss_curves", {"runs": keys}, lambda p: F.loss_curves(runs, p))
-        self.figure("conv1_filters", {"weights": shas}, lambda p: F.conv1_filters(weights, p))
-        baselines = list(F.GRID_BASELINES)
-        self.figure(
-            "inpainting_examples",
-            {"runs": keys, "data": data, "n": opt["inpaint_images"], "baselines": baselines},
-            lambda p: F.inpainting_examples(runs, voc, p, opt["inpaint_images"], device, baselines),
-        )
-        self._tsne_figures(runs, weights, keys, shas, voc, data)
-        gans = {m: r for m, r in runs.items()
-                if any("loss_discriminator" in x for x in RunFolder(r).metrics())}  # fmt: skip
-        if gans:
-            self.figure("gan_curves", {"runs": {m: keys[m] for m in gans}}, lambda p: F.gan_curves(gans, p))
-        self.figure(
-            "layer_randomisation",
-            {"runs": keys, "data": data, "n": opt["layer_images"], "draws": opt["layer_draws"]},
-            lambda p: F.layer_randomisation(
-                runs, voc, p, opt["layer_images"], opt["layer_draws"], opt["seed"], device, progress
-            ),
-        )
-        for method, run in runs.items():
-            if RunFolder(run).has_decoder:
-                self.figure(
-                    f"layer_outputs_{method}",
-                    {"run": keys[method], "data": data, "n": opt["layer_output_images"], "seed": opt["seed"]},
-                    lambda p, run=run: F.layer_randomisation_outputs(
-                        run, voc, p, opt["layer_output_images"], opt["seed"], device
-                    ),
-                )
-
-    def _tsne_figures(
-        self,
-        runs: dict[str, Path],
-        weights: dict[str, Path | None],
-        keys: dict[str, str | None],
-        shas: dict[str, str | None],
-        voc: Path,
-        data: str,
-    ) -> None:
-        """t-SNE of pool5 features (CaffeNet encoders) and of the semantic-inpainting nets' bottleneck."""
-        opt, device, progress = FIGURE_OPTIONS, self.options.device or "cpu", self.options.progress
-        if any(not _dcgan_encoder(run) for run in runs.values()):  # pool5 needs a CaffeNet encoder
-            self.figure(
-                "tsne_pool5",
-                {"weights": shas, "data": data, "n": opt["tsne_images"], "seed": opt["seed"]},
-                lambda p: F.tsne_pool5(
-                    weights, voc, p, opt["tsne_images"], seed=opt["seed"], device=device, progress=progress
-                ),
-            )
-        coders = {m: r for m, r in runs.items() if hasattr(method_class(m), "encode")}
-        if coders:  # the semantic-inpainting nets' bottleneck code
-            self.figure(
-                "tsne_code",
-                {"runs": {m: keys[m] for m in coders}, "data": data, "n": opt["tsne_images"],
-                 "seed": opt["seed"]},  # fmt: skip
-                lambda p: F.tsne_code(coders, voc, p, opt["tsne_images"], opt["seed"], device, progress),
-            )
-
     # --- the whole thing ----------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """All stages, then the table and the report. Returns a summary (stage counts, files)."""
@@ -396,7 +302,7 @@ class Reproduction:
             for fmt, suffix in (("markdown", "md"), ("csv", "csv"), ("latex", "tex")):
                 write_table(table, self.out / f"table.{suffix}", fmt)
             if self.options.figures:
-                self.figures(
+                FigureStages(self.figure, self.plan, self.options).draw(
                     {m: pretrained[(m, 0)] for m in self.options.methods}, render(table, "csv"), table.metrics
                 )
             report = write_report(self.out, table, self.options, self.results, records)
@@ -443,14 +349,3 @@ class Reproduction:
 def reproduce(options: ReproduceOptions) -> dict[str, Any]:
     """Run a reproduction (see the module docstring); returns the summary of :meth:`Reproduction.run`."""
     return Reproduction(options).run()
-
-
-def _dcgan_encoder(run: Path) -> bool:
-    """Whether a pretraining run's encoder is a DCGAN's (the semantic-inpainting net's default), not a
-    CaffeNet with a pool5."""
-    return RunFolder(run).config.get("model", {}).get("encoder") == "dcgan"
-
-
-def _frame(csv_text: str) -> pd.DataFrame:
-    return pd.read_csv(io.StringIO(csv_text))
-

@@ -81,6 +81,19 @@ class StageResult:
     key: str | None = None
 
 
+@dataclass
+class PretrainOutcome:
+    """A pretraining stage's outcome, as the evaluation and figure stages of its method need it."""
+
+    method: str
+    seed: int
+    run: Path
+    key: str | None = None
+    weights: Path | None = None
+    weights_sha256: str | None = None
+    error: str | None = None
+
+
 class StageMarker:
     """One stage's marker file (the format in the module docstring): what the last attempt left, and the
     write that records this one.

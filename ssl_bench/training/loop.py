@@ -268,70 +268,31 @@ def train_loop(
     forward(s) returned (each optimiser's loss among them) and the schedule's lr. When SIGINT or SIGTERM
     arrives, the step in progress is finished and saved, then TrainingStopped is raised.
     """
-    device = info.device
-    log = (out / "metrics.jsonl").open("a") if info.is_main else None
-    # In a log file (no terminal) redraw rarely instead of every 0.1 s.
-    bar = tqdm(
-        total=steps,
-        initial=start_step,
-        disable=not (progress and info.is_main),
-        unit="step",
-        dynamic_ncols=True,
-        desc="pretrain",
-        mininterval=0.5 if sys.stderr.isatty() else 30,
-    )
-    t_last, seen, completed, saved = time.perf_counter(), 0, start_step, start_step
-    stopped = False
+    log_file = out / "metrics.jsonl" if info.is_main else None
+    log = StepLog(log_file, steps, start_step, progress and info.is_main)
+    completed, saved, stopped = start_step, start_step, False
     model.train()
     with contextlib.ExitStack() as cleanup:
-        cleanup.callback(bar.close)
-        if log:
-            cleanup.callback(log.close)
+        cleanup.callback(log.close)
         stop = cleanup.enter_context(StopSignals())
         for step in range(start_step + 1, steps + 1):
-            if _stop_now(stop, info, completed, log_every):
+            batch = None if _stop_now(stop, info, completed, log_every) else _next_batch(batches, stop, info)
+            if batch is None:
                 stopped = True
                 break
-            try:
-                batch = next(batches)
-            except Exception:
-                if stop.requested and not info.enabled:  # Ctrl-C reached the loader's workers as well
-                    stopped = True
-                    break
-                raise
-            batch = to_device(batch, device, perf.channels_last)
+            batch = to_device(batch, info.device, perf.channels_last)
             if lr_at is not None:
                 optimizers.set_lr(lr_at(step))
-            output = optimizers.step(model, batch, functools.partial(perf.autocast, device))
+            output = optimizers.step(model, batch, functools.partial(perf.autocast, info.device))
             completed = step
-            seen += batch["image"].shape[0] * info.world_size
             skipped += int(batch.get("skipped", 0))
-            bar.update(1)
+            log.count(batch["image"].shape[0] * info.world_size)
             if step % log_every == 0 or step == steps:
-                # the loss and any other scalar the method reports (a pretext's accuracy), this step's batch
-                names = [k for k, v in output.items() if torch.is_tensor(v) and v.numel() == 1]
-                values = torch.stack([output[k].detach().float() for k in names])
-                if info.enabled:
-                    dist.all_reduce(values, op=dist.ReduceOp.AVG)
-                now = time.perf_counter()
-                row = {
-                    "step": step,
-                    **dict(zip(names, values.tolist(), strict=True)),
-                    "img_s": seen / (now - t_last),
-                    "lr": optimizers.lr,
-                    "skipped": skipped,  # running total since step 0
-                }
-                t_last, seen = now, 0
-                losses = {g.loss: f"{row[g.loss]:.4f}" for g in optimizers.groups}
-                bar.set_postfix(**losses, img_s=f"{row['img_s']:.1f}")
-                if log:
-                    log.write(json.dumps(row) + "\n")
-                    log.flush()
+                log.step_row(step, output, info, optimizers, skipped)
             if sample_every and step % sample_every == 0 and info.is_main:
                 numbers = on_sample(step)
-                if numbers and log:
-                    log.write(json.dumps({"step": step, **numbers}) + "\n")
-                    log.flush()
+                if numbers:
+                    log.write({"step": step, **numbers})
             if checkpoint_every and step % checkpoint_every == 0:
                 on_checkpoint(step, skipped)
                 saved = step
@@ -341,6 +302,73 @@ def train_loop(
                 on_checkpoint(completed, skipped)
             raise TrainingStopped(stop.signum or signal.SIGTERM, completed, completed, out / "checkpoint.pt")
     return LoopResult(completed, skipped)
+
+
+def _next_batch(
+    batches: Iterator[dict[str, Any]], stop: StopSignals, info: DistInfo
+) -> dict[str, Any] | None:
+    """The next batch; None where loading failed because a stop signal reached the loader's workers too."""
+    try:
+        return next(batches)
+    except Exception:
+        if stop.requested and not info.enabled:  # Ctrl-C reached the loader's workers as well
+            return None
+        raise
+
+
+class StepLog:
+    """The loop's ``metrics.jsonl`` (None: not written, e.g. on a DDP rank other than 0) and progress bar."""
+
+    def __init__(self, path: Path | None, steps: int, start_step: int, show: bool) -> None:
+        self.file = path.open("a") if path is not None else None
+        # In a log file (no terminal) redraw rarely instead of every 0.1 s.
+        self.bar = tqdm(
+            total=steps,
+            initial=start_step,
+            disable=not show,
+            unit="step",
+            dynamic_ncols=True,
+            desc="pretrain",
+            mininterval=0.5 if sys.stderr.isatty() else 30,
+        )
+        self.t_last, self.seen = time.perf_counter(), 0  # images trained on since the last logged row
+
+    def count(self, images: int) -> None:
+        """One step done, on ``images`` images over all processes."""
+        self.seen += images
+        self.bar.update(1)
+
+    def step_row(
+        self, step: int, output: dict[str, Any], info: DistInfo, optimizers: Optimizers, skipped: int
+    ) -> None:
+        """Log the step's scalars (averaged over the processes), img/s since the last row, lr and skipped."""
+        # the loss and any other scalar the method reports (a pretext's accuracy), this step's batch
+        names = [k for k, v in output.items() if torch.is_tensor(v) and v.numel() == 1]
+        values = torch.stack([output[k].detach().float() for k in names])
+        if info.enabled:
+            dist.all_reduce(values, op=dist.ReduceOp.AVG)
+        now = time.perf_counter()
+        row = {
+            "step": step,
+            **dict(zip(names, values.tolist(), strict=True)),
+            "img_s": self.seen / (now - self.t_last),
+            "lr": optimizers.lr,
+            "skipped": skipped,  # running total since step 0
+        }
+        self.t_last, self.seen = now, 0
+        losses = {g.loss: f"{row[g.loss]:.4f}" for g in optimizers.groups}
+        self.bar.set_postfix(**losses, img_s=f"{row['img_s']:.1f}")
+        self.write(row)
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.file is not None:
+            self.file.write(json.dumps(row) + "\n")
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        self.bar.close()
 
 
 def _stop_now(stop: StopSignals, info: DistInfo, completed: int, log_every: int) -> bool:

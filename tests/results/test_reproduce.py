@@ -14,6 +14,7 @@ import pytest
 
 import ssl_bench.recipes as recipes_mod
 from ssl_bench.cli import main
+from ssl_bench.results import figure_stages
 from ssl_bench.results import reproduce as reproduce_mod
 from ssl_bench.results.reproduce import ReproduceOptions, reproduce
 from tests.conftest import TINY_SYNTH_IMAGES
@@ -245,7 +246,7 @@ def test_bench_reproduce_command_line(env, monkeypatch, capsys, synth_voc_root):
 def test_figures_are_drawn_linked_from_the_report_and_cached(env, monkeypatch):
     small = {"inpaint_images": 2, "tsne_images": 8, "layer_images": 2, "layer_draws": 1,
              "layer_output_images": 2, "seed": 0}  # fmt: skip
-    monkeypatch.setattr(reproduce_mod, "FIGURE_OPTIONS", small)
+    monkeypatch.setattr(figure_stages, "FIGURE_OPTIONS", small)
     first = reproduce(env.options(figures=True, seeds=1, tasks=["fake-cls"]))
     assert first["stages"] == {"cached": 0, "ran": 1 + 1 + 6, "failed": 0, "blocked": 0}
     names = ["results_bars", "loss_curves", "conv1_filters", "inpainting_examples", "tsne_pool5",

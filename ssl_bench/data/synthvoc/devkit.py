@@ -29,7 +29,6 @@ TRAINVAL_FRACTION = 0.25  # the test set takes the rest (also 25%)
 JPEG_QUALITY = 90
 
 
-
 def _palette_png(path: Path, array: np.ndarray) -> None:
     img = Image.fromarray(array)  # [s, s] uint8 → mode L
     img.putpalette(VOC_PALETTE)  # L + palette → P, indices kept
@@ -183,6 +182,28 @@ def generate_synthvoc(
     if size < 32:
         raise ValueError(f"size must be at least 32, got {size}")
     out = Path(out)
+    voc, pool = _prepare_folders(out)
+    splits = _assign_splits(num_images, seed)
+    in_pool = set(splits["pool"])
+    tasks = [(i, seed, size, str(out), i in in_pool) for i in range(num_images)]
+    objects = _draw_images(tasks, workers, progress)
+    _write_image_sets(voc, splits, objects)
+    write_pool_labels(pool, splits["pool"], objects)
+    voc_objects = [o for i in range(num_images) if i not in in_pool for o in objects[i]]
+    atomic_write_json(out / MARKER, _marker(num_images, size, seed, voc_objects))
+    (out / INCOMPLETE_MARKER).unlink()
+    return voc
+
+
+def _prepare_folders(out: Path) -> tuple[Path, Path]:
+    """Empty VOC and pool folders under ``out``, marked incomplete until the marker is written.
+
+    Returns:
+        The VOC root and the pool folder.
+
+    Raises:
+        DataError: ``out`` holds a ``VOCdevkit`` or ``pool`` folder that SynthVOC did not write.
+    """
     voc, pool = out / "VOCdevkit" / "VOC2007", out / "pool"
     ours = (out / MARKER).exists() or (out / INCOMPLETE_MARKER).exists()
     if not ours and ((out / "VOCdevkit").exists() or pool.exists()):
@@ -199,17 +220,20 @@ def generate_synthvoc(
                 "SegmentationClass", "SegmentationObject"):  # fmt: skip
         (voc / sub).mkdir(parents=True)
     (pool / "images").mkdir(parents=True)
+    return voc, pool
 
-    splits = _assign_splits(num_images, seed)
-    in_pool = set(splits["pool"])
-    tasks = [(i, seed, size, str(out), i in in_pool) for i in range(num_images)]
-    objects: dict[int, list] = {}
+
+def _draw_images(
+    tasks: list[tuple[int, int, int, str, bool]], workers: int, progress: bool
+) -> dict[int, list[tuple[int, bool, bool]]]:
+    """Render and write every image (``_write_image``), in ``workers`` processes; each image's objects."""
     from tqdm import tqdm
 
+    objects: dict[int, list[tuple[int, bool, bool]]] = {}
     # The pool starts before the progress bar, whose monitor thread should not be forked.
     with (
         _worker_pool(workers) as workers_pool,
-        tqdm(total=num_images, desc="SynthVOC", unit="img", disable=not progress, file=sys.stderr) as bar,
+        tqdm(total=len(tasks), desc="SynthVOC", unit="img", disable=not progress, file=sys.stderr) as bar,
     ):
         results = (
             map(_write_image, tasks)
@@ -219,36 +243,34 @@ def generate_synthvoc(
         for index, objs in results:
             objects[index] = objs
             bar.update()
+    return objects
 
-    _write_image_sets(voc, splits, objects)
-    write_pool_labels(pool, splits["pool"], objects)
-    voc_objects = [o for i in range(num_images) if i not in in_pool for o in objects[i]]
+
+def _marker(
+    num_images: int, size: int, seed: int, voc_objects: list[tuple[int, bool, bool]]
+) -> dict[str, Any]:
+    """``SYNTHVOC.json``: how the dataset was made, its split sizes and its VOC images' object counts."""
     sizes = split_sizes(num_images)
-    atomic_write_json(
-        out / MARKER,
-        {
-            "generator": "ssl_bench.data.synthvoc",
-            "version": GENERATOR_VERSION,
-            "seed": seed,
-            "num_images": num_images,
-            "size": size,
-            "classes": list(VOC_CLASSES),
-            "splits": {
-                "pool": sizes["pool"],
-                "Main/train": sizes["train"],
-                "Main/val": sizes["val"],
-                "Main/trainval": sizes["train"] + sizes["val"],
-                "Main/test": sizes["test"],
-                "Segmentation/train": sizes["train"],
-                "Segmentation/val": sizes["val"],
-                "Segmentation/trainval": sizes["train"] + sizes["val"],
-            },
-            "objects": {
-                "total": len(voc_objects),
-                "difficult": sum(o[1] for o in voc_objects),
-                "truncated": sum(o[2] for o in voc_objects),
-            },
+    return {
+        "generator": "ssl_bench.data.synthvoc",
+        "version": GENERATOR_VERSION,
+        "seed": seed,
+        "num_images": num_images,
+        "size": size,
+        "classes": list(VOC_CLASSES),
+        "splits": {
+            "pool": sizes["pool"],
+            "Main/train": sizes["train"],
+            "Main/val": sizes["val"],
+            "Main/trainval": sizes["train"] + sizes["val"],
+            "Main/test": sizes["test"],
+            "Segmentation/train": sizes["train"],
+            "Segmentation/val": sizes["val"],
+            "Segmentation/trainval": sizes["train"] + sizes["val"],
         },
-    )
-    (out / INCOMPLETE_MARKER).unlink()
-    return voc
+        "objects": {
+            "total": len(voc_objects),
+            "difficult": sum(o[1] for o in voc_objects),
+            "truncated": sum(o[2] for o in voc_objects),
+        },
+    }

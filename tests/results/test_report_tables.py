@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ssl_bench.results.report import inpainting_table, learning_evidence
+from ssl_bench.results.report_tables import inpainting_table, learning_evidence
 
 
 def _pretrain(method: str, seed: int, **metrics: float) -> dict:
