@@ -139,16 +139,25 @@ def run_check(args: argparse.Namespace) -> int:
 def _add_proposals_parser(dsub: argparse._SubParsersAction) -> None:
     p = dsub.add_parser(
         "proposals",
-        help="convert Fast R-CNN's selective-search .mat files into the det evaluator's proposals file",
+        help="the det evaluator's proposals file: from Fast R-CNN's selective-search .mat files, or computed "
+        "by selective search on a VOC folder's images",
         description="Read selective-search proposals as distributed for Fast R-CNN (rbgirshick/fast-rcnn "
         "data/scripts/fetch_selective_search_data.sh: selective_search_data/voc_2007_trainval.mat and "
         "voc_2007_test.mat; 'boxes' a cell of (K,4) 1-based [y1 x1 y2 x2] arrays, 'images' their names) and "
         "write one .npz of VOC 1-based x1,y1,x2,y2 boxes per image id, for --set proposals=OUT. "
-        "With --data, every trainval and test image of that VOC year must have proposals.",
+        "With --data, every trainval and test image of that VOC year must have proposals. "
+        "With --selective-search (and --data, no .mat files), compute them instead with OpenCV's selective "
+        "search on every trainval and test image (data/selective_search.py; what `--set "
+        "proposals=selective_search` does once, cached).",
     )
-    p.add_argument("mat", type=Path, nargs="+", help="selective-search .mat file(s)")
+    p.add_argument("mat", type=Path, nargs="*", help="selective-search .mat file(s)")
     p.add_argument("--out", type=Path, required=True, help="proposals file to write (.npz)")
     p.add_argument("--data", type=Path, help="VOC year folder whose Main trainval + test ids must be covered")
+    p.add_argument("--selective-search", choices=("fast", "quality"), metavar="MODE",
+                   help="compute the proposals of --data's images with selective search (fast: Fast R-CNN's "
+                   "setting; quality: more boxes) instead of reading .mat files")  # fmt: skip
+    p.add_argument("--workers", type=int, help="processes for --selective-search (default: every core)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_proposals)
 
 
@@ -156,9 +165,19 @@ def run_proposals(args: argparse.Namespace) -> int:
     from ssl_bench.data.proposals import convert_selective_search
     from ssl_bench.data.voc import read_image_set
 
+    if bool(args.mat) == bool(args.selective_search):
+        raise RecipeError("bench data proposals: give either .mat files or --selective-search MODE, not both")
     ids = None
     if args.data is not None:
         ids = read_image_set(args.data, "trainval") + read_image_set(args.data, "test")
-    summary = convert_selective_search(args.mat, args.out, ids)
+    if args.selective_search:
+        from ssl_bench.data.selective_search import compute_selective_search
+
+        if ids is None:
+            raise RecipeError("bench data proposals --selective-search needs --data (the VOC year folder)")
+        summary = compute_selective_search(args.data, ids, args.out, args.selective_search, args.workers,
+                                           progress=not args.no_progress)  # fmt: skip
+    else:
+        summary = convert_selective_search(args.mat, args.out, ids)
     print(json.dumps({"proposals": str(args.out), **summary}))
     return 0

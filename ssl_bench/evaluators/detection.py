@@ -10,9 +10,12 @@ VOC2007 test mAP at IoU 0.5 with the VOC2007 11-point AP (PAPER.md §5). The net
   the 256×6×6 = 9216 inputs it sees after pool5 in classification;
 * fc6 → fc7 (ReLU, dropout 0.5), then a 21-way classifier (20 classes + background) and per-class box
   regression;
-* ``detector: fast_rcnn`` (the paper's, the paper recipe's): the RoIs are a ``proposals`` file — Fast
-  R-CNN's selective-search boxes converted by ``bench data proposals`` (``data/proposals.py``). Without one
-  the run stops at its start (an error record, exit 2) and says how to get them or choose the RPN.
+* ``detector: fast_rcnn`` (the paper's; the paper and mini recipes'): the RoIs are a ``proposals`` file —
+  Fast R-CNN's selective-search boxes converted by ``bench data proposals`` (``data/proposals.py``) — or
+  ``proposals: selective_search``: selective search run by the suite on the dataset's own images once,
+  cached (``data/selective_search.py``, OpenCV's implementation; the mini recipe's, SynthVOC has no
+  ``.mat`` files). Without proposals the run stops at its start (an error record, exit 2) and says how to
+  get them or choose the RPN.
   ``detector: faster_rcnn``: an RPN trained jointly on the same conv5 makes them (Faster R-CNN,
   approximate joint training; NOTE below).
 * scales (``min_size``, one or several shorter sides; ``max_size`` caps the longer): with several, each
@@ -37,10 +40,12 @@ NOTE (deviations, each switchable in the recipe where it is a number):
 * NOTE: the schedule Krähenbühl et al. (2016) used for the paper's detection column is unverified (their
   Fast R-CNN settings were not found in public code: philkr/magic_init holds only the init). The paper
   recipe takes Fast R-CNN's own multi-scale CaffeNet experiment (sources above).
-* NOTE: ``detector: faster_rcnn`` (the smoke and mini recipes': SynthVOC has no selective-search boxes)
-  takes proposals from an RPN on the trunk being evaluated, not from selective search: the trunk then also
-  has to learn objectness, and the mAP is not the paper's Fast R-CNN number. It tests at ``min_size[-1]``
-  only (torchvision). Selective search itself is not shipped with the suite.
+* NOTE: ``detector: faster_rcnn`` (the smoke recipe's, for its 2-minute budget) takes proposals from an
+  RPN on the trunk being evaluated, not from selective search: the trunk then also has to learn
+  objectness, and the mAP is not the paper's Fast R-CNN number. It tests at ``min_size[-1]`` only
+  (torchvision).
+* NOTE: ``proposals: selective_search`` is OpenCV's selective search (``fast`` mode, Fast R-CNN's
+  diversification), not the MATLAB code behind Fast R-CNN's files (``data/selective_search.py``).
 * NOTE: every trunk layer is fine-tuned (PAPER.md §3: "all layers fine-tuned unless noted"). Fast
   R-CNN froze conv1 of its ImageNet CaffeNet; a self-supervised or random conv1 is not known to be generic.
 * NOTE: fc6/fc7 are new layers (PyTorch's default init); the classifier and box regressor are drawn from
@@ -88,12 +93,14 @@ from ssl_bench.data.detection import (
     load_proposals,
     voc_detection_set,
 )
+from ssl_bench.data.selective_search import SELECTIVE_SEARCH, cached_selective_search
 from ssl_bench.data.transforms import MEAN, STD
 from ssl_bench.data.voc import (
     VOC_CLASSES,
     VOCDetection,
     load_detection_ground_truth,
     load_image,
+    read_image_set,
     read_image_sizes,
 )
 from ssl_bench.encoders import alexnet_head
@@ -132,7 +139,7 @@ class Protocol(FinetuneProtocol):
     RENAMED: ClassVar[dict[str, str]] = {**FinetuneProtocol.RENAMED, "head_width": "fc_width",
                                          "head_dropout": "dropout", "flip": "hflip"}  # fmt: skip
     detector: Literal["fast_rcnn", "faster_rcnn"] = "fast_rcnn"  # fast_rcnn needs `proposals`
-    proposals: str | None = None  # a proposals file (bench data proposals); only for fast_rcnn
+    proposals: str | None = None  # fast_rcnn: a file (bench data proposals), or selective_search
     iterations: int = 40_000  # fast-rcnn multiscale_caffenet.sh / train_net.py --iters (NOTE: unverified)
     batch_size: int = 2  # images per iteration (TRAIN.IMS_PER_BATCH)
     lr: float = 1e-3  # models/CaffeNet/solver.prototxt base_lr
@@ -325,7 +332,9 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
             "coco_ap50": "COCO protocol (pycocotools) AP@.5; not the VOC number",
         },
         "detector": p.detector,
-        "proposals": str(p.proposals) if use_proposals else "RPN (Faster R-CNN, trained jointly)",
+        "proposals": (("selective search by the suite (OpenCV, fast mode), cached" if p.proposals ==
+                       SELECTIVE_SEARCH else str(p.proposals)) if use_proposals
+                      else "RPN (Faster R-CNN, trained jointly)"),
         "scales": {"train": list(p.scales), "test": list(p.scales) if use_proposals else [p.scales[-1]],
                    "max_size": p.max_size},
         "feature_layer": f"{FEATURE_TAP} (stride {FEATURE_STRIDE}), "
@@ -346,17 +355,30 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
     return metrics
 
 
+def proposals_file(root: Path, p: Protocol) -> str | None:
+    """The proposals file of a Fast R-CNN run (None for the RPN): the recipe's file, or, for
+    ``proposals: selective_search``, the suite's own selective search over the train and test images,
+    computed on first use and cached (``data/selective_search.py``)."""
+    if p.detector != "fast_rcnn":
+        return None
+    if p.proposals == SELECTIVE_SEARCH:
+        ids = read_image_set(root, p.train_split) + read_image_set(root, p.test_split)
+        return str(cached_selective_search(root, ids))
+    return p.proposals
+
+
 def _detection_sets(
     root: Path, p: Protocol
 ) -> tuple[dict[str, np.ndarray] | None, tuple[VOCDetection, list[str]], tuple[VOCDetection, list[str]]]:
     """The proposals (Fast R-CNN; None for the RPN), and the training and test sets with their image ids,
     checked disjoint and (with proposals) covered by the proposals file."""
-    proposals = load_proposals(p.proposals) if p.detector == "fast_rcnn" else None
+    source = proposals_file(root, p)
+    proposals = load_proposals(source) if source is not None else None
     train_set, train_ids = voc_detection_set(root, p.train_split, p.hflip, proposals)
     test_set, test_ids = voc_detection_set(root, p.test_split, False, proposals)
     check_disjoint(train_ids, test_ids, f"detection {p.train_split} → {p.test_split}")
     if proposals is not None:
-        check_proposals_cover(proposals, train_ids + test_ids, p.proposals)
+        check_proposals_cover(proposals, train_ids + test_ids, source)
     return proposals, (train_set, train_ids), (test_set, test_ids)
 
 

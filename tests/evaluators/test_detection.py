@@ -135,6 +135,22 @@ def test_proposals_file_runs_fast_rcnn(voc_root: Path, tmp_path: Path) -> None:
     assert 0.0 <= record["metrics"]["map_voc07_11point"] <= 1.0
 
 
+def test_selective_search_proposals_are_computed_once_and_cached(
+    voc_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``proposals: selective_search`` (the mini recipe's): the suite's own selective search over every
+    trainval and test image, computed by the first run into the cache, read from it by the next."""
+    monkeypatch.setenv("SSL_BENCH_CACHE", str(tmp_path / "cache"))
+    first = _bench_eval(voc_root, tmp_path / "a", "detector=fast_rcnn", "proposals=selective_search")
+    assert "selective search by the suite" in first["extra"]["proposals"]
+    (cached,) = (tmp_path / "cache" / "proposals").glob("selective_search-fast-*.npz")
+    ids = read_image_set(voc_root, "trainval") + read_image_set(voc_root, "test")
+    assert sorted(load_proposals(cached)) == sorted(ids)
+    stamp = cached.stat().st_mtime_ns
+    _bench_eval(voc_root, tmp_path / "b", "detector=fast_rcnn", "proposals=selective_search")
+    assert cached.stat().st_mtime_ns == stamp
+
+
 def test_proposals_file_must_cover_every_image(voc_root: Path, tmp_path: Path) -> None:
     path = tmp_path / "proposals.pt"
     torch.save({read_image_set(voc_root, "test")[0]: torch.tensor([[1.0, 1.0, 20.0, 20.0]])}, path)
