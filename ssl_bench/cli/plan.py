@@ -37,6 +37,7 @@ HOW_TO_GET = {
     "proposals": "Fast R-CNN's selective-search boxes (rbgirshick/fast-rcnn data/scripts/"
     "fetch_selective_search_data.sh), then `bench data proposals voc_2007_trainval.mat voc_2007_test.mat "
     "--out proposals.npz --data VOCdevkit/VOC2007`; pass --set det.proposals=proposals.npz (or "
+    "--set det.proposals=selective_search to compute them here with OpenCV's port, or "
     "--set det.detector=faster_rcnn for an RPN, not the paper's setting)",
 }
 IMAGENET_TRAIN = {"classes": 1000, "images": 1_281_167}  # ILSVRC2012 train
@@ -99,6 +100,9 @@ def check_data(plan: Plan, o: ReproduceOptions, workers: int, progress: bool) ->
                 _check_sbd(check, sbd)
         if stage.task == "det" and config.get("detector") == "fast_rcnn":
             path = config.get("proposals")
+            if path == "selective_search":  # data/selective_search.py: computed on first use, then cached
+                need("proposals (selective search, computed on first use)", None, stage.name, "")
+                continue
             check, new = need("proposals (selective search)", path, stage.name, HOW_TO_GET["proposals"])
             if new:
                 _check_proposals(check, path, root)

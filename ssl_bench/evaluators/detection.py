@@ -302,7 +302,7 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
     if p.detector == "fast_rcnn" and not p.proposals:
         raise RecipeError(MISSING_PROPOSALS)  # first thing: before any data or weights are read
     root = Path(ctx.voc_root)
-    proposals, (train_set, train_ids), (test_set, test_ids) = _detection_sets(root, p)
+    proposals, (train_set, train_ids), (test_set, test_ids) = _detection_sets(root, p, ctx.progress)
 
     perf = protocol_performance(ctx.device, p)
     model = on_device(build_detector(ctx.load_encoder(), p), ctx.device, perf)
@@ -355,7 +355,7 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
     return metrics
 
 
-def proposals_file(root: Path, p: Protocol) -> str | None:
+def proposals_file(root: Path, p: Protocol, progress: bool = True) -> str | None:
     """The proposals file of a Fast R-CNN run (None for the RPN): the recipe's file, or, for
     ``proposals: selective_search``, the suite's own selective search over the train and test images,
     computed on first use and cached (``data/selective_search.py``)."""
@@ -363,16 +363,16 @@ def proposals_file(root: Path, p: Protocol) -> str | None:
         return None
     if p.proposals == SELECTIVE_SEARCH:
         ids = read_image_set(root, p.train_split) + read_image_set(root, p.test_split)
-        return str(cached_selective_search(root, ids))
+        return str(cached_selective_search(root, ids, progress=progress))
     return p.proposals
 
 
 def _detection_sets(
-    root: Path, p: Protocol
+    root: Path, p: Protocol, progress: bool = True
 ) -> tuple[dict[str, np.ndarray] | None, tuple[VOCDetection, list[str]], tuple[VOCDetection, list[str]]]:
     """The proposals (Fast R-CNN; None for the RPN), and the training and test sets with their image ids,
     checked disjoint and (with proposals) covered by the proposals file."""
-    source = proposals_file(root, p)
+    source = proposals_file(root, p, progress)
     proposals = load_proposals(source) if source is not None else None
     train_set, train_ids = voc_detection_set(root, p.train_split, p.hflip, proposals)
     test_set, test_ids = voc_detection_set(root, p.test_split, False, proposals)

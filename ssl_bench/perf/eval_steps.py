@@ -1,6 +1,6 @@
 """The steps a reproduction's evaluations run, each beside a plain eager fp32 reference of the same step.
 
-``cls`` (fine-tuning every layer), ``seg`` (FCN-32s) and ``det`` (Faster R-CNN) are the fine-tuning engine's
+``cls`` (fine-tuning every layer), ``seg`` (FCN-32s) and ``det`` (the recipe's detector) are the fine-tuning engine's
 own step (``evaluators/engine.py::train_step``: schedule, autocast, clipping, SGD with the protocol's groups)
 around each evaluator's loss, on the model its constructor builds from the resolved
 ``eval/<profile>/<task>.yaml``; ``features`` is the frozen-feature extraction of ``knn`` / ``cls-linear``
@@ -149,16 +149,25 @@ def _seg_parts(s: _StepSetup) -> TrainingParts:
     return model, optimizer, (x, targets), loss
 
 
+SYNTH_PROPOSALS = 400  # about what selective search (fast) proposes on a 227 px SynthVOC image
+
+
 def _det_parts(s: _StepSetup) -> TrainingParts:
-    """``det``: Faster R-CNN, random pictures with two boxes each."""
+    """``det``: the recipe's detector (Fast R-CNN on proposals, or Faster R-CNN's RPN), random pictures with
+    two boxes each and, for Fast R-CNN, ``SYNTH_PROPOSALS`` random proposals."""
     p = s.p
     model = s.layout(detection.build_detector(_encoder(s.reference), p))
     optimizer = sgd(model.backbone, (model.rpn, model.roi_heads), p, s.fused)
-    size = p.min_size
+    size = p.scales[0]
     pictures = [torch.rand(3, size, size, generator=s.generator) for _ in range(p.batch_size)]
     boxes = torch.tensor([[20.0, 30.0, 120.0, 140.0], [100.0, 60.0, 200.0, 200.0]])
     targets = [{"boxes": boxes, "labels": torch.tensor([3, 15])} for _ in range(p.batch_size)]
-    loss = functools.partial(detection.training_step, model, device=s.device, use_proposals=False)
+    use_proposals = p.detector == "fast_rcnn"
+    for t in targets if use_proposals else ():
+        corner = torch.rand(SYNTH_PROPOSALS, 2, generator=s.generator) * size * 0.7
+        extent = 8 + torch.rand(SYNTH_PROPOSALS, 2, generator=s.generator) * size * 0.3
+        t["proposals"] = torch.cat([corner, (corner + extent).clamp(max=size)], dim=1)  # [P, 4]
+    loss = functools.partial(detection.training_step, model, device=s.device, use_proposals=use_proposals)
     return model, optimizer, (pictures, targets), loss
 
 

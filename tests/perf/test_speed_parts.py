@@ -63,6 +63,28 @@ def test_frozen_features_step_runs_beside_its_references(monkeypatch):
     assert set(rates) == set(eval_steps.VARIANTS) and min(rates.values()) > 0
 
 
+@pytest.mark.parametrize("detector", ["fast_rcnn", "faster_rcnn"])
+def test_the_det_step_is_the_recipes_detector(monkeypatch, detector):
+    """``bench speed`` times Fast R-CNN on proposals where the recipe says so (mini), an RPN where it says
+    faster_rcnn (smoke); each one step on small pictures."""
+    from ssl_bench.evaluators import detection
+    from ssl_bench.perf import eval_steps
+
+    recipe = eval_steps.resolve_protocol
+    monkeypatch.setattr(eval_steps, "resolve_protocol", lambda *a: dataclasses.replace(
+        recipe(*a), detector=detector, proposals="p.npz" if detector == "fast_rcnn" else None, min_size=96,
+        max_size=96, fc_width=16, rpn_pre_nms_train=100, rpn_post_nms_train=20))  # fmt: skip
+    seen = []
+    real = detection.detector_forward
+    spy = lambda m, i, t=None, p=None: seen.append(p) or real(m, i, t, p)  # noqa: E731
+    monkeypatch.setattr(detection, "detector_forward", spy)
+    step = eval_steps.build_eval_step("det", "mini", CPU, "suite")
+    step.step()
+    assert (seen[0] is not None) == (detector == "fast_rcnn")
+    if detector == "fast_rcnn":
+        assert len(seen[0]) == 2 and seen[0][0].shape == (eval_steps.SYNTH_PROPOSALS, 4)
+
+
 @pytest.mark.skipif(not cpu_has_native_bf16(), reason="needs a CPU with native bf16")
 def test_a_bf16_channels_last_cls_step_learns_what_fp32_learns():
     """Three fine-tuning steps with the mini recipes' CPU speed keys move the loss as fp32 does."""
