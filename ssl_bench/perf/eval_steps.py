@@ -1,8 +1,8 @@
 """The steps a reproduction's evaluations run, each beside a plain eager fp32 reference of the same step.
 
-``cls`` (fine-tuning every layer), ``seg`` (FCN-32s) and ``det`` (the recipe's detector) are the fine-tuning engine's
-own step (``evaluators/engine.py::train_step``: schedule, autocast, clipping, SGD with the protocol's groups)
-around each evaluator's loss, on the model its constructor builds from the resolved
+``cls`` (fine-tuning every layer), ``seg`` (FCN-32s) and ``det`` (the recipe's detector) are the fine-tuning
+engine's own step (``evaluators/engine.py::train_step``: schedule, autocast, clipping, SGD with the protocol's
+groups) around each evaluator's loss, on the model its constructor builds from the resolved
 ``eval/<profile>/<task>.yaml``; ``features`` is the frozen-feature extraction of ``knn`` / ``cls-linear``
 (``evaluators/features.py::tap_features`` under ``no_grad``). All on in-memory data, so the numbers describe
 the step ``bench eval --profile <profile>`` runs.
