@@ -62,6 +62,8 @@ class DataCheck:
 
 def check_data(plan: Plan, o: ReproduceOptions, workers: int, progress: bool) -> list[DataCheck]:
     """The data of every stage of ``plan`` under options ``o``, each dataset checked once."""
+    from ssl_bench.data.selective_search import SELECTIVE_SEARCH  # numpy: not for `bench --help`
+
     checks: dict[tuple[str, str | None], DataCheck] = {}
 
     def need(name: str, path: Any, stage: str, how: str) -> tuple[DataCheck, bool]:
@@ -100,7 +102,7 @@ def check_data(plan: Plan, o: ReproduceOptions, workers: int, progress: bool) ->
                 _check_sbd(check, sbd)
         if stage.task == "det" and config.get("detector") == "fast_rcnn":
             path = config.get("proposals")
-            if path == "selective_search":  # data/selective_search.py: computed on first use, then cached
+            if path == SELECTIVE_SEARCH:  # computed on first use, then cached
                 need("proposals (selective search, computed on first use)", None, stage.name, "")
                 continue
             check, new = need("proposals (selective search)", path, stage.name, HOW_TO_GET["proposals"])

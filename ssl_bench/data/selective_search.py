@@ -26,7 +26,7 @@ import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from ssl_bench.atomic import atomic_open
 from ssl_bench.errors import DataError
 
 Mode = Literal["fast", "quality"]
-MODES: tuple[str, ...] = ("fast", "quality")
+MODES: tuple[str, ...] = get_args(Mode)
 SELECTIVE_SEARCH = "selective_search"  # the det recipe's `proposals` value that asks for this module
 MIN_SIDE_FRACTION = 20 / 500  # R-CNN's minBoxWidth on a ~500 px VOC photograph
 VERSION = 1  # bump when the boxes this module makes change (the cache key holds it)

@@ -332,9 +332,7 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
             "coco_ap50": "COCO protocol (pycocotools) AP@.5; not the VOC number",
         },
         "detector": p.detector,
-        "proposals": (("selective search by the suite (OpenCV, fast mode), cached" if p.proposals ==
-                       SELECTIVE_SEARCH else str(p.proposals)) if use_proposals
-                      else "RPN (Faster R-CNN, trained jointly)"),
+        "proposals": _proposals_label(p),
         "scales": {"train": list(p.scales), "test": list(p.scales) if use_proposals else [p.scales[-1]],
                    "max_size": p.max_size},
         "feature_layer": f"{FEATURE_TAP} (stride {FEATURE_STRIDE}), "
@@ -365,6 +363,15 @@ def proposals_file(root: Path, p: Protocol, progress: bool = True) -> str | None
         ids = read_image_set(root, p.train_split) + read_image_set(root, p.test_split)
         return str(cached_selective_search(root, ids, progress=progress))
     return p.proposals
+
+
+def _proposals_label(p: Protocol) -> str:
+    """Where the run's RoIs came from, for the record."""
+    if p.detector != "fast_rcnn":
+        return "RPN (Faster R-CNN, trained jointly)"
+    if p.proposals == SELECTIVE_SEARCH:
+        return "selective search by the suite (OpenCV, fast mode), cached"
+    return str(p.proposals)
 
 
 def _detection_sets(
