@@ -94,7 +94,10 @@ class StagePlanner:
         source = config.get("data", {}).get("source", "synthvoc")
         if source == "synthvoc":
             return self.manifest(
-                synthvoc_pool(ensure_synthvoc(num_images=config["data"].get("synth_images", 2000)))
+                synthvoc_pool(
+                    ensure_synthvoc(num_images=config["data"].get("synth_images", 2000)),
+                    config["data"].get("synth_pool"),
+                )
             )
         if source is None:
             raise RecipeError(

@@ -117,9 +117,10 @@ def resolve_data_root(data: DataOptions, info: DistInfo) -> Path:
         if not path.is_dir():
             raise RecipeError(f"--data {data.source}: no such folder")
         return path
-    root = ensure_synthvoc(num_images=data.synth_images) if info.is_main else None
-    barrier(info)  # rank 0 generates it once; the others find it complete
-    return synthvoc_pool(root or ensure_synthvoc(num_images=data.synth_images))
+    if info.is_main:  # rank 0 generates it once; the others find it complete
+        synthvoc_pool(ensure_synthvoc(num_images=data.synth_images), data.synth_pool)
+    barrier(info)
+    return synthvoc_pool(ensure_synthvoc(num_images=data.synth_images), data.synth_pool)
 
 
 # ------------------------------------------------------------------------------------------------------

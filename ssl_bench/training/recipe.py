@@ -62,6 +62,7 @@ class DataOptions:
     source: str | None = "synthvoc"  # a folder of images, or synthvoc (the cached pool); null: pass --data
     image_size: int = 227  # training crop side; PAPER.md §1.2
     synth_images: int = 2000  # size of the generated SynthVOC (source: synthvoc)
+    synth_pool: int | None = None  # pretraining pool size (source: synthvoc); null: the dataset's own (half)
     skip_bad: bool = False  # --skip-bad-images
     stats_images: int = 256  # images averaged for model.fill: dataset_mean
 
@@ -119,6 +120,7 @@ _RANGES: dict[str, tuple[Any, str]] = {
         "the paper uses 227)",
     ),
     "data.synth_images": _at_least(8),
+    "data.synth_pool": _at_least(4),
     "data.stats_images": _at_least(1),
     "train.steps": _at_least(1),
     "train.batch_size": _at_least(1),

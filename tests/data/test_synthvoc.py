@@ -19,6 +19,7 @@ from PIL import Image
 from ssl_bench.data import voc, voc_layout
 from ssl_bench.data.folder import ImageFolderIndex
 from ssl_bench.data.synthvoc import ensure_synthvoc, generate_synthvoc, split_sizes, synthvoc_pool
+from ssl_bench.data.synthvoc.cache import HELDOUT_RESERVE, ensure_heldout_pool
 from ssl_bench.errors import DataError
 
 CLASSES = (
@@ -244,3 +245,35 @@ def test_does_not_overwrite_a_foreign_vocdevkit(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="SynthVOC did not write"):
         generate_synthvoc(tmp_path, num_images=8, size=32, workers=1, progress=False)
     assert os.listdir(tmp_path / "VOCdevkit") == ["VOC2012"]
+
+
+def test_an_enlarged_pool_keeps_the_dataset_and_adds_images_no_split_or_heldout_slice_holds(out: Path) -> None:
+    own = sorted(p.name for p in (out / "pool" / "images").iterdir())
+    voc_images = {p.name for p in (voc_root(out) / "JPEGImages").iterdir()}
+    before = {p: p.read_bytes() for p in sorted((voc_root(out) / "ImageSets" / "Main").iterdir())[:5]}
+    folder = synthvoc_pool(voc_root(out), len(own) + 8)
+    assert folder == out / f"pool-{len(own) + 8}"
+    names = sorted(p.name for p in (folder / "images").iterdir())
+    assert len(names) == len(own) + 8 and names[: len(own)] == own
+    for name in own:  # the dataset's own pool, byte for byte
+        assert (folder / "images" / name).read_bytes() == (out / "pool" / "images" / name).read_bytes()
+    extra = [int(n.split(".")[0]) - 1 for n in names[len(own) :]]  # file n is image n - 1
+    assert extra == list(range(N + HELDOUT_RESERVE, N + HELDOUT_RESERVE + 8))  # past the held-out slice
+    assert not set(names) & voc_images
+    heldout = ensure_heldout_pool(folder, 4)  # the enlarged pool has the dataset's held-out slice
+    assert heldout == out / "pool_heldout" and not {p.name for p in (heldout / "images").iterdir()} & set(names)
+    index = ImageFolderIndex(folder)
+    assert len(index) == len(own) + 8 and index.num_classes == 20
+    own_index = ImageFolderIndex(out / "pool")
+    for i in range(len(own)):  # the copied images keep their labels
+        assert index.path(i).name == own_index.path(i).name
+        assert np.array_equal(index.label(i), own_index.label(i))
+    assert all(np.asarray(index.label(i)).sum() >= 1 for i in range(len(index)))  # every image has an object
+    stamp = (folder / "images" / names[-1]).stat().st_mtime_ns
+    assert synthvoc_pool(voc_root(out), len(own) + 8) == folder  # made once
+    assert (folder / "images" / names[-1]).stat().st_mtime_ns == stamp
+    assert synthvoc_pool(voc_root(out), len(own)) == out / "pool"
+    assert synthvoc_pool(voc_root(out)) == out / "pool"
+    with pytest.raises(DataError, match="below the dataset's own pool"):
+        synthvoc_pool(voc_root(out), len(own) - 1)
+    assert {p: p.read_bytes() for p in before} == before  # the VOC part is untouched

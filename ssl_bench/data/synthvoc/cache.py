@@ -13,20 +13,31 @@ from pathlib import Path
 from PIL import Image
 
 from ssl_bench.atomic import atomic_write_json
+from ssl_bench.errors import DataError
 from ssl_bench.data.synthvoc.devkit import (
     GENERATOR_VERSION,
     JPEG_QUALITY,
     MARKER,
     generate_synthvoc,
     image_id_of,
+    worker_pool,
     write_pool_labels,
 )
 from ssl_bench.data.synthvoc.scene import render_image
 
 
-def synthvoc_pool(voc_root: str | os.PathLike) -> Path:
-    """The pretraining pool folder (``pool``, with ``images/`` and ``labels.csv``) of a SynthVOC VOC root."""
-    return Path(voc_root).parent.parent / "pool"
+def synthvoc_pool(voc_root: str | os.PathLike, pool_images: int | None = None) -> Path:
+    """The pretraining pool folder (``images/`` and ``labels.csv``) of a SynthVOC VOC root.
+
+    Args:
+        voc_root: ``<dataset>/VOCdevkit/VOC2007`` of a complete SynthVOC.
+        pool_images: None: the dataset's own ``pool`` (half its images); a larger count: the enlarged pool of
+            that many images (:func:`ensure_enlarged_pool`, drawn on first use).
+    """
+    dataset = Path(voc_root).parent.parent
+    if pool_images is None:
+        return dataset / "pool"
+    return ensure_enlarged_pool(dataset, pool_images)
 
 
 def _is_complete(folder: Path, num_images: int, size: int, seed: int) -> bool:
@@ -98,6 +109,107 @@ def ensure_synthvoc(
 
 HELDOUT_POOL = "pool_heldout"
 _HELDOUT_MARKER = "HELDOUT.json"
+# The held-out slice takes indices num_images … num_images + HELDOUT_RESERVE - 1; an enlarged pool's extra
+# images start after them, so the two never share an image whatever their sizes.
+HELDOUT_RESERVE = 10_000
+ENLARGED_POOL = "pool-{count}"
+_POOL_MARKER = "POOL.json"
+
+
+def _read_marker(dataset: Path) -> dict | None:
+    try:
+        return json.loads((dataset / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _render_into(folder: Path, indices: list[int], seed: int, size: int) -> dict[int, list]:
+    """Draw images ``indices`` as the pool's JPEGs into ``folder/images``; each image's objects."""
+    objects: dict[int, list] = {}
+    for index in indices:
+        rendered = render_image(index, seed, size)
+        jpeg = Image.fromarray(rendered.image)
+        jpeg.save(folder / "images" / f"{image_id_of(index)}.jpg", quality=JPEG_QUALITY)
+        objects[index] = [(o.cls, o.difficult, o.truncated) for o in rendered.objects]
+    return objects
+
+
+def _render_task(task: tuple[str, int, int, int]) -> tuple[int, list]:
+    folder, index, seed, size = task
+    return index, _render_into(Path(folder), [index], seed, size)[index]
+
+
+def ensure_enlarged_pool(dataset: str | os.PathLike, count: int, workers: int = 2, progress: bool = True) -> Path:
+    """A SynthVOC pretraining pool of ``count`` images: the dataset's own pool plus images drawn beyond it.
+
+    The VOC splits and the dataset's ``pool`` stay as they are (evaluation data and earlier runs unchanged):
+    the enlarged pool copies the dataset's pool and adds ``count - len(pool)`` images of the same generator,
+    seed and size at indices ``num_images + HELDOUT_RESERVE`` on, past the held-out slice
+    (:func:`ensure_heldout_pool`), so no evaluation or held-out image is in it. Written once into
+    ``<dataset>/pool-<count>`` (``images/``, ``labels.csv``; a ``POOL.json`` marker written last), under a lock.
+
+    Args:
+        dataset: a complete SynthVOC folder (``SYNTHVOC.json`` in it).
+        count: images in the pool; at least the dataset's own pool.
+        workers: processes drawing images.
+        progress: show a progress bar on stderr.
+
+    Raises:
+        DataError: ``dataset`` is not a SynthVOC, or ``count`` is below its own pool's size.
+    """
+    from tqdm import tqdm
+
+    dataset = Path(dataset)
+    meta = _read_marker(dataset)
+    if meta is None:
+        raise DataError(f"{dataset} is not a complete SynthVOC (no {MARKER}): cannot enlarge its pool")
+    base = sorted(p.name for p in (dataset / "pool" / "images").iterdir())
+    if count < len(base):
+        raise DataError(f"data.synth_pool {count} is below the dataset's own pool of {len(base)} images")
+    if count == len(base):
+        return dataset / "pool"
+    num_images, size, seed = int(meta["num_images"]), int(meta["size"]), int(meta["seed"])
+    folder = dataset / ENLARGED_POOL.format(count=count)
+    first = num_images + HELDOUT_RESERVE
+    with _lock(dataset.parent / f".{dataset.name}.{folder.name}.lock"):
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads((folder / _POOL_MARKER).read_text()).get("version") == GENERATOR_VERSION:
+                return folder
+        print(f"ssl_bench: drawing a SynthVOC pool of {count} images at {folder}", file=sys.stderr)
+        shutil.rmtree(folder, ignore_errors=True)
+        (folder / "images").mkdir(parents=True)
+        for name in base:
+            shutil.copyfile(dataset / "pool" / "images" / name, folder / "images" / name)
+        extra = list(range(first, first + count - len(base)))
+        objects = _pool_objects(dataset / "pool")
+        tasks = [(str(folder), i, seed, size) for i in extra]
+        with (
+            worker_pool(workers) as pool,
+            tqdm(total=len(tasks), desc="SynthVOC pool", unit="img", disable=not progress, file=sys.stderr) as bar,
+        ):
+            results = map(_render_task, tasks) if pool is None else pool.imap_unordered(_render_task, tasks, 8)
+            for index, objs in results:
+                objects[index] = objs
+                bar.update()
+        write_pool_labels(folder, sorted(objects), objects)
+        atomic_write_json(
+            folder / _POOL_MARKER,
+            {"count": count, "own_pool": len(base), "first_extra_index": first, "seed": seed, "size": size,
+             "version": GENERATOR_VERSION},  # fmt: skip
+        )
+    return folder
+
+
+def _pool_objects(pool: Path) -> dict[int, list]:
+    """The dataset pool's image classes from its ``labels.csv`` (index → [(class, False, False)…]), enough
+    for ``write_pool_labels`` (which keeps only the classes present)."""
+    lines = (pool / "labels.csv").read_text().splitlines()[1:]
+    objects: dict[int, list] = {}
+    for line in lines:
+        name, *flags = line.split(",")
+        index = int(Path(name).stem) - 1  # image_id_of(index) = index + 1, zero-padded
+        objects[index] = [(c, False, False) for c, flag in enumerate(flags) if flag == "1"]
+    return objects
 
 
 def ensure_heldout_pool(pool_root: str | os.PathLike, count: int) -> Path | None:
@@ -110,20 +222,22 @@ def ensure_heldout_pool(pool_root: str | os.PathLike, count: int) -> Path | None
     count; a smaller request reuses a larger slice's first images, listed in index order).
 
     Args:
-        pool_root: the ``pool`` folder of a cached SynthVOC (``synthvoc_pool``).
-        count: images wanted.
+        pool_root: the ``pool`` folder of a cached SynthVOC, or an enlarged pool of it (``synthvoc_pool``).
+        count: images wanted, at most ``HELDOUT_RESERVE``.
 
     Returns:
         The held-out folder (``images/`` and ``labels.csv``, as the pool), or None when ``pool_root`` is not a
         SynthVOC pool (no ``SYNTHVOC.json`` beside it): a folder given with ``--data`` has no held-out slice.
     """
     dataset = Path(pool_root).parent
-    try:
-        meta = json.loads((dataset / MARKER).read_text())
-    except (OSError, ValueError):
+    meta = _read_marker(dataset)
+    if meta is None:
         return None
-    if Path(pool_root).name != "pool":
+    name = Path(pool_root).name
+    if name != "pool" and not (name.startswith("pool-") and (Path(pool_root) / _POOL_MARKER).is_file()):
         return None
+    if count > HELDOUT_RESERVE:
+        raise DataError(f"a held-out slice of {count} images is more than the {HELDOUT_RESERVE} reserved for it")
     folder = dataset / HELDOUT_POOL
     num_images, size, seed = int(meta["num_images"]), int(meta["size"]), int(meta["seed"])
     with _lock(dataset.parent / f".{dataset.name}.heldout.lock"):
@@ -136,12 +250,7 @@ def ensure_heldout_pool(pool_root: str | os.PathLike, count: int) -> Path | None
         shutil.rmtree(folder, ignore_errors=True)
         (folder / "images").mkdir(parents=True)
         indices = list(range(num_images, num_images + count))
-        objects: dict[int, list] = {}
-        for index in indices:
-            rendered = render_image(index, seed, size)
-            jpeg = Image.fromarray(rendered.image)
-            jpeg.save(folder / "images" / f"{image_id_of(index)}.jpg", quality=JPEG_QUALITY)
-            objects[index] = [(o.cls, o.difficult, o.truncated) for o in rendered.objects]
+        objects = _render_into(folder, indices, seed, size)
         write_pool_labels(folder, indices, objects)
         atomic_write_json(
             folder / _HELDOUT_MARKER,

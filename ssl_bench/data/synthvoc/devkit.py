@@ -138,7 +138,7 @@ def write_pool_labels(pool: Path, indices: list[int], objects: dict[int, list]) 
 
 
 @contextlib.contextmanager
-def _worker_pool(workers: int) -> Iterator[Any]:
+def worker_pool(workers: int) -> Iterator[Any]:
     """A process pool, or None for ``workers <= 1``."""
     if workers <= 1:
         yield None
@@ -232,7 +232,7 @@ def _draw_images(
     objects: dict[int, list[tuple[int, bool, bool]]] = {}
     # The pool starts before the progress bar, whose monitor thread should not be forked.
     with (
-        _worker_pool(workers) as workers_pool,
+        worker_pool(workers) as workers_pool,
         tqdm(total=len(tasks), desc="SynthVOC", unit="img", disable=not progress, file=sys.stderr) as bar,
     ):
         results = (
