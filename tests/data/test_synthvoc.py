@@ -247,7 +247,9 @@ def test_does_not_overwrite_a_foreign_vocdevkit(tmp_path: Path) -> None:
     assert os.listdir(tmp_path / "VOCdevkit") == ["VOC2012"]
 
 
-def test_an_enlarged_pool_keeps_the_dataset_and_adds_images_no_split_or_heldout_slice_holds(out: Path) -> None:
+def test_an_enlarged_pool_keeps_the_dataset_and_adds_images_no_split_or_heldout_slice_holds(
+    out: Path,
+) -> None:
     own = sorted(p.name for p in (out / "pool" / "images").iterdir())
     voc_images = {p.name for p in (voc_root(out) / "JPEGImages").iterdir()}
     before = {p: p.read_bytes() for p in sorted((voc_root(out) / "ImageSets" / "Main").iterdir())[:5]}
@@ -261,7 +263,8 @@ def test_an_enlarged_pool_keeps_the_dataset_and_adds_images_no_split_or_heldout_
     assert extra == list(range(N + HELDOUT_RESERVE, N + HELDOUT_RESERVE + 8))  # past the held-out slice
     assert not set(names) & voc_images
     heldout = ensure_heldout_pool(folder, 4)  # the enlarged pool has the dataset's held-out slice
-    assert heldout == out / "pool_heldout" and not {p.name for p in (heldout / "images").iterdir()} & set(names)
+    assert heldout == out / "pool_heldout"
+    assert not {p.name for p in (heldout / "images").iterdir()} & set(names)
     index = ImageFolderIndex(folder)
     assert len(index) == len(own) + 8 and index.num_classes == 20
     own_index = ImageFolderIndex(out / "pool")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -13,7 +14,6 @@ from pathlib import Path
 from PIL import Image
 
 from ssl_bench.atomic import atomic_write_json
-from ssl_bench.errors import DataError
 from ssl_bench.data.synthvoc.devkit import (
     GENERATOR_VERSION,
     JPEG_QUALITY,
@@ -24,6 +24,7 @@ from ssl_bench.data.synthvoc.devkit import (
     write_pool_labels,
 )
 from ssl_bench.data.synthvoc.scene import render_image
+from ssl_bench.errors import DataError
 
 
 def synthvoc_pool(voc_root: str | os.PathLike, pool_images: int | None = None) -> Path:
@@ -139,14 +140,17 @@ def _render_task(task: tuple[str, int, int, int]) -> tuple[int, list]:
     return index, _render_into(Path(folder), [index], seed, size)[index]
 
 
-def ensure_enlarged_pool(dataset: str | os.PathLike, count: int, workers: int = 2, progress: bool = True) -> Path:
+def ensure_enlarged_pool(
+    dataset: str | os.PathLike, count: int, workers: int = 2, progress: bool = True
+) -> Path:
     """A SynthVOC pretraining pool of ``count`` images: the dataset's own pool plus images drawn beyond it.
 
     The VOC splits and the dataset's ``pool`` stay as they are (evaluation data and earlier runs unchanged):
     the enlarged pool copies the dataset's pool and adds ``count - len(pool)`` images of the same generator,
     seed and size at indices ``num_images + HELDOUT_RESERVE`` on, past the held-out slice
     (:func:`ensure_heldout_pool`), so no evaluation or held-out image is in it. Written once into
-    ``<dataset>/pool-<count>`` (``images/``, ``labels.csv``; a ``POOL.json`` marker written last), under a lock.
+    ``<dataset>/pool-<count>`` (``images/``, ``labels.csv``; a ``POOL.json`` marker written last), under a
+    lock.
 
     Args:
         dataset: a complete SynthVOC folder (``SYNTHVOC.json`` in it).
@@ -185,9 +189,11 @@ def ensure_enlarged_pool(dataset: str | os.PathLike, count: int, workers: int = 
         tasks = [(str(folder), i, seed, size) for i in extra]
         with (
             worker_pool(workers) as pool,
-            tqdm(total=len(tasks), desc="SynthVOC pool", unit="img", disable=not progress, file=sys.stderr) as bar,
+            tqdm(total=len(tasks), desc="SynthVOC pool", unit="img", disable=not progress, file=sys.stderr)
+            as bar,
         ):
-            results = map(_render_task, tasks) if pool is None else pool.imap_unordered(_render_task, tasks, 8)
+            draw = map if pool is None else functools.partial(pool.imap_unordered, chunksize=8)
+            results = draw(_render_task, tasks)
             for index, objs in results:
                 objects[index] = objs
                 bar.update()
@@ -237,7 +243,7 @@ def ensure_heldout_pool(pool_root: str | os.PathLike, count: int) -> Path | None
     if name != "pool" and not (name.startswith("pool-") and (Path(pool_root) / _POOL_MARKER).is_file()):
         return None
     if count > HELDOUT_RESERVE:
-        raise DataError(f"a held-out slice of {count} images is more than the {HELDOUT_RESERVE} reserved for it")
+        raise DataError(f"a held-out slice of {count} images is more than the {HELDOUT_RESERVE} reserved")
     folder = dataset / HELDOUT_POOL
     num_images, size, seed = int(meta["num_images"]), int(meta["size"]), int(meta["seed"])
     with _lock(dataset.parent / f".{dataset.name}.heldout.lock"):
