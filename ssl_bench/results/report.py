@@ -153,17 +153,20 @@ def _layer_numbers(out: Path) -> str:
 
 
 def _stage_table(results: Sequence[StageResult], records: dict[str, dict[str, Any]]) -> str:
-    """Stages with their outcome and the wall time stored in their record (stable across re-runs)."""
+    """Stages with their outcome, and the wall time and img/s stored in their record (stable across re-runs;
+    img/s: an evaluation's training images per second, a pretraining run's median logged rate)."""
     rows = []
     for r in results:
         rec = records.get(r.record_id or "", {})
         wall = rec.get("wall_s")
+        rate = rec.get("images_per_s") or (rec.get("metrics") or {}).get("img_s")
         rows.append(
             {
                 "stage": f"{r.kind} {r.name}",
                 "outcome": "ok" if r.status in ("cached", "ran") else r.status,
                 "record": r.record_id or "",
                 "wall time": format_duration(wall) if wall else "",
+                "img/s": f"{rate:.1f}" if isinstance(rate, int | float) and rate > 0 else "",
                 "error": (r.error or "")[:120],
             }
         )

@@ -136,3 +136,23 @@ def test_learning_evidence_has_memorisation_columns_from_records_or_the_run_fold
     assert "0.150 ± " in sup and "0.550 ± " in sup and "0.925 ± " in sup and "0.525 ± " in sup
     ce = next(x for x in lines if x.startswith("| context_encoder"))
     assert "(n=" in ce and ce.count("(n=") == 1  # only its final loss
+
+
+def test_the_stage_table_gives_each_stage_its_wall_time_and_img_s():
+    from ssl_bench.results.report import _stage_table
+    from ssl_bench.results.stages import StageResult
+
+    results = [
+        StageResult("pretrain", "supervised s0", "ran", record_id="p"),
+        StageResult("eval", "cls supervised s0", "cached", record_id="e"),
+        StageResult("eval", "det random s0", "failed", error="boom"),
+    ]
+    records = {
+        "p": {"wall_s": 600.0, "metrics": {"img_s": 106.66}},  # a pretraining record: the median logged rate
+        "e": {"wall_s": 90.0, "images_per_s": 21.04},  # an evaluation record
+    }
+    lines = _stage_table(results, records).splitlines()
+    assert "img/s" in lines[0]
+    assert "| pretrain supervised s0 | ok | p | 10.0 min | 106.7 |" in lines[2]
+    assert "| eval cls supervised s0 | ok | e | 1.5 min | 21.0 |" in lines[3]
+    assert "| eval det random s0 | failed |  |  |  | boom |" in lines[4]
