@@ -31,6 +31,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default="smoke", choices=PROFILES, help="recipe profile (default: smoke)")
     p.add_argument("--seeds", type=int, default=2, metavar="N", help="evaluation seeds 0…N-1 (default: 2)")
     p.add_argument(
+        "--only-seeds",
+        type=int,
+        nargs="+",
+        metavar="S",
+        help="run only these of the seeds (with --pretrain-per-seed, their pretraining too), e.g. a long "
+        "method's seeds as separate commands; `bench table --results` joins their records (default: all)",
+    )
+    p.add_argument(
         "--methods",
         nargs="+",
         default=list(DEFAULT_METHODS),
@@ -134,6 +142,8 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--data-voc", item]
     if str(args.out) != "results":
         parts += ["--out", str(args.out)]
+    if args.only_seeds is not None:
+        parts += ["--only-seeds", *map(str, args.only_seeds)]
     for flag in ("pretrain_per_seed", "no_retry_failed", "no_figures"):
         if getattr(args, flag):
             parts.append("--" + flag.replace("_", "-"))
@@ -148,10 +158,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seeds < 1:
         raise RecipeError("--seeds must be at least 1")
+    outside = sorted(set(args.only_seeds or ()) - set(range(args.seeds)))
+    if outside:
+        raise RecipeError(
+            f"--only-seeds {' '.join(map(str, outside))}: not among --seeds {args.seeds} (0…{args.seeds - 1})"
+        )
     pretrain_sets, eval_sets = parse_sets(args.set, args.methods, args.tasks)
     options = ReproduceOptions(
         profile=args.profile,
         seeds=args.seeds,
+        only_seeds=args.only_seeds,
         methods=args.methods,
         tasks=args.tasks,
         out=args.out,

@@ -109,7 +109,7 @@ def plan_stages(o: ReproduceOptions) -> Plan:
             stages.append(stage)
     for method in o.methods:
         for task in o.tasks:
-            for seed in range(o.seeds):
+            for seed in o.seed_list():
                 recipe = o.eval_recipes.get(task) or _recipe_path("eval", o.profile, task)
                 stage = StagePlan("eval", f"{task} {method} s{seed}", method, task, seed, str(recipe),
                                   dict(o.eval_overrides.get(task, {})))  # fmt: skip

@@ -213,12 +213,13 @@ def _header(out: Path, options: ReproduceOptions, used: Sequence[dict[str, Any]]
     devices = sorted({str(r.get("device")) for r in used if r.get("device")})
     versions = next((r.get("versions") for r in used if r.get("versions")), {})
     synth = any((r.get("data") or {}).get("synthvoc") for r in used)
+    seeds = ", ".join(map(str, options.seed_list()))
     policy = (
-        f"each method pretrained once per seed (seeds 0…{options.seeds - 1}), so the intervals include "
+        f"each method pretrained once per seed (seeds {seeds}), so the intervals include "
         "pretraining variance"
         if options.pretrain_per_seed
         else "each method pretrained once (seed 0) and evaluated with seeds "
-        f"0…{options.seeds - 1}: the intervals measure evaluation (fine-tuning) variance only, not "
+        f"{seeds}: the intervals measure evaluation (fine-tuning) variance only, not "
         "pretraining variance (pretraining per seed would triple the smoke budget's pretraining time; "
         "`--pretrain-per-seed` does it)"
     )

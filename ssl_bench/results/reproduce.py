@@ -282,7 +282,7 @@ class Reproduction:
         """All stages, then the table and the report. Returns a summary (stage counts, files)."""
         self._make_folders()
         started = time.perf_counter()
-        seeds = list(range(self.options.seeds))
+        seeds = self.options.seed_list()
         self._total = (
             len(self.options.methods) * len(self.options.pretrain_seeds())
             + len(self.options.methods) * len(self.options.tasks) * len(seeds)

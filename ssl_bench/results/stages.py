@@ -32,6 +32,8 @@ class ReproduceOptions:
     Attributes:
         profile: recipe profile, ``smoke`` or ``paper``.
         seeds: evaluation seeds 0…seeds−1.
+        only_seeds: run only these of them (None: all), so that one seed's stages can be a command of its own;
+            ``bench table`` joins the commands' records.
         methods / tasks: table rows and columns.
         out: output folder (records in ``out/runs``, stage outputs in ``out/stages``).
         data_pretrain: pretraining image folder (default: each recipe's source, SynthVOC for smoke).
@@ -48,6 +50,7 @@ class ReproduceOptions:
 
     profile: str = "smoke"
     seeds: int = 2
+    only_seeds: Sequence[int] | None = None
     methods: Sequence[str] = DEFAULT_METHODS
     tasks: Sequence[str] = DEFAULT_TASKS
     out: Path = Path("results")
@@ -64,8 +67,13 @@ class ReproduceOptions:
     eval_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     command: str = ""
 
+    def seed_list(self) -> list[int]:
+        """The evaluation seeds this run evaluates."""
+        seeds = list(range(self.seeds))
+        return seeds if self.only_seeds is None else [s for s in seeds if s in set(self.only_seeds)]
+
     def pretrain_seeds(self) -> list[int]:
-        return list(range(self.seeds)) if self.pretrain_per_seed else [0]
+        return self.seed_list() if self.pretrain_per_seed else [0]
 
 
 @dataclass

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 import ssl_bench.recipes as recipes_mod
@@ -257,3 +258,31 @@ def test_figures_are_drawn_linked_from_the_report_and_cached(env, monkeypatch):
         assert f"(figures/{name}.png)" in report
     again = reproduce(env.options(figures=True, seeds=1, tasks=["fake-cls"]))
     assert again["stages"] == {"cached": 8, "ran": 0, "failed": 0, "blocked": 0}
+
+
+def test_one_seed_per_command_gives_the_stages_of_the_whole_run(env, tmp_path):
+    """--only-seeds: the seeds of a long method as separate commands; their records make the same table."""
+    whole = reproduce(env.options(seeds=2, pretrain_per_seed=True))
+    assert whole["stages"]["ran"] == 2 + 4
+    split_out = tmp_path / "split"
+    first = reproduce(env.options(seeds=2, pretrain_per_seed=True, only_seeds=[0], out=split_out / "s0"))
+    second = reproduce(env.options(seeds=2, pretrain_per_seed=True, only_seeds=[1], out=split_out / "s1"))
+    assert first["stages"]["ran"] == second["stages"]["ran"] == 1 + 2  # one pretraining, one seed's evals
+    seeds = {
+        name: sorted((r["seed"], r["task"]) for r in eval_records(split_out / name)) for name in ("s0", "s1")
+    }
+    assert seeds == {"s0": [(0, "fake-cls"), (0, "fake-det")], "s1": [(1, "fake-cls"), (1, "fake-det")]}
+    joined = tmp_path / "joined.csv"
+    assert main(["table", "--results", str(split_out), "--out", str(joined), "--tasks", *TASKS]) == 0
+    whole_csv = tmp_path / "whole.csv"
+    whole_runs = str(env.out / "runs")
+    assert main(["table", "--results", whole_runs, "--out", str(whole_csv), "--tasks", *TASKS]) == 0
+    # the same cells but for the record ids and the wall time (each run's own)
+    own = [c for c in pd.read_csv(whole_csv).columns if c.endswith("records") or c == "pretrain_wall_s"]
+    assert own and pd.read_csv(joined).drop(columns=own).equals(pd.read_csv(whole_csv).drop(columns=own))
+    assert "pretrained once per seed (seeds 1)" in (split_out / "s1" / "REPORT.md").read_text()
+
+
+def test_only_seeds_outside_the_seeds_is_an_error(capsys):
+    assert main(["reproduce", "--seeds", "2", "--only-seeds", "2", "--dry-run"]) == 2
+    assert "--only-seeds 2: not among --seeds 2" in capsys.readouterr().err
