@@ -7,6 +7,7 @@ real (``random``, and a 2-step context encoder at 99 px where resuming a trained
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -88,7 +89,8 @@ def test_rerun_reuses_every_stage_and_rewrites_identical_outputs(env):
     assert env.pretrain_calls == [("random", False)] and len(fakes.CALLS) == 4
     assert len(eval_records(env.out)) == 4
     table = (env.out / "table.md").read_text()
-    assert "| random | initialisation | < 1 s | 0 |" in table and table.count("(n=2)") == 2
+    # the pretraining time is the record's wall time (under a second idle; no test asserts a timing)
+    assert re.search(r"\| random \| initialisation \| [^|]+ s \| 0 \|", table) and table.count("(n=2)") == 2
     assert (env.out / "stages" / ".gitignore").read_text() == "*\n"
     before = outputs(env.out)
 
