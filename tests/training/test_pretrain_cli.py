@@ -36,6 +36,8 @@ FAST = [
     "--no-progress",
     "--set",
     f"data.synth_images={TINY_SYNTH_IMAGES}",
+    "--set",
+    "data.synth_pool=null",  # the tiny dataset's own pool (the mini recipes draw a 12,800-image one)
 ]
 
 
