@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
@@ -211,20 +210,6 @@ def test_make_mask_passes_options_through() -> None:
     assert torch.equal(
         make_mask("random_block", SIZE, _gen(3), num_blocks=2), random_block_mask(SIZE, _gen(3), num_blocks=2)
     )
-
-
-@pytest.mark.parametrize(
-    ("kind", "budget_ms"), [("random_region", 30.0), ("random_block", 3.0), ("center", 3.0)]
-)
-def test_masks_are_cheap(kind: str, budget_ms: float) -> None:
-    # Generous bounds (measured on one core: ~3.5 ms region, ~0.3 ms block, ~0.03 ms centre), because
-    # the test machine is shared.
-    make_mask(kind, SIZE, _gen(0))  # warm-up
-    n = 30
-    start = time.perf_counter()
-    for seed in range(n):
-        make_mask(kind, SIZE, _gen(seed))
-    assert (time.perf_counter() - start) / n * 1e3 < budget_ms
 
 
 def test_fill_holes_replaces_only_the_hole() -> None:
