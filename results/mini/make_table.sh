@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The one mini table (issue #22): 10 methods x 3 seeds, each seed pretrained, on cls det seg cls-linear knn
+# (+ inpaint for the two inpainting rows). Weights are not committed, so each command must run to its end in one
+# sitting; each is sized to at most 150 minutes of stage time on the slowest 2-core machine measured (AMD EPYC
+# with AVX2 only, fp32 evaluations: per trunk cls ~8, det ~5.5, seg ~10, cls-linear + knn ~1.5 min), about half
+# that on a CPU with AVX-512 BF16 or AMX. Check a command's estimate on your machine with --dry-run first.
+# An interrupted command continues where it stopped (stage cache in its --out/stages). Then `bench table`
+# joins every command's records into results/mini/table.{csv,md}.
+#
+# Usage: results/mini/make_table.sh [COMMAND_NUMBER ...]   (no argument: all, one after the other)
+#        DRY_RUN=1 results/mini/make_table.sh [N ...]      (each command's --dry-run: stages, data, estimates)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BENCH=${BENCH:-.venv/bin/bench}
+R=(reproduce --profile mini --seeds 3 --pretrain-per-seed --no-figures)
+T=(cls det seg cls-linear knn)
+P=results/mini/parts
+commands=(
+  "--methods supervised --tasks ${T[*]} --out $P/supervised"                                   # ~110 min
+  "--methods random --tasks ${T[*]} --out $P/random"                                           # ~75
+  "--methods datainit --tasks ${T[*]} --out $P/datainit"                                       # ~80
+  "--methods context_encoder --tasks ${T[*]} inpaint --out $P/context_encoder"                 # ~120
+  "--methods autoencoder --tasks ${T[*]} inpaint --out $P/autoencoder"                         # ~125
+  "--methods rotation --only-seeds 0 1 --tasks ${T[*]} --out $P/rotation-s01"                  # ~110
+  "--methods jigsaw --only-seeds 0 1 --tasks ${T[*]} --out $P/jigsaw-s01"                      # ~115
+  "--methods colorization --only-seeds 0 1 --tasks ${T[*]} --out $P/colorization-s01"          # ~100
+  "--methods deepcluster --only-seeds 0 1 --tasks ${T[*]} --out $P/deepcluster-s01"            # ~100
+  "--methods relative_position --only-seeds 0 1 --tasks ${T[*]} --out $P/relative_position-s01" # ~140
+  "--methods rotation jigsaw --only-seeds 2 --tasks ${T[*]} --out $P/rotation-jigsaw-s2"       # ~110
+  "--methods colorization deepcluster --only-seeds 2 --tasks ${T[*]} --out $P/colorization-deepcluster-s2"  # ~100
+  "--methods relative_position --only-seeds 2 --tasks ${T[*]} --out $P/relative_position-s2"   # ~70
+)
+picks=("$@")
+[ ${#picks[@]} -eq 0 ] && picks=($(seq 1 ${#commands[@]}))
+for i in "${picks[@]}"; do
+  # shellcheck disable=SC2086  # the command's words are split on purpose
+  "$BENCH" "${R[@]}" ${commands[$((i - 1))]} ${DRY_RUN:+--dry-run}
+done
+[ -n "${DRY_RUN:-}" ] && exit 0
+"$BENCH" table --results $P --profile mini --tasks "${T[@]}" inpaint --out results/mini/table.csv
+"$BENCH" table --results $P --profile mini --tasks "${T[@]}" inpaint --out results/mini/table.md
