@@ -117,10 +117,12 @@ def resolve_data_root(data: DataOptions, info: DistInfo) -> Path:
         if not path.is_dir():
             raise RecipeError(f"--data {data.source}: no such folder")
         return path
-    if info.is_main:  # rank 0 generates it once; the others find it complete
-        synthvoc_pool(ensure_synthvoc(num_images=data.synth_images), data.synth_pool)
-    barrier(info)
-    return synthvoc_pool(ensure_synthvoc(num_images=data.synth_images), data.synth_pool)
+    def pool() -> Path:
+        return synthvoc_pool(ensure_synthvoc(num_images=data.synth_images), data.synth_pool)
+
+    root = pool() if info.is_main else None
+    barrier(info)  # rank 0 generates it once; the others find it complete
+    return root or pool()
 
 
 # ------------------------------------------------------------------------------------------------------
