@@ -77,10 +77,12 @@ from ssl_bench.encoders import alexnet_head
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
 from ssl_bench.evaluators.engine import (
+    TRAIN_LOSS_DEFINITION,
     FinetuneProtocol,
     data_dependent_init_,
     finetune,
     images_to,
+    loss_summary,
     make_loader,
     on_device,
     protocol_performance,
@@ -332,7 +334,7 @@ def classify(ctx: EvalContext, frozen_trunk: bool) -> Metrics:
 
     scores = predict_crops(ctx, model, test_voc, p)
     metrics = classification_metrics(ctx, scores, test_voc.labels, PRIMARY_AP)
-    metrics["train_loss"] = float(np.mean(losses[-max(1, p.iterations // 10) :]))
+    metrics["train_loss"], curve = loss_summary(losses)
     metrics["chance_loss"] = label_prior_cross_entropy(train_voc.labels)
     ctx.extra |= {
         "train_split": p.train_split,
@@ -342,7 +344,8 @@ def classify(ctx: EvalContext, frozen_trunk: bool) -> Metrics:
         "iterations": p.iterations,
         "test_crops": p.test_crops,
         "crop_size": p.crop_size,
-        "train_loss_definition": "mean training loss over the last 10% of iterations",
+        "train_loss_definition": TRAIN_LOSS_DEFINITION,
+        "train_loss_curve": curve,
         "chance_loss_definition": CHANCE_LOSS,
         "trained_layers": "fc6-fc8 (conv1-conv5 frozen)" if frozen_trunk else "all",
     }

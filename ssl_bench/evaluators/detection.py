@@ -118,8 +118,10 @@ from ssl_bench.evaluators.detection_model import (
     detector_forward,
 )
 from ssl_bench.evaluators.engine import (
+    TRAIN_LOSS_DEFINITION,
     FinetuneProtocol,
     finetune,
+    loss_summary,
     make_loader,
     on_device,
     protocol_performance,
@@ -317,6 +319,7 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
     detections = detect(model, test_loader, ctx, use_proposals)
     ground_truth = load_detection_ground_truth(root, p.test_split)  # every test image, difficult flags kept
     metrics = _score(ctx, root, ground_truth, detections)
+    metrics["train_loss"], curve = loss_summary(losses)
 
     no_positives = [c for c in VOC_CLASSES if f"ap_{c}" not in metrics]
     empty = {"boxes": [], "labels": [], "scores": []}
@@ -342,6 +345,7 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
         "num_train_images": len(train_ids), "num_test_images": len(test_ids),
         "num_detections": int(sum(len(d["scores"]) for d in detections.values())),
         "iterations": p.iterations, "final_train_loss": losses[-1],
+        "train_loss_definition": TRAIN_LOSS_DEFINITION, "train_loss_curve": curve,
         "trivial_level": "trivial_map_<variant>: the constant detector (a whole-image box per test image "
                          "and class, one score for all) under the same AP rule",
         "chance_loss": "none: the summed RPN and box-head losses depend on the sampled anchors and RoIs, "

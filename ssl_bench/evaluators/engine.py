@@ -332,3 +332,16 @@ def finetune(
                 it=f"{it + 1}/{p.iterations}", loss=f"{np.mean(losses[-10:]):.3f}", lr=f"{lr_at(p, it):.2g}"
             )
     return losses
+
+
+TRAIN_LOSS_DEFINITION = "mean training loss over the last 10% of iterations"
+LOSS_CURVE_POINTS = 20
+
+
+def loss_summary(losses: list[float]) -> tuple[float, list[float]]:
+    """The run's training loss (mean of the last 10% of iterations: one batch's loss is noisy) and its
+    curve, the mean loss of each of ``LOSS_CURVE_POINTS`` equal stretches, kept in the record so a reader can
+    see whether a schedule still fell when it stopped (issue #22 chooses schedules on the training loss)."""
+    tail = float(np.mean(losses[-max(1, len(losses) // 10) :]))
+    chunks = np.array_split(np.asarray(losses, dtype=np.float64), min(LOSS_CURVE_POINTS, len(losses)))
+    return tail, [round(float(c.mean()), 4) for c in chunks]

@@ -77,10 +77,12 @@ from ssl_bench.data.voc import VOC_CLASSES, VOCSegmentation, load_segmentation_m
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext, Metrics, check_disjoint, register_evaluator
 from ssl_bench.evaluators.engine import (
+    TRAIN_LOSS_DEFINITION,
     FinetuneProtocol,
     data_dependent_init_,
     finetune,
     images_to,
+    loss_summary,
     make_loader,
     on_device,
     protocol_performance,
@@ -279,7 +281,6 @@ def _metrics(
 ) -> Metrics:
     """Mean IU and friends from the test confusion, the all-background answer's mean IU, and the final
     training loss beside the pixel-class prior's."""
-    p: Protocol = ctx.protocol
     scores = confusion.compute()
     metrics: Metrics = {key: float(scores[key]) for key in ("miou", "pixel_acc", "mean_acc", "fwiou")}
     metrics |= {f"iou_{name}": float(v) for name, v in zip(CLASS_NAMES, scores["iou"], strict=True)}
@@ -287,11 +288,12 @@ def _metrics(
     # test ground truth), and the final training loss next to the pixel-class prior's loss.
     metrics["trivial_miou"] = constant_prediction_miou(confusion.matrix.sum(axis=1), label=0)
     train_counts, masks_read = voc_pixel_counts(ctx.voc_root, train_ids)
-    metrics["train_loss"] = float(np.mean(losses[-max(1, p.iterations // 10) :]))
+    metrics["train_loss"], curve = loss_summary(losses)
     metrics["chance_loss"] = pixel_prior_cross_entropy(train_counts)
     ctx.extra |= {
         "trivial_level": "trivial_miou: mean IU of predicting background at every test pixel",
-        "train_loss_definition": "mean training loss over the last 10% of iterations",
+        "train_loss_definition": TRAIN_LOSS_DEFINITION,
+        "train_loss_curve": curve,
         "chance_loss_definition": f"chance_loss: entropy (nats) of the pixel-class prior of the {masks_read} "
         "VOC training masks (255 left out): the per-pixel loss of the best constant logits; SBD masks "
         "not counted",

@@ -105,6 +105,8 @@ def test_bench_eval_det_end_to_end(voc_root: Path, tmp_path: Path, monkeypatch: 
         expected_trivial = mean_ap(constant_detector_ap(truth, sizes, 20, variant))
         assert metrics[f"trivial_map_{variant}"] == pytest.approx(expected_trivial)
     assert "none" in extra["chance_loss"]
+    # The training loss: the mean of the last 10% of iterations, its curve beside it (engine.loss_summary).
+    assert np.isfinite(metrics["train_loss"]) and 1 <= len(extra["train_loss_curve"]) <= 20
     assert Image.open(extra["figure"]).size[1] == 128
     assert record["images_per_s"] > 0
 

@@ -15,6 +15,7 @@ from ssl_bench.evaluators.engine import (
     data_dependent_init_,
     eval_performance,
     finetune,
+    loss_summary,
     lr_at,
     param_groups,
     sgd,
@@ -122,3 +123,13 @@ def test_finetune_stops_on_a_diverging_loss(tmp_path: Path) -> None:
 
     with pytest.raises(FloatingPointError, match="at iteration 0; lower the lr"):
         finetune(ctx, model, sgd(trunk, [head], p), batches, step, p, eval_performance(ctx.device), "test")
+
+
+def test_loss_summary_is_the_last_tenth_mean_and_a_twenty_point_curve() -> None:
+    losses = [float(i) for i in range(100, 0, -1)]  # 100 … 1
+    tail, curve = loss_summary(losses)
+    assert tail == pytest.approx(5.5)  # mean of the last 10 losses, 10 … 1
+    assert len(curve) == 20 and curve[0] == pytest.approx(98.0) and curve[-1] == pytest.approx(3.0)
+    assert curve == sorted(curve, reverse=True)
+    tail, curve = loss_summary([2.0, 4.0])  # shorter than the curve: one point per iteration
+    assert tail == 4.0 and curve == [2.0, 4.0]
