@@ -8,11 +8,12 @@ checked by ``bench data check``'s code (``cli/plan.py``); this module lists the 
 Estimates — estimates, not promises — come from a short probe of each stage's own code on generated data
 in a temporary folder, on this machine's device:
 
-* pretraining: ``run_pretraining`` with the method's recipe for :data:`PROBE_STEPS` steps of
-  :data:`PROBE_BATCH` generated images; the stage's time is ``steps × batch_size / img/s``, img/s the
-  probe's median logged throughput. The cost per image is taken as constant: on a GPU larger batches run
-  faster per image, so there the number is an upper bound. Set-up (indexing ImageNet, clustering epochs)
-  is not included.
+* pretraining: ``run_pretraining`` with the method's recipe for :data:`PROBE_STEPS` steps at the recipe's
+  batch size up to :data:`PROBE_PRETRAIN_BATCH_MAX`, on generated images; the stage's time is
+  ``steps × batch_size / img/s``, img/s the probe's median logged throughput. A probe at 2 images per step
+  read 3× too long on a 2-core CPU (one step's fixed costs over 2 images); a larger batch still costs less
+  per image, so above the cap (on a GPU) the number is an upper bound. Set-up (indexing ImageNet,
+  clustering epochs) is not included.
 * evaluations with ``iterations`` (the fine-tuning tasks): ``bench eval``'s own run with random weights
   on a generated VOC of :data:`PROBE_VOC_IMAGES` images, once at 1 and once at 3 iterations of
   :data:`PROBE_BATCH` images: one iteration costs half the difference, scaled by ``batch_size /
@@ -52,10 +53,11 @@ from ssl_bench.results.stages import ReproduceOptions
 from ssl_bench.runtime.run_folder import RunFolder
 from ssl_bench.training.pretrain import run_pretraining
 
-PROBE_STEPS = 3  # pretraining steps of the probe (the first one warms up; the median img/s is used)
-PROBE_BATCH = 2  # images per step / iteration in every probe
+PROBE_STEPS = 4  # pretraining steps of the probe (the first one warms up; the median img/s is used)
+PROBE_BATCH = 2  # images per iteration in every evaluation probe
+PROBE_PRETRAIN_BATCH_MAX = 32  # images per pretraining probe step: the recipe's batch size, at most this
 PROBE_VOC_IMAGES = 40  # generated VOC: 10 trainval, 10 test (and a 20-image pool)
-PROBE_FOLDER_IMAGES = 8  # generated ImageNet-style folder: 2 classes × 4
+PROBE_FOLDER_IMAGES = PROBE_PRETRAIN_BATCH_MAX  # generated ImageNet-style folder: 2 classes × 16
 PROBE_TIMEOUT_S = 180  # a probe still running then is stopped, its stage left without an estimate
 # Keys every probe shrinks, where the task has them: the schedule and sizes that only cost time.
 _PROBE_EVAL_KEYS = {"batch_size": PROBE_BATCH, "test_batch_size": PROBE_BATCH, "workers": 0,
@@ -182,10 +184,11 @@ def _pretrain_estimate(
     cfg = copy.deepcopy(config)
     train = cfg.setdefault("train", {})
     steps, batch = train.get("steps"), train.get("batch_size")
+    probe_batch = min(batch or PROBE_BATCH, PROBE_PRETRAIN_BATCH_MAX)
     needs_data = method_class(cfg["method"]).needs_data
     if needs_data:
         cfg.setdefault("data", {})["source"] = str(folder)
-    train.update(steps=PROBE_STEPS, batch_size=PROBE_BATCH, log_every=1, sample_every=0, checkpoint_every=0,
+    train.update(steps=PROBE_STEPS, batch_size=probe_batch, log_every=1, sample_every=0, checkpoint_every=0,
                  workers=0)  # fmt: skip
     out = work / "pretrain" / cfg["method"]
     try:
@@ -197,7 +200,7 @@ def _pretrain_estimate(
         return wall, "estimate: the probe's wall time (no training steps)"
     return steps * (batch or PROBE_BATCH) / img_s, (
         f"estimate: {steps} steps × {batch} images at {img_s:.1f} img/s "
-        f"({PROBE_STEPS}-step probe at batch {PROBE_BATCH})"
+        f"({PROBE_STEPS}-step probe at batch {probe_batch})"
     )
 
 

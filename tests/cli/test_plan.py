@@ -93,3 +93,19 @@ def test_a_probe_past_its_time_limit_is_stopped(
     assert code == 0  # the data is complete: a stage without an estimate is no failure
     for stage in summary["stages"]:
         assert stage["estimate_s"] is None and "ran past 0.05 s" in stage["estimate_note"]
+
+
+def test_the_pretraining_probe_runs_at_the_recipe_batch_up_to_a_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A probe at 2 images per step read 3x too long on a 2-core CPU: it now runs at the recipe's batch size.
+    from ssl_bench.results import plan
+
+    seen: list[int] = []
+    monkeypatch.setattr(plan, "_bounded", lambda fn, cfg, *_: seen.append(cfg["train"]["batch_size"]))
+    for batch in (8, 4 * plan.PROBE_PRETRAIN_BATCH_MAX):
+        config = {"method": "context_encoder", "train": {"steps": 10, "batch_size": batch}}
+        plan._pretrain_estimate(config, tmp_path, tmp_path, None)
+        assert config["train"]["batch_size"] == batch  # the stage's own recipe is left as it was
+    assert seen == [8, plan.PROBE_PRETRAIN_BATCH_MAX]
+    assert plan.PROBE_FOLDER_IMAGES >= plan.PROBE_PRETRAIN_BATCH_MAX  # one whole batch of generated images
