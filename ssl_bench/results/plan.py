@@ -15,10 +15,11 @@ in a temporary folder, on this machine's device:
   per image, so above the cap (on a GPU) the number is an upper bound. Set-up (indexing ImageNet,
   clustering epochs) is not included.
 * evaluations with ``iterations`` (the fine-tuning tasks): ``bench eval``'s own run with random weights
-  on a generated VOC of :data:`PROBE_VOC_IMAGES` images, once at 1 and once at 3 iterations of
-  :data:`PROBE_BATCH` images: one iteration costs half the difference, scaled by ``batch_size /
-  PROBE_BATCH``; the rest of the 1-iteration probe (set-up and testing its test images) is scaled by the
-  real test split's size (when the VOC folder is given; else it is left out and the estimate says so).
+  on a generated VOC of :data:`PROBE_VOC_IMAGES` images, once at 1 iteration and once at
+  :data:`PROBE_EXTRA_ITERATIONS` more, of :data:`PROBE_BATCH` images each: one iteration costs that share of
+  the difference, scaled by ``batch_size / PROBE_BATCH``; the rest of the 1-iteration probe (set-up and
+  testing its test images) is scaled by the real test split's size (when the VOC folder is given; else it
+  is left out and the estimate says so).
 * other evaluations (frozen features, inpainting): one probe, scaled by the real test split's size.
 
 A task costs the same for every method (measured once per task), a method the same for every seed. A probe
@@ -55,6 +56,7 @@ from ssl_bench.training.pretrain import run_pretraining
 
 PROBE_STEPS = 4  # pretraining steps of the probe (the first one warms up; the median img/s is used)
 PROBE_BATCH = 2  # images per iteration in every evaluation probe
+PROBE_EXTRA_ITERATIONS = 5  # a fine-tuning probe's second run: 2 extra iterations were lost in set-up noise
 PROBE_PRETRAIN_BATCH_MAX = 32  # images per pretraining probe step: the recipe's batch size, at most this
 PROBE_VOC_IMAGES = 40  # generated VOC: 10 trainval, 10 test (and a 20-image pool)
 PROBE_FOLDER_IMAGES = PROBE_PRETRAIN_BATCH_MAX  # generated ImageNet-style folder: 2 classes × 16
@@ -222,10 +224,12 @@ def _eval_estimate(
                 return None, "not estimated: the test split's size is unknown (no VOC folder given)"
             return wall * scale, f"estimate: a probe on {probe_test} test images × {real_test}/{probe_test}"
         one = _probe_eval(task, config, {**base, "iterations": 1}, voc, work, device)
-        three = _probe_eval(task, config, {**base, "iterations": 3}, voc, work, device)
+        more = _probe_eval(task, config, {**base, "iterations": 1 + PROBE_EXTRA_ITERATIONS}, voc, work,
+                           device)  # fmt: skip
     except Exception as e:  # noqa: BLE001 - a probe that fails leaves the stage without an estimate
         return None, f"not measured: the probe failed ({type(e).__name__}: {e})"
-    per_iteration = max(three - one, 0.0) / 2 * config.get("batch_size", PROBE_BATCH) / PROBE_BATCH
+    scale_batch = config.get("batch_size", PROBE_BATCH) / PROBE_BATCH
+    per_iteration = max(more - one, 0.0) / PROBE_EXTRA_ITERATIONS * scale_batch
     training = per_iteration * config["iterations"]
     rest = max(one - per_iteration * PROBE_BATCH / config.get("batch_size", PROBE_BATCH), 0.0)
     if scale is None:
