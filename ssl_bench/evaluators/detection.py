@@ -50,7 +50,11 @@ NOTE (deviations, each switchable in the recipe where it is a number):
   R-CNN froze conv1 of its ImageNet CaffeNet; a self-supervised or random conv1 is not known to be generic.
 * NOTE: fc6/fc7 are new layers (PyTorch's default init); the classifier and box regressor are drawn from
   N(0, 0.01²) and N(0, 0.001²), as in Fast R-CNN. Their width is 4096 in the paper recipe (CaffeNet)
-  and smaller in the smoke recipe, for CPU time.
+  and smaller in the smoke recipe, for CPU time. ``head_init: data`` (the mini recipe's, as its cls and
+  seg recipes) then rescales fc6 and fc7 to zero-mean, unit-variance pre-activations on the RoIs training
+  samples from ``head_init_images`` training images (Krähenbühl et al.'s within-layer step, PAPER.md §2;
+  ``engine.data_dependent_init_``): conv5 activations differ ~7× between a random and a supervised trunk,
+  and the head's speed of learning should not depend on that scale.
 * NOTE: torchvision's box head samples background RoIs at IoU in [0, 0.5); Fast R-CNN used [0.1, 0.5).
   Its box-regression loss is smooth-L1 with beta 1/9 (Fast R-CNN: beta 1). Ground-truth boxes join the
   RoIs in training, as in Fast R-CNN.
@@ -116,10 +120,12 @@ from ssl_bench.evaluators.detection_model import (
     RoIMaxPool,
     conv5_centre,
     detector_forward,
+    sampled_roi_features,
 )
 from ssl_bench.evaluators.engine import (
     TRAIN_LOSS_DEFINITION,
     FinetuneProtocol,
+    data_dependent_init_,
     finetune,
     loss_summary,
     make_loader,
@@ -171,6 +177,8 @@ class Protocol(FinetuneProtocol):
     detections_per_image: int = 100  # max_per_image
     test_batch_size: int = 4
     figure_images: int = 4
+    head_init: Literal["default", "data"] = "default"  # "data": fc6/fc7 rescaled on training RoIs (NOTE)
+    head_init_images: int = 16
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -257,6 +265,22 @@ def training_step(
 
 
 @torch.no_grad()
+def init_box_head_on_data(
+    model: nn.Module, train_set: VOCDetection, images: int, device: torch.device, use_proposals: bool
+) -> None:
+    """``head_init: data``: fc6 and fc7 of the box head rescaled (``data_dependent_init_``) on the RoIs that
+    training samples from the first ``images`` training images (flips and RoI sampling drawn from a forked
+    generator: the training stream stays as it was)."""
+    count = min(images, len(train_set))
+    with torch.random.fork_rng(devices=[]):
+        batch = collate_detection_samples([train_set[i] for i in range(count)])
+        images_, targets, proposals = detection_batch_to(batch, device, use_proposals)
+        pooled = sampled_roi_features(model, images_, targets, proposals)  # [R, 256, 6, 6]
+    head = model.roi_heads.box_head
+    data_dependent_init_(model, (head.fc6, head.fc7), lambda x: x.flatten(1), pooled)
+
+
+@torch.no_grad()
 def detect(model: nn.Module, loader: Iterable, ctx: EvalContext, use_proposals: bool) -> dict[str, dict]:
     """Detections on every image of ``loader``, in VOC coordinates (see :func:`detections_to_voc`)."""
     perf = protocol_performance(ctx.device, ctx.protocol)
@@ -313,6 +337,8 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
                               collate_fn=collate_detection_samples)  # fmt: skip
     use_proposals = proposals is not None
 
+    if p.head_init == "data":
+        init_box_head_on_data(model, train_set, p.head_init_images, ctx.device, use_proposals)
     step = functools.partial(training_step, model, device=ctx.device, use_proposals=use_proposals)
     optimizer = sgd(model.backbone, (model.rpn, model.roi_heads), p)
     losses = finetune(ctx, model, optimizer, endless_batches(train_loader), step, p, perf, "det train")

@@ -117,15 +117,49 @@ def detector_forward(
     if not model.training and len(model.transform.min_size) > 1:
         return pyramid_detect(model, images, proposals)
     original_sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
-    batch, targets = model.transform(images, targets)
-    proposals = [
-        resize_boxes(p, o, s) for p, o, s in zip(proposals, original_sizes, batch.image_sizes, strict=True)
-    ]
+    batch, targets, proposals = _transformed(model, images, targets, proposals)
     features = {"0": model.backbone(batch.tensors)}  # conv5: [N, 256, H/16, W/16]
     detections, losses = model.roi_heads(features, proposals, batch.image_sizes, targets)
     if model.training:
         return losses
     return model.transform.postprocess(detections, batch.image_sizes, original_sizes)
+
+
+def _transformed(
+    model: nn.Module,
+    images: list[torch.Tensor],
+    targets: list[dict[str, Any]] | None,
+    proposals: list[torch.Tensor],
+) -> tuple[Any, list[dict[str, Any]] | None, list[torch.Tensor]]:
+    """The detector's input batch (normalised, resized, padded), its targets, and the proposals resized with
+    each image."""
+    original_sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
+    batch, targets = model.transform(images, targets)
+    proposals = [
+        resize_boxes(p, o, s) for p, o, s in zip(proposals, original_sizes, batch.image_sizes, strict=True)
+    ]
+    return batch, targets, proposals
+
+
+def sampled_roi_features(
+    model: nn.Module,
+    images: list[torch.Tensor],
+    targets: list[dict[str, Any]],
+    proposals: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The box head's input on these training images: the pooled conv5 ``[R, C, 6, 6]`` of the RoIs that
+    training samples from them (ground truth joined to the proposals, ``rois_per_image`` per image at the
+    foreground fraction: torchvision's ``select_training_samples``). Proposals from the RPN where none are
+    given. Draws from torch's global generator (the RoI sampling)."""
+    if proposals is None:
+        batch, targets = model.transform(images, targets)
+        features = {"0": model.backbone(batch.tensors)}
+        proposals, _ = model.rpn(batch, features, targets)
+    else:
+        batch, targets, proposals = _transformed(model, images, targets, proposals)
+        features = {"0": model.backbone(batch.tensors)}
+    rois = model.roi_heads.select_training_samples(proposals, targets)[0]
+    return model.roi_heads.box_roi_pool(features, rois, batch.image_sizes)
 
 
 def pyramid_scale(height: int, width: int, shorter: int, max_size: int) -> float:

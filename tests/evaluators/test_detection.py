@@ -132,9 +132,35 @@ def test_proposals_file_runs_fast_rcnn(voc_root: Path, tmp_path: Path) -> None:
     path = tmp_path / "proposals.npz"
     np.savez(path, **proposals)
 
-    record = _bench_eval(voc_root, tmp_path / "runs", "detector=fast_rcnn", f"proposals={path}")
+    flags = ("detector=fast_rcnn", f"proposals={path}", "head_init=data")
+    record = _bench_eval(voc_root, tmp_path / "runs", *flags)
     assert record["extra"]["proposals"] == str(path) and record["extra"]["detector"] == "fast_rcnn"
     assert 0.0 <= record["metrics"]["map_voc07_11point"] <= 1.0
+    assert record["recipe"]["head_init"] == "data"
+
+
+@pytest.mark.parametrize("detector", ["faster_rcnn", "fast_rcnn"])
+def test_head_init_data_gives_unit_variance_fc6_on_training_rois(voc_root: Path, detector: str) -> None:
+    # head_init: data rescales fc6/fc7 on the RoIs training samples (proposals from the RPN or a file), and
+    # leaves torch's generator as it was, so the training stream does not move.
+    p = detection.Protocol(fc_width=16, detector=detector, min_size=128, max_size=128, head_init="data",
+                           proposals="p.npz" if detector == "fast_rcnn" else None)  # fmt: skip
+    gt = load_detection_ground_truth(voc_root, "trainval")
+    proposals = {i: np.concatenate([g["boxes"], g["boxes"] + 3.0]) for i, g in gt.items()}
+    use = detector == "fast_rcnn"
+    train_set, _ = detection.voc_detection_set(voc_root, "trainval", True, proposals if use else None)
+    model = detection.build_detector(create_encoder("caffenet"), p)
+    cpu = torch.device("cpu")
+    expected = torch.manual_seed(0).get_state()
+    detection.init_box_head_on_data(model, train_set, 4, cpu, use)
+    assert torch.equal(torch.get_rng_state(), expected)
+    torch.manual_seed(0)  # the same flips and RoIs again: the head's input on them
+    with torch.no_grad():
+        batch = detection.collate_detection_samples([train_set[i] for i in range(4)])
+        pooled = detection_model.sampled_roi_features(model, *detection.detection_batch_to(batch, cpu, use))
+        fc6 = model.roi_heads.box_head.fc6(pooled.flatten(1))  # [R, 16]
+    assert torch.allclose(fc6.mean(0), torch.zeros(16), atol=1e-4)
+    assert torch.allclose(fc6.std(0), torch.ones(16), atol=1e-3)
 
 
 def test_selective_search_proposals_are_computed_once_and_cached(
