@@ -118,9 +118,11 @@ from ssl_bench.evaluators.detection_model import (
     Conv5Backbone,
     ConvGridAnchorGenerator,
     RoIMaxPool,
+    constant_detector_loss,
     conv5_centre,
     detector_forward,
     sampled_roi_features,
+    sampled_roi_targets,
 )
 from ssl_bench.evaluators.engine import (
     TRAIN_LOSS_DEFINITION,
@@ -264,6 +266,30 @@ def training_step(
     return sum(losses.values()), len(images)
 
 
+CHANCE_IMAGES = 256  # training images whose sampled RoIs define det's chance loss
+CHANCE_LOSS = (f"chance_loss: the box-head loss of the best constant prediction (the class frequencies of "
+               f"the RoIs training samples from {CHANCE_IMAGES} training images, the median box offset) on "
+               "those RoIs: what a detector that learnt nothing from the pixels pays")  # fmt: skip
+
+
+@torch.no_grad()
+def fast_rcnn_chance_loss(
+    model: nn.Module, train_set: VOCDetection, device: torch.device, images: int = CHANCE_IMAGES
+) -> float:
+    """Issue #22: det's chance loss (:data:`CHANCE_LOSS`, ``detection_model.constant_detector_loss``) on the
+    RoIs that training samples from the first ``images`` training images (flips and sampling drawn from a
+    forked generator: the training stream stays as it was)."""
+    labels, targets = [], []
+    with torch.random.fork_rng(devices=[]):
+        for start in range(0, min(images, len(train_set)), 8):
+            stop = min(images, len(train_set), start + 8)
+            batch = collate_detection_samples([train_set[i] for i in range(start, stop)])
+            roi_labels, roi_targets = sampled_roi_targets(model, *detection_batch_to(batch, device, True))
+            labels.append(roi_labels)
+            targets.append(roi_targets)
+    return constant_detector_loss(torch.cat(labels), torch.cat(targets))
+
+
 @torch.no_grad()
 def init_box_head_on_data(
     model: nn.Module, train_set: VOCDetection, images: int, device: torch.device, use_proposals: bool
@@ -321,7 +347,8 @@ def trivial_detection_metrics(
 
 
 @register_evaluator("det", protocol=Protocol, label="detection", metric="map_voc07_11point", order=1,
-                    trivial="one whole-image box per image and class with one score", chance="")
+                    trivial="one whole-image box per image and class with one score",
+                    chance="the RoI class prior and median box offset (Fast R-CNN)")
 def evaluate_detection(ctx: EvalContext) -> Metrics:
     """Fine-tune a Fast/Faster R-CNN on VOC ``trainval`` and report VOC07 11-point mAP on ``test``."""
     p: Protocol = ctx.protocol
@@ -337,6 +364,7 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
                               collate_fn=collate_detection_samples)  # fmt: skip
     use_proposals = proposals is not None
 
+    chance = fast_rcnn_chance_loss(model, train_set, ctx.device) if use_proposals else None
     if p.head_init == "data":
         init_box_head_on_data(model, train_set, p.head_init_images, ctx.device, use_proposals)
     step = functools.partial(training_step, model, device=ctx.device, use_proposals=use_proposals)
@@ -346,6 +374,8 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
     ground_truth = load_detection_ground_truth(root, p.test_split)  # every test image, difficult flags kept
     metrics = _score(ctx, root, ground_truth, detections)
     metrics["train_loss"], curve = loss_summary(losses)
+    if chance is not None:
+        metrics["chance_loss"] = chance
 
     no_positives = [c for c in VOC_CLASSES if f"ap_{c}" not in metrics]
     empty = {"boxes": [], "labels": [], "scores": []}
@@ -374,8 +404,8 @@ def evaluate_detection(ctx: EvalContext) -> Metrics:
         "train_loss_definition": TRAIN_LOSS_DEFINITION, "train_loss_curve": curve,
         "trivial_level": "trivial_map_<variant>: the constant detector (a whole-image box per test image "
                          "and class, one score for all) under the same AP rule",
-        "chance_loss": "none: the summed RPN and box-head losses depend on the sampled anchors and RoIs, "
-                       "so no constant prediction defines one",
+        "chance_loss": CHANCE_LOSS if use_proposals else "none: the RPN's losses depend on its own "
+                       "proposals, so no constant prediction defines one",
         "classes_without_test_positives": no_positives,
         "box_convention": "VOC 1-based inclusive for ground truth and detections",
         "figure": str(figure),

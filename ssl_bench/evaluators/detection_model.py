@@ -141,6 +141,34 @@ def _transformed(
     return batch, targets, proposals
 
 
+def sampled_roi_targets(
+    model: nn.Module, images: list[torch.Tensor], targets: list[dict[str, Any]], proposals: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The class labels ``[R]`` and encoded box-regression targets ``[R, 4]`` of the RoIs that training
+    samples from these images and proposals (torchvision's ``select_training_samples``, as in training; no
+    network is run). Draws from torch's global generator (the RoI sampling)."""
+    _, targets, proposals = _transformed(model, images, targets, proposals)
+    _, _, labels, regression_targets = model.roi_heads.select_training_samples(proposals, targets)
+    return torch.cat(labels), torch.cat(regression_targets)
+
+
+def constant_detector_loss(labels: torch.Tensor, regression_targets: torch.Tensor) -> float:
+    """Fast R-CNN's box-head loss (torchvision ``fastrcnn_loss``: cross-entropy over every sampled RoI plus
+    smooth-L1, beta 1/9, over the foreground RoIs' targets, summed and divided by the number of RoIs) of the
+    best constant prediction: the logits of the sampled RoIs' class frequencies (their entropy) and, for every
+    foreground RoI, the per-coordinate median of the regression targets (L1's optimum; smooth L1's to within
+    its small quadratic zone)."""
+    counts = torch.bincount(labels, minlength=NUM_CLASSES).double()
+    prior = counts[counts > 0] / counts.sum()
+    entropy = float(-(prior * prior.log()).sum())
+    foreground = regression_targets[labels > 0].double()  # [P, 4]
+    if foreground.numel() == 0:
+        return entropy
+    centre = foreground.median(dim=0).values.expand_as(foreground)
+    box = F.smooth_l1_loss(foreground, centre, beta=1 / 9, reduction="sum") / labels.numel()
+    return entropy + float(box)
+
+
 def sampled_roi_features(
     model: nn.Module,
     images: list[torch.Tensor],

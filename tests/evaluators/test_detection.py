@@ -137,6 +137,27 @@ def test_proposals_file_runs_fast_rcnn(voc_root: Path, tmp_path: Path) -> None:
     assert record["extra"]["proposals"] == str(path) and record["extra"]["detector"] == "fast_rcnn"
     assert 0.0 <= record["metrics"]["map_voc07_11point"] <= 1.0
     assert record["recipe"]["head_init"] == "data"
+    # Fast R-CNN has a chance loss (a constant box head on the sampled RoIs): the table compares with it.
+    assert record["metrics"]["chance_loss"] > 0 and record["extra"]["chance_loss"].startswith("chance_loss:")
+
+
+def test_chance_loss_is_torchvisions_box_loss_of_the_best_constant_prediction() -> None:
+    from torchvision.models.detection.roi_heads import fastrcnn_loss
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.cat([torch.zeros(48, dtype=torch.long), torch.randint(1, 21, (16,), generator=g)])
+    targets = torch.randn(64, 4, generator=g) * 0.5  # [R, 4]
+    chance = detection_model.constant_detector_loss(labels, targets)
+    counts = torch.bincount(labels, minlength=21).double()
+    logits = torch.log(counts.clamp(min=1e-12) / counts.sum()).float().expand(64, 21)  # the class prior
+    median = targets[labels > 0].median(dim=0).values
+    regression = median.repeat(64, 21)  # [R, 21 * 4]: the same offsets for every class
+    cls_loss, box_loss = fastrcnn_loss(logits, regression, [labels], [targets])
+    assert chance == pytest.approx(float(cls_loss + box_loss), rel=1e-5)
+    # No other constant offset does better (smooth L1 around its median, to within its quadratic zone).
+    for shift in (0.05, -0.05):
+        _, moved = fastrcnn_loss(logits, regression + shift, [labels], [targets])
+        assert float(moved) >= float(box_loss) - 1e-3
 
 
 @pytest.mark.parametrize("detector", ["faster_rcnn", "fast_rcnn"])
