@@ -95,8 +95,10 @@ class StagePlanner:
         if source == "synthvoc":
             return self.manifest(
                 synthvoc_pool(
-                    ensure_synthvoc(num_images=config["data"].get("synth_images", 2000)),
+                    ensure_synthvoc(num_images=config["data"].get("synth_images", 2000),
+                                    progress=self.options.progress),
                     config["data"].get("synth_pool"),
+                    progress=self.options.progress,
                 )
             )
         if source is None:

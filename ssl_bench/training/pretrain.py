@@ -87,7 +87,7 @@ def run_pretraining(
     try:
         started = time.perf_counter()
         torch.manual_seed(recipe.seed)  # identical initial weights on every rank
-        data = prepare_data(recipe, saved_config, info)
+        data = prepare_data(recipe, saved_config, info, progress)
         run = build_run(recipe, data, state, out, info)
         _start_run_folder(run, overwrite)
         if run.method.trains:

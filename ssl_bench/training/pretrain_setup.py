@@ -63,13 +63,16 @@ class PretrainData:
     provenance: dict[str, Any]
 
 
-def prepare_data(recipe: PretrainRecipe, saved_config: dict[str, Any] | None, info: DistInfo) -> PretrainData:
+def prepare_data(
+    recipe: PretrainRecipe, saved_config: dict[str, Any] | None, info: DistInfo, progress: bool = True
+) -> PretrainData:
     """List the data folder and read some of it, before anything is written.
 
     Args:
         recipe: the checked recipe (for a resumed run, the saved one with the allowed changes).
         saved_config: a resumed run's config.yaml, else None.
         info: the processes (rank 0 alone generates SynthVOC).
+        progress: progress bars while SynthVOC or its enlarged pool is generated.
 
     Raises:
         RecipeError: no or no such data folder; a resumed run's folder moved to one listing other files.
@@ -83,7 +86,7 @@ def prepare_data(recipe: PretrainRecipe, saved_config: dict[str, Any] | None, in
     provenance = {k: v for k, v in saved_provenance.items() if k == "fill_from"}
     if not cls.needs_data:
         return PretrainData(config, None, provenance)
-    root = resolve_data_root(data, info)
+    root = resolve_data_root(data, info, progress)
     index = ImageFolderIndex(root, labels="auto" if cls.needs_labels else "none")
     listing = index.listing_hash()
     saved_data = (saved_config or {}).get("data") or {}
@@ -106,7 +109,7 @@ def prepare_data(recipe: PretrainRecipe, saved_config: dict[str, Any] | None, in
     return PretrainData(config, index, provenance)
 
 
-def resolve_data_root(data: DataOptions, info: DistInfo) -> Path:
+def resolve_data_root(data: DataOptions, info: DistInfo, progress: bool = True) -> Path:
     """``source: synthvoc`` → the cached SynthVOC pretraining pool (generated once, by rank 0)."""
     if data.source is None:
         raise RecipeError("this recipe has no data source: pass --data FOLDER (e.g. /data/imagenet/train)")
@@ -118,7 +121,8 @@ def resolve_data_root(data: DataOptions, info: DistInfo) -> Path:
             raise RecipeError(f"--data {data.source}: no such folder")
         return path
     def pool() -> Path:
-        return synthvoc_pool(ensure_synthvoc(num_images=data.synth_images), data.synth_pool)
+        voc = ensure_synthvoc(num_images=data.synth_images, progress=progress)
+        return synthvoc_pool(voc, data.synth_pool, progress=progress)
 
     root = pool() if info.is_main else None
     barrier(info)  # rank 0 generates it once; the others find it complete

@@ -247,6 +247,13 @@ def test_does_not_overwrite_a_foreign_vocdevkit(tmp_path: Path) -> None:
     assert os.listdir(tmp_path / "VOCdevkit") == ["VOC2012"]
 
 
+def test_an_enlarged_pool_is_drawn_without_a_bar_when_asked(out: Path, capsys: pytest.CaptureFixture) -> None:
+    own = len(list((out / "pool" / "images").iterdir()))
+    synthvoc_pool(voc_root(out), own + 2, progress=False)  # --no-progress reaches the pool's draw
+    err = capsys.readouterr().err
+    assert "drawing a SynthVOC pool" in err and "SynthVOC pool:" not in err  # the notice, no bar
+
+
 def test_an_enlarged_pool_keeps_the_dataset_and_adds_images_no_split_or_heldout_slice_holds(
     out: Path,
 ) -> None:

@@ -27,18 +27,19 @@ from ssl_bench.data.synthvoc.scene import render_image
 from ssl_bench.errors import DataError
 
 
-def synthvoc_pool(voc_root: str | os.PathLike, pool_images: int | None = None) -> Path:
+def synthvoc_pool(voc_root: str | os.PathLike, pool_images: int | None = None, progress: bool = True) -> Path:
     """The pretraining pool folder (``images/`` and ``labels.csv``) of a SynthVOC VOC root.
 
     Args:
         voc_root: ``<dataset>/VOCdevkit/VOC2007`` of a complete SynthVOC.
         pool_images: None: the dataset's own ``pool`` (half its images); a larger count: the enlarged pool of
             that many images (:func:`ensure_enlarged_pool`, drawn on first use).
+        progress: a progress bar while the enlarged pool is drawn.
     """
     dataset = Path(voc_root).parent.parent
     if pool_images is None:
         return dataset / "pool"
-    return ensure_enlarged_pool(dataset, pool_images)
+    return ensure_enlarged_pool(dataset, pool_images, progress=progress)
 
 
 def _is_complete(folder: Path, num_images: int, size: int, seed: int) -> bool:
