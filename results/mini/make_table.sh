@@ -6,6 +6,8 @@
 # that on a CPU with AVX-512 BF16 or AMX. Check a command's estimate on your machine with --dry-run first.
 # An interrupted command continues where it stopped (stage cache in its --out/stages). Then `bench table`
 # joins every command's records into results/mini/table.{csv,md}.
+# Done so far (records, REPORT and table of each part committed in results/mini/parts/<part>/): 2 (random, at
+# git a44b774 on the AVX2 machine, 3,997 s).
 #
 # Usage: results/mini/make_table.sh [COMMAND_NUMBER ...]   (no argument: all, one after the other)
 #        DRY_RUN=1 results/mini/make_table.sh [N ...]      (each command's --dry-run: stages, data, estimates)
@@ -17,7 +19,7 @@ T=(cls det seg cls-linear knn)
 P=results/mini/parts
 commands=(
   "--methods supervised --tasks ${T[*]} --out $P/supervised"                                   # ~110 min
-  "--methods random --tasks ${T[*]} --out $P/random"                                           # ~75
+  "--methods random --tasks ${T[*]} --out $P/random"                                           # ~75 (ran: 67)
   "--methods datainit --tasks ${T[*]} --out $P/datainit"                                       # ~80
   "--methods context_encoder --tasks ${T[*]} inpaint --out $P/context_encoder"                 # ~120
   "--methods autoencoder --tasks ${T[*]} inpaint --out $P/autoencoder"                         # ~125
