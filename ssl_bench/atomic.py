@@ -1,6 +1,7 @@
 """Atomic file writes: write to a temporary file in the same folder, fsync, then rename.
 
-A crash (or SIGKILL) mid-write leaves either the old file or the new one, never a torn file.
+A crash (or SIGKILL) mid-write leaves either the old file or the new one, never a torn file. And an exclusive
+lock, so that two processes do not compute the same cached file at once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing): two processes (DDP ranks, two ``bench``
+    commands) making the same cached data take turns, and the second finds the first one's result."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

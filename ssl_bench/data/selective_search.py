@@ -30,7 +30,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from ssl_bench.atomic import atomic_open
+from ssl_bench.atomic import atomic_open, exclusive_lock
 from ssl_bench.errors import DataError
 
 Mode = Literal["fast", "quality"]
@@ -158,8 +158,9 @@ def cached_selective_search(
     from ssl_bench.data.synthvoc.cache import default_cache_dir
 
     path = cache_file(voc_root, image_ids, mode, default_cache_dir())
-    if not path.is_file():
-        print(f"ssl_bench: computing selective-search proposals ({mode}) for {len(image_ids)} images "
-              f"of {voc_root} once, cached at {path}")  # fmt: skip
-        compute_selective_search(voc_root, image_ids, path, mode, progress=progress)
+    with exclusive_lock(path.with_name(f".{path.name}.lock")):  # a second process waits, then finds it
+        if not path.is_file():
+            print(f"ssl_bench: computing selective-search proposals ({mode}) for {len(image_ids)} images "
+                  f"of {voc_root} once, cached at {path}")  # fmt: skip
+            compute_selective_search(voc_root, image_ids, path, mode, progress=progress)
     return path

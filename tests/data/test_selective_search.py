@@ -131,3 +131,36 @@ def test_bench_data_proposals_takes_one_source(tmp_path: Path, capsys: pytest.Ca
     assert main(["data", "proposals", "--selective-search", "fast", "--out", out]) == 2
     assert "needs --data" in capsys.readouterr().err
     assert not Path(out).exists()
+
+
+def test_two_processes_asking_at_once_compute_the_proposals_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cache file is made under an exclusive lock: the second caller waits, then finds the first's file.
+    import threading
+    import time
+
+    monkeypatch.setenv("SSL_BENCH_CACHE", str(tmp_path / "cache"))
+    calls: list[str] = []
+
+    def compute(voc_root, image_ids, out, mode, progress=True):  # noqa: ANN001, ANN202 - a stand-in
+        calls.append(str(out))
+        time.sleep(0.3)  # long enough for the other thread to reach the lock
+        Path(out).write_bytes(b"proposals")
+
+    monkeypatch.setattr(ss, "compute_selective_search", compute)
+    voc = tmp_path / "voc"
+    (voc / "JPEGImages").mkdir(parents=True)
+    for i in ("a", "b"):
+        (voc / "JPEGImages" / f"{i}.jpg").write_bytes(b"jpeg")  # the cache key reads sizes and times
+    paths: list[Path] = []
+
+    def ask() -> None:
+        paths.append(ss.cached_selective_search(voc, ["a", "b"], progress=False))
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and paths[0] == paths[1] and paths[0].read_bytes() == b"proposals"

@@ -8,12 +8,11 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image
 
-from ssl_bench.atomic import atomic_write_json
+from ssl_bench.atomic import atomic_write_json, exclusive_lock
 from ssl_bench.data.synthvoc.devkit import (
     GENERATOR_VERSION,
     JPEG_QUALITY,
@@ -51,23 +50,6 @@ def _is_complete(folder: Path, num_images: int, size: int, seed: int) -> bool:
     return found == (GENERATOR_VERSION, num_images, size, seed)
 
 
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """Exclusive lock, so that two processes (e.g. DDP ranks) do not generate into the same folder."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def default_cache_dir() -> Path:
     """``$SSL_BENCH_CACHE``, else ``~/.cache/ssl_bench``."""
     env = os.environ.get("SSL_BENCH_CACHE")
@@ -95,7 +77,7 @@ def ensure_synthvoc(
     """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = root / f"synthvoc-{num_images}-{size}-{seed}"
-    with _lock(root / f".{folder.name}.lock"):
+    with exclusive_lock(root / f".{folder.name}.lock"):
         if _is_complete(folder, num_images, size, seed):
             print(f"ssl_bench: using the generated default dataset SynthVOC at {folder}", file=sys.stderr)
         else:
@@ -176,7 +158,7 @@ def ensure_enlarged_pool(
     num_images, size, seed = int(meta["num_images"]), int(meta["size"]), int(meta["seed"])
     folder = dataset / ENLARGED_POOL.format(count=count)
     first = num_images + HELDOUT_RESERVE
-    with _lock(dataset.parent / f".{dataset.name}.{folder.name}.lock"):
+    with exclusive_lock(dataset.parent / f".{dataset.name}.{folder.name}.lock"):
         with contextlib.suppress(OSError, ValueError):
             if json.loads((folder / _POOL_MARKER).read_text()).get("version") == GENERATOR_VERSION:
                 return folder
@@ -247,7 +229,7 @@ def ensure_heldout_pool(pool_root: str | os.PathLike, count: int) -> Path | None
         raise DataError(f"a held-out slice of {count} images is more than the {HELDOUT_RESERVE} reserved")
     folder = dataset / HELDOUT_POOL
     num_images, size, seed = int(meta["num_images"]), int(meta["size"]), int(meta["seed"])
-    with _lock(dataset.parent / f".{dataset.name}.heldout.lock"):
+    with exclusive_lock(dataset.parent / f".{dataset.name}.heldout.lock"):
         try:
             have = json.loads((folder / _HELDOUT_MARKER).read_text())["count"]
         except (OSError, ValueError, KeyError):
