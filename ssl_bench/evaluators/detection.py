@@ -118,16 +118,13 @@ from ssl_bench.evaluators.detection_model import (
     Conv5Backbone,
     ConvGridAnchorGenerator,
     RoIMaxPool,
-    constant_detector_loss,
     conv5_centre,
     detector_forward,
-    sampled_roi_features,
-    sampled_roi_targets,
 )
+from ssl_bench.evaluators.detection_rois import CHANCE_LOSS, fast_rcnn_chance_loss, init_box_head_on_data
 from ssl_bench.evaluators.engine import (
     TRAIN_LOSS_DEFINITION,
     FinetuneProtocol,
-    data_dependent_init_,
     finetune,
     loss_summary,
     make_loader,
@@ -264,46 +261,6 @@ def training_step(
     images, targets, proposals = detection_batch_to(batch, device, use_proposals)
     losses = detector_forward(model, images, targets, proposals)
     return sum(losses.values()), len(images)
-
-
-CHANCE_IMAGES = 256  # training images whose sampled RoIs define det's chance loss
-CHANCE_LOSS = (f"chance_loss: the box-head loss of the best constant prediction (the class frequencies of "
-               f"the RoIs training samples from {CHANCE_IMAGES} training images, the median box offset) on "
-               "those RoIs: what a detector that learnt nothing from the pixels pays")  # fmt: skip
-
-
-@torch.no_grad()
-def fast_rcnn_chance_loss(
-    model: nn.Module, train_set: VOCDetection, device: torch.device, images: int = CHANCE_IMAGES
-) -> float:
-    """Issue #22: det's chance loss (:data:`CHANCE_LOSS`, ``detection_model.constant_detector_loss``) on the
-    RoIs that training samples from the first ``images`` training images (flips and sampling drawn from a
-    forked generator: the training stream stays as it was)."""
-    labels, targets = [], []
-    with torch.random.fork_rng(devices=[]):
-        for start in range(0, min(images, len(train_set)), 8):
-            stop = min(images, len(train_set), start + 8)
-            batch = collate_detection_samples([train_set[i] for i in range(start, stop)])
-            roi_labels, roi_targets = sampled_roi_targets(model, *detection_batch_to(batch, device, True))
-            labels.append(roi_labels)
-            targets.append(roi_targets)
-    return constant_detector_loss(torch.cat(labels), torch.cat(targets))
-
-
-@torch.no_grad()
-def init_box_head_on_data(
-    model: nn.Module, train_set: VOCDetection, images: int, device: torch.device, use_proposals: bool
-) -> None:
-    """``head_init: data``: fc6 and fc7 of the box head rescaled (``data_dependent_init_``) on the RoIs that
-    training samples from the first ``images`` training images (flips and RoI sampling drawn from a forked
-    generator: the training stream stays as it was)."""
-    count = min(images, len(train_set))
-    with torch.random.fork_rng(devices=[]):
-        batch = collate_detection_samples([train_set[i] for i in range(count)])
-        images_, targets, proposals = detection_batch_to(batch, device, use_proposals)
-        pooled = sampled_roi_features(model, images_, targets, proposals)  # [R, 256, 6, 6]
-    head = model.roi_heads.box_head
-    data_dependent_init_(model, (head.fc6, head.fc7), lambda x: x.flatten(1), pooled)
 
 
 @torch.no_grad()

@@ -117,7 +117,7 @@ def detector_forward(
     if not model.training and len(model.transform.min_size) > 1:
         return pyramid_detect(model, images, proposals)
     original_sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
-    batch, targets, proposals = _transformed(model, images, targets, proposals)
+    batch, targets, proposals = transformed_inputs(model, images, targets, proposals)
     features = {"0": model.backbone(batch.tensors)}  # conv5: [N, 256, H/16, W/16]
     detections, losses = model.roi_heads(features, proposals, batch.image_sizes, targets)
     if model.training:
@@ -125,7 +125,7 @@ def detector_forward(
     return model.transform.postprocess(detections, batch.image_sizes, original_sizes)
 
 
-def _transformed(
+def transformed_inputs(
     model: nn.Module,
     images: list[torch.Tensor],
     targets: list[dict[str, Any]] | None,
@@ -139,55 +139,6 @@ def _transformed(
         resize_boxes(p, o, s) for p, o, s in zip(proposals, original_sizes, batch.image_sizes, strict=True)
     ]
     return batch, targets, proposals
-
-
-def sampled_roi_targets(
-    model: nn.Module, images: list[torch.Tensor], targets: list[dict[str, Any]], proposals: list[torch.Tensor]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The class labels ``[R]`` and encoded box-regression targets ``[R, 4]`` of the RoIs that training
-    samples from these images and proposals (torchvision's ``select_training_samples``, as in training; no
-    network is run). Draws from torch's global generator (the RoI sampling)."""
-    _, targets, proposals = _transformed(model, images, targets, proposals)
-    _, _, labels, regression_targets = model.roi_heads.select_training_samples(proposals, targets)
-    return torch.cat(labels), torch.cat(regression_targets)
-
-
-def constant_detector_loss(labels: torch.Tensor, regression_targets: torch.Tensor) -> float:
-    """Fast R-CNN's box-head loss (torchvision ``fastrcnn_loss``: cross-entropy over every sampled RoI plus
-    smooth-L1, beta 1/9, over the foreground RoIs' targets, summed and divided by the number of RoIs) of the
-    best constant prediction: the logits of the sampled RoIs' class frequencies (their entropy) and, for every
-    foreground RoI, the per-coordinate median of the regression targets (L1's optimum; smooth L1's to within
-    its small quadratic zone)."""
-    counts = torch.bincount(labels, minlength=NUM_CLASSES).double()
-    prior = counts[counts > 0] / counts.sum()
-    entropy = float(-(prior * prior.log()).sum())
-    foreground = regression_targets[labels > 0].double()  # [P, 4]
-    if foreground.numel() == 0:
-        return entropy
-    centre = foreground.median(dim=0).values.expand_as(foreground)
-    box = F.smooth_l1_loss(foreground, centre, beta=1 / 9, reduction="sum") / labels.numel()
-    return entropy + float(box)
-
-
-def sampled_roi_features(
-    model: nn.Module,
-    images: list[torch.Tensor],
-    targets: list[dict[str, Any]],
-    proposals: list[torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """The box head's input on these training images: the pooled conv5 ``[R, C, 6, 6]`` of the RoIs that
-    training samples from them (ground truth joined to the proposals, ``rois_per_image`` per image at the
-    foreground fraction: torchvision's ``select_training_samples``). Proposals from the RPN where none are
-    given. Draws from torch's global generator (the RoI sampling)."""
-    if proposals is None:
-        batch, targets = model.transform(images, targets)
-        features = {"0": model.backbone(batch.tensors)}
-        proposals, _ = model.rpn(batch, features, targets)
-    else:
-        batch, targets, proposals = _transformed(model, images, targets, proposals)
-        features = {"0": model.backbone(batch.tensors)}
-    rois = model.roi_heads.select_training_samples(proposals, targets)[0]
-    return model.roi_heads.box_roi_pool(features, rois, batch.image_sizes)
 
 
 def pyramid_scale(height: int, width: int, shorter: int, max_size: int) -> float:

@@ -231,7 +231,7 @@ def _eval_estimate(
     scale_batch = config.get("batch_size", PROBE_BATCH) / PROBE_BATCH
     per_iteration = max(more - one, 0.0) / PROBE_EXTRA_ITERATIONS * scale_batch
     training = per_iteration * config["iterations"]
-    rest = max(one - per_iteration * PROBE_BATCH / config.get("batch_size", PROBE_BATCH), 0.0)
+    rest = max(one - per_iteration / scale_batch, 0.0)
     if scale is None:
         return training, (f"estimate of training only: {config['iterations']} iterations × "
                           f"{per_iteration:.2f} s (no VOC folder given: testing not included)")  # fmt: skip

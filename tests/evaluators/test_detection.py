@@ -19,7 +19,7 @@ from ssl_bench.data.synthvoc import generate_synthvoc
 from ssl_bench.data.voc import VOC_CLASSES, load_detection_ground_truth, read_image_set
 from ssl_bench.encoders import create_encoder
 from ssl_bench.errors import RecipeError
-from ssl_bench.evaluators import detection, detection_model
+from ssl_bench.evaluators import detection, detection_model, detection_rois
 from tests.data.proposals_fixture import voc_selective_search_mats
 
 # Tiny and fast: 128 px images (conv5 8×8, padded batch), a few iterations, small heads, no workers.
@@ -147,7 +147,7 @@ def test_chance_loss_is_torchvisions_box_loss_of_the_best_constant_prediction() 
     g = torch.Generator().manual_seed(0)
     labels = torch.cat([torch.zeros(48, dtype=torch.long), torch.randint(1, 21, (16,), generator=g)])
     targets = torch.randn(64, 4, generator=g) * 0.5  # [R, 4]
-    chance = detection_model.constant_detector_loss(labels, targets)
+    chance = detection_rois.constant_detector_loss(labels, targets)
     counts = torch.bincount(labels, minlength=21).double()
     logits = torch.log(counts.clamp(min=1e-12) / counts.sum()).float().expand(64, 21)  # the class prior
     median = targets[labels > 0].median(dim=0).values
@@ -173,12 +173,12 @@ def test_head_init_data_gives_unit_variance_fc6_on_training_rois(voc_root: Path,
     model = detection.build_detector(create_encoder("caffenet"), p)
     cpu = torch.device("cpu")
     expected = torch.manual_seed(0).get_state()
-    detection.init_box_head_on_data(model, train_set, 4, cpu, use)
+    detection_rois.init_box_head_on_data(model, train_set, 4, cpu, use)
     assert torch.equal(torch.get_rng_state(), expected)
     torch.manual_seed(0)  # the same flips and RoIs again: the head's input on them
     with torch.no_grad():
         batch = detection.collate_detection_samples([train_set[i] for i in range(4)])
-        pooled = detection_model.sampled_roi_features(model, *detection.detection_batch_to(batch, cpu, use))
+        pooled = detection_rois.sampled_roi_features(model, *detection.detection_batch_to(batch, cpu, use))
         fc6 = model.roi_heads.box_head.fc6(pooled.flatten(1))  # [R, 16]
     assert torch.allclose(fc6.mean(0), torch.zeros(16), atol=1e-4)
     assert torch.allclose(fc6.std(0), torch.ones(16), atol=1e-3)
