@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import shutil
@@ -17,9 +16,9 @@ from ssl_bench.data.synthvoc.devkit import (
     GENERATOR_VERSION,
     JPEG_QUALITY,
     MARKER,
+    draw_images,
     generate_synthvoc,
     image_id_of,
-    worker_pool,
     write_pool_labels,
 )
 from ssl_bench.data.synthvoc.scene import render_image
@@ -144,8 +143,6 @@ def ensure_enlarged_pool(
     Raises:
         DataError: ``dataset`` is not a SynthVOC, or ``count`` is below its own pool's size.
     """
-    from tqdm import tqdm
-
     dataset = Path(dataset)
     meta = _read_marker(dataset)
     if meta is None:
@@ -170,16 +167,7 @@ def ensure_enlarged_pool(
         extra = list(range(first, first + count - len(base)))
         objects = _pool_objects(dataset / "pool")
         tasks = [(str(folder), i, seed, size) for i in extra]
-        with (
-            worker_pool(workers) as pool,
-            tqdm(total=len(tasks), desc="SynthVOC pool", unit="img", disable=not progress, file=sys.stderr)
-            as bar,
-        ):
-            draw = map if pool is None else functools.partial(pool.imap_unordered, chunksize=8)
-            results = draw(_render_task, tasks)
-            for index, objs in results:
-                objects[index] = objs
-                bar.update()
+        objects |= draw_images(_render_task, tasks, workers, progress, desc="SynthVOC pool")
         write_pool_labels(folder, sorted(objects), objects)
         atomic_write_json(
             folder / _POOL_MARKER,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 import shutil
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +187,7 @@ def generate_synthvoc(
     splits = _assign_splits(num_images, seed)
     in_pool = set(splits["pool"])
     tasks = [(i, seed, size, str(out), i in in_pool) for i in range(num_images)]
-    objects = _draw_images(tasks, workers, progress)
+    objects = draw_images(_write_image, tasks, workers, progress)
     _write_image_sets(voc, splits, objects)
     write_pool_labels(pool, splits["pool"], objects)
     voc_objects = [o for i in range(num_images) if i not in in_pool for o in objects[i]]
@@ -223,23 +224,25 @@ def _prepare_folders(out: Path) -> tuple[Path, Path]:
     return voc, pool
 
 
-def _draw_images(
-    tasks: list[tuple[int, int, int, str, bool]], workers: int, progress: bool
+def draw_images(
+    render: Callable[[Any], tuple[int, list[tuple[int, bool, bool]]]],
+    tasks: list,
+    workers: int,
+    progress: bool,
+    desc: str = "SynthVOC",
 ) -> dict[int, list[tuple[int, bool, bool]]]:
-    """Render and write every image (``_write_image``), in ``workers`` processes; each image's objects."""
+    """Run ``render`` (a picklable function: one task → ``(image index, its objects)``, the image written by
+    it) on every task in ``workers`` processes, with a progress bar; each image's objects by index."""
     from tqdm import tqdm
 
     objects: dict[int, list[tuple[int, bool, bool]]] = {}
     # The pool starts before the progress bar, whose monitor thread should not be forked.
     with (
         worker_pool(workers) as workers_pool,
-        tqdm(total=len(tasks), desc="SynthVOC", unit="img", disable=not progress, file=sys.stderr) as bar,
+        tqdm(total=len(tasks), desc=desc, unit="img", disable=not progress, file=sys.stderr) as bar,
     ):
-        results = (
-            map(_write_image, tasks)
-            if workers_pool is None
-            else workers_pool.imap_unordered(_write_image, tasks, chunksize=4)
-        )
+        draw = map if workers_pool is None else functools.partial(workers_pool.imap_unordered, chunksize=4)
+        results = draw(render, tasks)
         for index, objs in results:
             objects[index] = objs
             bar.update()
