@@ -23,6 +23,7 @@ import torch
 from ssl_bench.atomic import atomic_write_json
 
 RECORDS_DIR = Path("results") / "runs"
+MANIFEST_SUFFIX = ".manifest.json"  # a results table's manifest beside it: not a record
 
 
 def manifest_hash(root: Path) -> str:
@@ -66,9 +67,14 @@ def write_record(record: dict[str, Any], out_dir: Path = RECORDS_DIR) -> Path:
 
 
 def load_records(folder: Path = RECORDS_DIR) -> list[dict[str, Any]]:
-    """Every record under ``folder`` (recursively); unreadable files become error records, not crashes."""
+    """Every record under ``folder`` (recursively); unreadable files become error records, not crashes.
+
+    A results table's manifest (``*.manifest.json``, written beside each table) is not a record: skipped.
+    """
     out = []
     for path in sorted(Path(folder).rglob("*.json")):
+        if path.name.endswith(MANIFEST_SUFFIX):
+            continue
         try:
             rec = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as e:

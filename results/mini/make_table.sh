@@ -5,7 +5,8 @@
 # with AVX2 only, fp32 evaluations: per trunk cls ~8, det ~5.5, seg ~10, cls-linear + knn ~1.5 min), about half
 # that on a CPU with AVX-512 BF16 or AMX. Check a command's estimate on your machine with --dry-run first.
 # An interrupted command continues where it stopped (stage cache in its --out/stages). Then `bench table`
-# joins every command's records into results/mini/table.{csv,md}.
+# joins every command's records into results/mini/table.{csv,md} and results/mini/REPORT.md (while some
+# commands have not run: the table so far in results/mini/parts/).
 # Done so far (records, REPORT and table of each part committed in results/mini/parts/<part>/): 2 (random, at
 # git a44b774 on the AVX2 machine, 3,997 s).
 #
@@ -39,5 +40,19 @@ for i in "${picks[@]}"; do
   "$BENCH" "${R[@]}" ${commands[$((i - 1))]} ${DRY_RUN:+--dry-run}
 done
 [ -n "${DRY_RUN:-}" ] && exit 0
-"$BENCH" table --results $P --profile mini --tasks "${T[@]}" inpaint --out results/mini/table.csv
-"$BENCH" table --results $P --profile mini --tasks "${T[@]}" inpaint --out results/mini/table.md
+# The table joins every part's records (its runs/ folder: not its stage cache or its own table's files).
+# Until every command has run, the table so far goes to parts/ (table.* and REPORT.md there), beside the
+# parts; once all 13 have records, to results/mini/ itself.
+results=() done=0
+for c in "${commands[@]}"; do
+  out=${c##*--out }
+  if compgen -G "$out/runs/*.json" > /dev/null; then results+=(--results "$out/runs"); done=$((done + 1)); fi
+done
+dest=$P
+[ "$done" -eq ${#commands[@]} ] && dest=results/mini
+echo "make_table: $done of ${#commands[@]} parts have records; the table goes to $dest" >&2
+[ "$done" -eq 0 ] && exit 0
+for f in table.csv table.md; do
+  "$BENCH" table "${results[@]}" --profile mini --tasks "${T[@]}" inpaint --out "$dest/$f"
+done
+"$BENCH" table "${results[@]}" --profile mini --tasks "${T[@]}" inpaint --report "$dest/REPORT.md"

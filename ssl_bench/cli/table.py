@@ -36,6 +36,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, help="write here (and FILE's .manifest.json beside it) instead of stdout"
     )
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="also write a report of the table (Markdown): how it was made from its parts, supervised "
+        "against random and the trivial levels, fine-tuning against the linear probe, each task's ordering "
+        "beside the published one, did pretraining learn, every stage's time and img/s; for a table joined "
+        "from several `bench reproduce` runs (each writes its own REPORT.md)",
+    )
     p.add_argument("--profile", choices=PROFILES, help="only records of this profile")
     p.add_argument("--tasks", nargs="+", metavar="TASK", help="columns, in order (default: every task found)")
     p.add_argument(
@@ -126,8 +135,14 @@ def run(args: argparse.Namespace) -> int:
         seeds=seeds,
         results_dir=" + ".join(str(f) for f in folders),
     )
+    if args.report is not None:
+        from ssl_bench.results.joined_report import write_joined_report
+
+        write_joined_report(args.report, table, records, ["bench", *sys.argv[1:]])
+        print(f"wrote {args.report}", file=sys.stderr)
     if args.out is None:
-        sys.stdout.write(render(table, fmt))
+        if args.report is None:
+            sys.stdout.write(render(table, fmt))
         return 0
     manifest = write_table(table, args.out, fmt)
     empty = "" if table.rows else f" (no result records in {', '.join(map(str, folders))})"

@@ -101,7 +101,7 @@ def _table_command(out: Path, options: ReproduceOptions) -> str:
     return shlex.join(parts)
 
 
-def _reference_tables() -> str:
+def reference_tables() -> str:
     """The paper's Table 2 and the later AlexNet rows, from results/paper/*.csv."""
     lines = []
     try:
@@ -186,13 +186,13 @@ def write_report(
     used = [by_id[r.record_id] for r in results if r.record_id in by_id]
     lines = [
         *_header(out, options, used),
-        *_profile_note(options.profile),
+        *profile_note(options.profile),
         *_results_section(table, results),
-        *_evidence_section(records, options.methods),
-        *_table1_section(records, options.methods),
+        *evidence_section(records, options.methods),
+        *table1_section(records, options.methods),
         "## The paper's numbers",
         "",
-        _reference_tables(),
+        reference_tables(),
         *_figures_section(out),
         "## Stages",
         "",
@@ -239,7 +239,7 @@ def _header(out: Path, options: ReproduceOptions, used: Sequence[dict[str, Any]]
     ]
 
 
-def _profile_note(profile: str) -> list[str]:
+def profile_note(profile: str) -> list[str]:
     """What the smoke and mini profiles' numbers can and cannot show ([] for the paper profile)."""
     if profile == "smoke":
         return [
@@ -252,8 +252,9 @@ def _profile_note(profile: str) -> list[str]:
     if profile == "mini":
         return [
             "> The mini profile is the paper's comparison in miniature on 2 CPU cores: every trained method "
-            "gets the same budget (`pretrain/mini/`: 2,000 steps × 32 crops of 128 px on the 1,000-image "
-            "SynthVOC pool for the feature-learning methods, batch norm while training folded into a plain "
+            "gets the same budget (`pretrain/mini/`: 2,000 steps × 32 crops of 128 px on SynthVOC's pool for "
+            "the feature-learning methods (12,800 images: the dataset's own 1,000 and 11,800 drawn beyond "
+            "it by the same generator, `data.synth_pool`), batch norm while training folded into a plain "
             "CaffeNet; 1,200 steps for the semantic-inpainting net and its L2-only twin), and every encoder "
             "the same evaluation recipes (`eval/mini/`). Its numbers are NOT comparable to the paper's; what "
             "it can show is whether the encoders learnt (next section) and how the methods order under one "
@@ -281,7 +282,7 @@ def _results_section(table: ResultsTable, results: Sequence[StageResult]) -> lis
     return lines
 
 
-def _evidence_section(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[str]:
+def evidence_section(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[str]:
     """"Did pretraining learn?": the learning-evidence table and how each column is measured."""
     evidence = learning_evidence(records, methods)
     if not evidence:
@@ -307,7 +308,7 @@ def _evidence_section(records: Sequence[dict[str, Any]], methods: Sequence[str])
     ]
 
 
-def _table1_section(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[str]:
+def table1_section(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[str]:
     """"Table 1: inpainting": the inpainting table and what it can be compared with."""
     table1 = inpainting_table(records, methods)
     if not table1:

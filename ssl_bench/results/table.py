@@ -40,6 +40,7 @@ from typing import Any
 import pandas as pd
 
 from ssl_bench.atomic import atomic_write_json, atomic_write_text
+from ssl_bench.records import MANIFEST_SUFFIX
 from ssl_bench.results.cells import (
     CHANCE_MARK,
     TRIVIAL_MARK,
@@ -357,7 +358,7 @@ def render(table: ResultsTable, fmt: str = "markdown") -> str:
 
 def manifest_path(table_path: Path) -> Path:
     """``results/table.md`` → ``results/table.manifest.json`` (shared by the .md/.csv/.tex of one table)."""
-    return table_path.with_name(f"{table_path.stem}.manifest.json")
+    return table_path.with_name(table_path.stem + MANIFEST_SUFFIX)
 
 
 def write_table(table: ResultsTable, path: Path, fmt: str) -> Path:
