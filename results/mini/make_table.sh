@@ -55,4 +55,7 @@ echo "make_table: $done of ${#commands[@]} parts have records; the table goes to
 for f in table.csv table.md; do
   "$BENCH" table "${results[@]}" --profile mini --tasks "${T[@]}" inpaint --out "$dest/$f"
 done
-"$BENCH" table "${results[@]}" --profile mini --tasks "${T[@]}" inpaint --report "$dest/REPORT.md"
+# The memorisation measures on the old 1,000-image pool (results/mini/make_pool1000.sh), where they ran.
+old_pool=()
+compgen -G "results/mini/pool-1000/runs/*.json" > /dev/null && old_pool=(--evidence-from results/mini/pool-1000/runs)
+"$BENCH" table "${results[@]}" --profile mini --tasks "${T[@]}" inpaint --report "$dest/REPORT.md" "${old_pool[@]}"

@@ -45,6 +45,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "beside the published one, did pretraining learn, every stage's time and img/s; for a table joined "
         "from several `bench reproduce` runs (each writes its own REPORT.md)",
     )
+    p.add_argument(
+        "--evidence-from",
+        type=Path,
+        metavar="DIR",
+        help="with --report: records of pretraining runs outside the table (e.g. the same methods on "
+        "another pool) whose 'Did pretraining learn?' numbers the report shows after the table's own",
+    )
     p.add_argument("--profile", choices=PROFILES, help="only records of this profile")
     p.add_argument("--tasks", nargs="+", metavar="TASK", help="columns, in order (default: every task found)")
     p.add_argument(
@@ -113,11 +120,29 @@ def known_records(
     return kept
 
 
+def _command(args: argparse.Namespace) -> list[str]:
+    """The ``bench table`` command that ``args`` stand for (what the report says it was made by)."""
+    words = ["bench", "table"]
+    for folder in args.results or []:
+        words += ["--results", str(folder)]
+    for flag, value in (("--profile", args.profile), ("--seeds", args.seeds)):
+        if value is not None:
+            words += [flag, str(value)]
+    for flag, values in (("--tasks", args.tasks), ("--methods", args.methods)):
+        if values:
+            words += [flag, *values]
+    words += ["--all-tasks"] * args.all_tasks + ["--all-methods"] * args.all_methods
+    words += ["--report", str(args.report)]
+    return words + (["--evidence-from", str(args.evidence_from)] if args.evidence_from else [])
+
+
 def run(args: argparse.Namespace) -> int:
     from ssl_bench.records import load_records
     from ssl_bench.results.table import build_table, render, write_table
 
     folders = args.results or [Path("results") / "runs"]
+    if args.evidence_from is not None and args.report is None:
+        raise BenchError("--evidence-from adds to the report: give --report FILE too")
     for folder in folders:
         if not folder.is_dir():
             raise BenchError(
@@ -138,7 +163,12 @@ def run(args: argparse.Namespace) -> int:
     if args.report is not None:
         from ssl_bench.results.joined_report import write_joined_report
 
-        write_joined_report(args.report, table, records, ["bench", *sys.argv[1:]])
+        other = None
+        if args.evidence_from is not None:
+            if not args.evidence_from.is_dir():
+                raise BenchError(f"--evidence-from {args.evidence_from}: no such folder")
+            other = (str(args.evidence_from), load_records(args.evidence_from))
+        write_joined_report(args.report, table, records, _command(args), other)
         print(f"wrote {args.report}", file=sys.stderr)
     if args.out is None:
         if args.report is None:

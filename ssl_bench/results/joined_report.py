@@ -31,6 +31,7 @@ import pandas as pd
 from ssl_bench.atomic import atomic_write_text
 from ssl_bench.results.cells import Cell
 from ssl_bench.results.report import evidence_section, profile_note, reference_tables, table1_section
+from ssl_bench.results.report_tables import learning_evidence
 from ssl_bench.results.stats import Summary, mean_ci
 from ssl_bench.results.table import (
     ResultsTable,
@@ -275,10 +276,46 @@ def _header(table: ResultsTable, records: Sequence[dict[str, Any]], command: str
     ]
 
 
+def _pool_text(records: Sequence[dict[str, Any]]) -> str:
+    """The SynthVOC pretraining pools of ``records`` in words (``data.synth_pool`` of their recipes)."""
+    pools = {((r.get("recipe") or {}).get("data") or {}).get("synth_pool") for r in records}
+    return ", ".join(
+        "the dataset's own pool" if p is None else f"{int(p):,} images" for p in sorted(pools, key=str)
+    )
+
+
+def other_evidence_section(
+    records: Sequence[dict[str, Any]], methods: Sequence[str], source: str
+) -> list[str]:
+    """"Did pretraining learn?" of pretraining records outside the table (the same methods on another
+    pool: issue #22 asks for memorisation on the old pool and the new one)."""
+    pretrains = [r for r in records if r.get("task") == "pretrain" and r.get("status") == "ok"]
+    evidence = learning_evidence(pretrains, methods)
+    if not evidence:
+        return []
+    return [
+        f"### The same measures for the pretraining runs of `{source}` (pool: {_pool_text(pretrains)})",
+        "",
+        "Not in the table above: runs that only show how the pool changes memorisation.",
+        "",
+        evidence,
+        "",
+    ]
+
+
 def write_joined_report(
-    path: Path, table: ResultsTable, records: Sequence[dict[str, Any]], command: Sequence[str]
+    path: Path,
+    table: ResultsTable,
+    records: Sequence[dict[str, Any]],
+    command: Sequence[str],
+    evidence_from: tuple[str, Sequence[dict[str, Any]]] | None = None,
 ) -> Path:
-    """Write the joined table's report to ``path`` (see the module docstring); returns ``path``."""
+    """Write the joined table's report to ``path`` (see the module docstring); returns ``path``.
+
+    Args:
+        evidence_from: (folder, its records): pretraining runs outside the table whose "Did pretraining
+            learn?" numbers are shown after the table's own (e.g. the same methods on another pool).
+    """
     methods = _row_methods(table)
     profile = table.profiles[0] if len(table.profiles) == 1 else ""
     lines = [
@@ -291,6 +328,7 @@ def write_joined_report(
         *probe_section(table, records),
         *ordering_section(table, table.tasks),
         *evidence_section(records, methods),
+        *(other_evidence_section(evidence_from[1], methods, evidence_from[0]) if evidence_from else []),
         *table1_section(records, methods),
         "## The paper's numbers",
         "",

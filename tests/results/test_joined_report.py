@@ -95,9 +95,39 @@ def test_orderings_with_intervals_beside_the_published_order(parts, tmp_path, ca
 def test_parts_with_their_time_and_links_relative_to_the_report(parts, tmp_path, capsys):
     text = report_of(parts, tmp_path, capsys)
     assert text.startswith("# Results table — `mini` profile, joined from 2 reproduction run(s)")
+    made_by = f"bench table --results {parts} --profile mini --report {tmp_path / 'REPORT.md'}"
+    assert f"Made by: `{made_by}`" in text
     sup = [c.strip() for c in line_of(text, "| parts/supervised |").split("|")[1:-1]]
     link = "[REPORT.md](parts/supervised/REPORT.md)"
     assert sup == ["parts/supervised", "9", "12.0 min", "abcdef0", "cpu (test)", link]
     others = [c.strip() for c in line_of(text, "| parts/others |").split("|")[1:-1]]
     assert others[1:3] == ["9", "9.0 min"] and others[-1] == ""
     assert "| supervised | cls supervised s0 |" in text
+
+
+def pretrain_rec(method: str, seed: int, pool: int | None, train_acc: float, heldout_acc: float) -> dict:
+    return {
+        "task": "pretrain", "seed": seed, "profile": "mini", "status": "ok", "pretrain": {"method": method},
+        "started_at": "2026-01-01T00:00:00+00:00", "recipe": {"data": {"synth_pool": pool}},
+        "metrics": {"wall_s": 600.0, "memorisation_train_accuracy": train_acc,
+                    "memorisation_heldout_accuracy": heldout_acc},
+    }  # fmt: skip
+
+
+def test_memorisation_on_the_tables_pool_and_on_another(parts, tmp_path, capsys):
+    """The table's own pretraining records give "Did pretraining learn?"; --evidence-from adds the same
+    methods' runs on another pool, named by its size, without putting them in the table."""
+    for seed, acc in enumerate([0.90, 0.91, 0.92]):
+        write_record(pretrain_rec("supervised", seed, 12800, acc, acc - 0.02), parts / "supervised" / "runs")
+    old = tmp_path / "pool-1000" / "runs"
+    write_record(pretrain_rec("supervised", 0, None, 0.98, 0.81), old)
+    out = tmp_path / "REPORT.md"
+    args = ["table", "--results", str(parts), "--profile", "mini", "--report", str(out)]
+    assert main([*args, "--evidence-from", str(old.parent)]) == 0
+    text = out.read_text()
+    own, other = text.split("### The same measures for the pretraining runs of")
+    assert f"| supervised | 0.910 ± {T975_2 * 0.01 / 3**0.5:.3f} (n=3) | 0.890 ±" in own
+    assert other.startswith(f" `{old.parent}` (pool: the dataset's own pool)")
+    assert "| supervised | 0.980 (n=1) | 0.810 (n=1) |" in other
+    assert "| supervised | image labels | 10.0 min | 0 |" in text  # from the table's own three runs
+    assert main(["table", "--results", str(parts), "--evidence-from", str(old)]) == 2  # needs --report
