@@ -147,7 +147,7 @@ def probe_section(table: ResultsTable, records: Sequence[dict[str, Any]]) -> lis
     return [
         "## Fine-tuning against the linear probe",
         "",
-        f"`{HIGH}`, {metric_label(variant)} (%), both from their records: fine-tuned ({FINE_TUNED}) "
+        f"`{HIGH}`, {metric_label(variant)}, both from their records: fine-tuned ({FINE_TUNED}) "
         f"{_summary_text(t)} (n={t.n}) against the linear probe on the frozen trunk ({PROBED}) "
         f"{_summary_text(p)} (n={p.n}); difference {t.mean - p.mean:+.1f}. Fine-tuning must not lose more "
         f"than {PROBE_MARGIN:.0f} points of what the probe finds: {verdict}.",
