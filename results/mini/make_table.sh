@@ -8,7 +8,8 @@
 # joins every command's records into results/mini/table.{csv,md} and results/mini/REPORT.md (while some
 # commands have not run: the table so far in results/mini/parts/).
 # Done so far (records, REPORT and table of each part committed in results/mini/parts/<part>/): 2 (random, at
-# git a44b774 on the AVX2 machine, 3,997 s).
+# git a44b774 on the AVX2 machine, 3,997 s), 1 (supervised, at git d20d28c on the same machine, 1.7 h of stage
+# time; its s0 pretraining continued from its checkpoint after an interruption).
 #
 # Usage: results/mini/make_table.sh [COMMAND_NUMBER ...]   (no argument: all, one after the other)
 #        DRY_RUN=1 results/mini/make_table.sh [N ...]      (each command's --dry-run: stages, data, estimates)
@@ -19,7 +20,7 @@ R=(reproduce --profile mini --seeds 3 --pretrain-per-seed --no-figures)
 T=(cls det seg cls-linear knn)
 P=results/mini/parts
 commands=(
-  "--methods supervised --tasks ${T[*]} --out $P/supervised"                                   # ~110 min
+  "--methods supervised --tasks ${T[*]} --out $P/supervised"                                   # ~110 (ran: 102)
   "--methods random --tasks ${T[*]} --out $P/random"                                           # ~75 (ran: 67)
   "--methods datainit --tasks ${T[*]} --out $P/datainit"                                       # ~80
   "--methods context_encoder --tasks ${T[*]} inpaint --out $P/context_encoder"                 # ~120
