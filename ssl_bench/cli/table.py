@@ -143,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
     folders = args.results or [Path("results") / "runs"]
     if args.evidence_from is not None and args.report is None:
         raise BenchError("--evidence-from adds to the report: give --report FILE too")
+    if args.evidence_from is not None and not args.evidence_from.is_dir():
+        raise BenchError(f"--evidence-from {args.evidence_from}: no such folder")
     for folder in folders:
         if not folder.is_dir():
             raise BenchError(
@@ -165,8 +167,6 @@ def run(args: argparse.Namespace) -> int:
 
         other = None
         if args.evidence_from is not None:
-            if not args.evidence_from.is_dir():
-                raise BenchError(f"--evidence-from {args.evidence_from}: no such folder")
             other = (str(args.evidence_from), load_records(args.evidence_from))
         write_joined_report(args.report, table, records, _command(args), other)
         print(f"wrote {args.report}", file=sys.stderr)

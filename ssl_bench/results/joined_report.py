@@ -30,7 +30,14 @@ import pandas as pd
 
 from ssl_bench.atomic import atomic_write_text
 from ssl_bench.results.cells import Cell
-from ssl_bench.results.report import evidence_section, profile_note, reference_tables, table1_section
+from ssl_bench.results.report import (
+    evidence_section,
+    profile_note,
+    provenance_lines,
+    reference_tables,
+    stage_rate,
+    table1_section,
+)
 from ssl_bench.results.report_tables import learning_evidence
 from ssl_bench.results.stats import Summary, mean_ci
 from ssl_bench.results.table import (
@@ -196,11 +203,6 @@ def ordering_section(table: ResultsTable, tasks: Sequence[str]) -> list[str]:
     ]
 
 
-def _stage_rate(record: dict[str, Any]) -> float | None:
-    rate = record.get("images_per_s") or (record.get("metrics") or {}).get("img_s")
-    return float(rate) if isinstance(rate, int | float) and rate > 0 else None
-
-
 def parts_section(records: Sequence[dict[str, Any]], report_dir: Path) -> list[str]:
     """Each part's records, code, device and summed stage time; then every stage's time and img/s (the
     parts' paths and links relative to ``report_dir``, where the report is written)."""
@@ -224,14 +226,13 @@ def parts_section(records: Sequence[dict[str, Any]], report_dir: Path) -> list[s
             }
         )
         for r in sorted(recs, key=lambda r: str(r.get("started_at", ""))):
-            rate = _stage_rate(r)
             stages.append(
                 {
                     "part": Path(part).name,
                     "stage": f"{r.get('task')} {record_method(r)} s{r.get('seed', 0)}",
                     "record": r.get("id", ""),
                     "wall time": format_duration(float(r["wall_s"])) if r.get("wall_s") else "",
-                    "img/s": f"{rate:.1f}" if rate else "",
+                    "img/s": stage_rate(r),
                 }
             )
     if not parts:
@@ -252,9 +253,6 @@ def parts_section(records: Sequence[dict[str, Any]], report_dir: Path) -> list[s
 
 def _header(table: ResultsTable, records: Sequence[dict[str, Any]], command: str) -> list[str]:
     used = [r for r in records if r.get("task") and r.get("status") == "ok"]
-    commits = sorted({str(r["git_commit"]) for r in used if r.get("git_commit")})
-    devices = sorted({str(r["device"]) for r in used if r.get("device")})
-    versions = next((r["versions"] for r in used if r.get("versions")), {})
     parts = sorted({part_of(r) for r in used})
     profile = ", ".join(table.profiles) or "unknown"
     seeds: dict[str, set[int]] = defaultdict(set)
@@ -268,10 +266,7 @@ def _header(table: ResultsTable, records: Sequence[dict[str, Any]], command: str
         "`bench reproduce`, whose own REPORT.md gives its command).",
         "",
         f"- Seeds with records: {seed_text or 'none'}.",
-        f"- Code: git {', '.join(commits) or 'unknown'}; "
-        + ", ".join(f"{k} {v}" for k, v in sorted((versions or {}).items()))
-        + ".",
-        f"- Devices: {'; '.join(devices) or 'unknown'}.",
+        *provenance_lines(used),
         "",
     ]
 

@@ -152,6 +152,26 @@ def _layer_numbers(out: Path) -> str:
     )
 
 
+def stage_rate(record: dict[str, Any]) -> str:
+    """A stage record's img/s as shown: an evaluation's training images per second, a pretraining run's
+    median logged rate ("" where it has none)."""
+    rate = record.get("images_per_s") or (record.get("metrics") or {}).get("img_s")
+    return f"{rate:.1f}" if isinstance(rate, int | float) and rate > 0 else ""
+
+
+def provenance_lines(used: Sequence[dict[str, Any]]) -> list[str]:
+    """The code (git commits, package versions) and devices of the records a report uses."""
+    commits = sorted({str(r.get("git_commit")) for r in used if r.get("git_commit")})
+    devices = sorted({str(r.get("device")) for r in used if r.get("device")})
+    versions = next((r.get("versions") for r in used if r.get("versions")), {})
+    return [
+        f"- Code: git {', '.join(commits) or 'unknown'}; "
+        + ", ".join(f"{k} {v}" for k, v in sorted((versions or {}).items()))
+        + ".",
+        f"- Device: {'; '.join(devices) or 'unknown'}.",
+    ]
+
+
 def _stage_table(results: Sequence[StageResult], records: dict[str, dict[str, Any]]) -> str:
     """Stages with their outcome, and the wall time and img/s stored in their record (stable across re-runs;
     img/s: an evaluation's training images per second, a pretraining run's median logged rate)."""
@@ -159,14 +179,13 @@ def _stage_table(results: Sequence[StageResult], records: dict[str, dict[str, An
     for r in results:
         rec = records.get(r.record_id or "", {})
         wall = rec.get("wall_s")
-        rate = rec.get("images_per_s") or (rec.get("metrics") or {}).get("img_s")
         rows.append(
             {
                 "stage": f"{r.kind} {r.name}",
                 "outcome": "ok" if r.status in ("cached", "ran") else r.status,
                 "record": r.record_id or "",
                 "wall time": format_duration(wall) if wall else "",
-                "img/s": f"{rate:.1f}" if isinstance(rate, int | float) and rate > 0 else "",
+                "img/s": stage_rate(rec),
                 "error": (r.error or "")[:120],
             }
         )
@@ -209,9 +228,6 @@ def write_report(
 
 def _header(out: Path, options: ReproduceOptions, used: Sequence[dict[str, Any]]) -> list[str]:
     """Title, the commands, and the seeds, data, code and device of the records the report uses."""
-    commits = sorted({str(r.get("git_commit")) for r in used if r.get("git_commit")})
-    devices = sorted({str(r.get("device")) for r in used if r.get("device")})
-    versions = next((r.get("versions") for r in used if r.get("versions")), {})
     synth = any((r.get("data") or {}).get("synthvoc") for r in used)
     seeds = ", ".join(map(str, options.seed_list()))
     policy = (
@@ -231,10 +247,7 @@ def _header(out: Path, options: ReproduceOptions, used: Sequence[dict[str, Any]]
         "",
         f"- Seeds: {policy}.",
         f"- Data: {'SynthVOC, the generated VOC-layout dataset (pretraining on its unlabelled pool)' if synth else 'as given by --data-voc / --data-pretrain'}.",  # noqa: E501
-        f"- Code: git {', '.join(commits) or 'unknown'}; "
-        + ", ".join(f"{k} {v}" for k, v in sorted((versions or {}).items()))
-        + ".",
-        f"- Device: {'; '.join(devices) or 'unknown'}.",
+        *provenance_lines(used),
         "",
     ]
 
