@@ -15,11 +15,12 @@ in a temporary folder, on this machine's device:
   per image, so above the cap (on a GPU) the number is an upper bound. Set-up (indexing ImageNet,
   clustering epochs) is not included.
 * evaluations with ``iterations`` (the fine-tuning tasks): ``bench eval``'s own run with random weights
-  on a generated VOC of :data:`PROBE_VOC_IMAGES` images, once at 1 iteration and once at
-  :data:`PROBE_EXTRA_ITERATIONS` more, of :data:`PROBE_BATCH` images each: one iteration costs that share of
-  the difference, scaled by ``batch_size / PROBE_BATCH``; the rest of the 1-iteration probe (set-up and
-  testing its test images) is scaled by the real test split's size (when the VOC folder is given; else it
-  is left out and the estimate says so).
+  on a generated VOC of :data:`PROBE_VOC_IMAGES` images, at 1 iteration (twice: before and after, the faster
+  counts, so that one-time costs of the first run fall out) and at :data:`PROBE_EXTRA_ITERATIONS` more, of
+  :data:`PROBE_BATCH` images each: one iteration costs that share of the difference (no estimate where the
+  difference is lost in timing noise), scaled by ``batch_size / PROBE_BATCH``; the rest of the 1-iteration
+  probe (set-up and testing its test images) is scaled by the real test split's size (when the VOC folder is
+  given; else it is left out and the estimate says so).
 * other evaluations (frozen features, inpainting): one probe, scaled by the real test split's size.
 
 A task costs the same for every method (measured once per task), a method the same for every seed. A probe
@@ -223,13 +224,19 @@ def _eval_estimate(
             if scale is None:
                 return None, "not estimated: the test split's size is unknown (no VOC folder given)"
             return wall * scale, f"estimate: a probe on {probe_test} test images × {real_test}/{probe_test}"
+        # The 1-iteration probe runs before and after the longer one and the faster of the two counts: the
+        # first run of a task pays one-time costs (a library's first import, caches) that the others do not.
         one = _probe_eval(task, config, {**base, "iterations": 1}, voc, work, device)
         more = _probe_eval(task, config, {**base, "iterations": 1 + PROBE_EXTRA_ITERATIONS}, voc, work,
                            device)  # fmt: skip
+        one = min(one, _probe_eval(task, config, {**base, "iterations": 1}, voc, work, device))
     except Exception as e:  # noqa: BLE001 - a probe that fails leaves the stage without an estimate
         return None, f"not measured: the probe failed ({type(e).__name__}: {e})"
+    if more <= one:  # the extra iterations were lost in timing noise: no number rather than "0.00 s"
+        return None, (f"not measured: {PROBE_EXTRA_ITERATIONS} extra iterations took no measurable time "
+                      f"({more:.2f} s against {one:.2f} s for 1)")  # fmt: skip
     scale_batch = config.get("batch_size", PROBE_BATCH) / PROBE_BATCH
-    per_iteration = max(more - one, 0.0) / PROBE_EXTRA_ITERATIONS * scale_batch
+    per_iteration = (more - one) / PROBE_EXTRA_ITERATIONS * scale_batch
     training = per_iteration * config["iterations"]
     rest = max(one - per_iteration / scale_batch, 0.0)
     if scale is None:

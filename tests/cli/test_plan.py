@@ -109,3 +109,35 @@ def test_the_pretraining_probe_runs_at_the_recipe_batch_up_to_a_cap(
         assert config["train"]["batch_size"] == batch  # the stage's own recipe is left as it was
     assert seen == [8, plan.PROBE_PRETRAIN_BATCH_MAX]
     assert plan.PROBE_FOLDER_IMAGES >= plan.PROBE_PRETRAIN_BATCH_MAX  # one whole batch of generated images
+
+
+@pytest.mark.parametrize(
+    ("walls", "expected"),
+    [
+        ((9.0, 4.0, 2.0), (4.0 - 2.0) / 5 * 2 * 600),  # the first 1-iteration run paid a one-time cost
+        ((2.0, 1.5, 2.5), None),  # 5 more iterations took no time: noise, not an estimate of 0 s
+    ],
+)
+def test_a_fine_tuning_estimate_uses_the_faster_one_iteration_probe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, walls: tuple[float, ...], expected: float | None
+) -> None:
+    # A dry run once printed "600 iterations x 0.00 s" for seg: its first probe paid a one-time cost.
+    from ssl_bench.results import plan
+
+    runs = iter(walls)
+    iterations: list[int] = []
+
+    def probe(task: str, config: dict, overrides: dict, *_: object) -> float:
+        iterations.append(overrides["iterations"])
+        return next(runs)
+
+    monkeypatch.setattr(plan, "_probe_eval", probe)
+    monkeypatch.setattr(plan, "PROBE_EXTRA_ITERATIONS", 5)
+    monkeypatch.setattr(plan, "PROBE_BATCH", 2)
+    recipe = {"iterations": 600, "batch_size": 4}
+    seconds, note = plan._eval_estimate("seg", recipe, tmp_path, None, tmp_path, None)
+    assert iterations == [1, 6, 1]
+    if expected is None:
+        assert seconds is None and note.startswith("not measured")
+    else:
+        assert seconds == pytest.approx(expected) and "600 iterations × 0.80 s" in note
