@@ -52,10 +52,41 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+@lru_cache(maxsize=1)
+def cpu_info() -> tuple[str, frozenset[str]]:
+    """The CPU's model name and feature flags from ``/proc/cpuinfo`` (Linux); elsewhere ``platform``'s
+    processor name and no flags."""
+    try:
+        return parse_cpuinfo(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return platform.processor() or platform.machine(), frozenset()
+
+
+def parse_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
+    """The first processor's ``model name`` and ``flags`` of a ``/proc/cpuinfo`` text."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    return model, frozenset(fields.get("flags", "").split())
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX-512 BF16 or AMX: the CPU kinds whose bf16 kernels run natively (elsewhere bf16 is emulated)."""
+    flags = cpu_info()[1]
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def device_description(device: torch.device) -> str:
+    """The device a record was made on. A CPU's names its model, the vector instructions torch dispatches
+    to and whether bf16 is native, since timings (and bf16 rounding) are comparable only within one kind."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    isa = torch.backends.cpu.get_cpu_capability()
+    bf16 = ", native bf16" if cpu_has_native_bf16() else ""
+    return f"cpu ({cpu_info()[0]}, {isa}{bf16}, {torch.get_num_threads()} threads)"
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -35,7 +35,8 @@ from tqdm import tqdm
 
 from ssl_bench.errors import RecipeError
 from ssl_bench.evaluators.base import EvalContext
-from ssl_bench.runtime.performance import Performance, cpu_has_native_bf16, resolve_performance
+from ssl_bench.provenance import cpu_has_native_bf16
+from ssl_bench.runtime.performance import Performance, resolve_performance
 from ssl_bench.runtime.schedules import cosine_lr, poly_lr, step_lr
 
 Schedule = Literal["step", "poly", "cosine"]

@@ -17,22 +17,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from ssl_bench.errors import RecipeError
-
-
-@lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+from ssl_bench.provenance import cpu_has_native_bf16
 
 
 @dataclass(frozen=True)

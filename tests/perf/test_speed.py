@@ -10,12 +10,8 @@ import torch
 
 from ssl_bench.cli import main
 from ssl_bench.perf import speed
-from ssl_bench.runtime.performance import (
-    Performance,
-    cpu_has_native_bf16,
-    resolve_performance,
-    resolve_workers,
-)
+from ssl_bench.provenance import cpu_has_native_bf16
+from ssl_bench.runtime.performance import Performance, resolve_performance, resolve_workers
 from tests.perf.learning import LEARNT_TOL, check_learns_like_fp32, fp32_loss, train_steps
 
 REQUIRED = {"model_img_s", "e2e_img_s", "e2e_over_model", "eager_img_s", "speedup_vs_eager",

@@ -14,7 +14,8 @@ from ssl_bench.data.folder import ImageFolderIndex
 from ssl_bench.evaluators.engine import FinetuneProtocol, eval_performance, protocol_performance
 from ssl_bench.perf import speed
 from ssl_bench.perf.layers import layer_costs, layer_table
-from ssl_bench.runtime.performance import Performance, cpu_has_native_bf16
+from ssl_bench.provenance import cpu_has_native_bf16
+from ssl_bench.runtime.performance import Performance
 
 CPU = torch.device("cpu")
 
