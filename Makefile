@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # A user's whole first run on the generated SynthVOC default (CPU): pretrain a context encoder with the mini
 # recipe and the random baseline, fine-tune FCN-32s segmentation on both, print the table and the margin
-# beside the seed-to-seed spread of the committed mini reproduction (results/mini).
+# beside the seed-to-seed spread of the one mini table's runs (results/mini/parts: the same recipes, 3 seeds).
 demo: install
 	rm -rf $(DEMO)/records
 	$(BIN)/bench pretrain --method context_encoder --profile mini --out $(DEMO)/context_encoder --overwrite
@@ -27,7 +27,7 @@ demo: install
 	$(BIN)/bench eval --task seg --profile mini --weights $(DEMO)/context_encoder/encoder.pt --out $(DEMO)/records
 	$(BIN)/bench eval --task seg --profile mini --weights $(DEMO)/random/encoder.pt --out $(DEMO)/records
 	$(BIN)/bench table --results $(DEMO)/records --tasks seg
-	$(BIN)/bench compare --results $(DEMO)/records --task seg --spread-from results/mini/runs
+	$(BIN)/bench compare --results $(DEMO)/records --task seg --spread-from results/mini/parts
 
 test: install
 	$(BIN)/python -m pytest -q --durations=15

@@ -1,8 +1,8 @@
 """``bench compare``: one method's margin over a baseline on one task, against the seed-to-seed spread.
 
 ``make demo`` ends with it: the demo's context encoder minus random on its one seed, beside the spread of
-each over seeds measured by a committed reproduction (``results/mini/runs``, pretraining variance included),
-so a reader can tell a margin from noise.
+each over seeds measured by the committed mini table's runs (``results/mini/parts``, read recursively: the
+same recipes, pretraining variance included), so a reader can tell a margin from noise.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", required=True, help="task, e.g. seg")
     p.add_argument("--method", default="context_encoder", help="default: context_encoder")
     p.add_argument("--baseline", default="random", help="default: random")
-    p.add_argument("--spread-from", type=Path, help="records measured over several seeds (results/mini/runs)")
+    p.add_argument(
+        "--spread-from", type=Path,
+        help="records measured over several seeds, read recursively (results/mini/parts)",
+    )
     p.set_defaults(func=run)
 
 

@@ -32,3 +32,16 @@ def test_missing_records_are_named(tmp_path, capsys) -> None:
     _write(tmp_path, "random", 0, 0.04)
     assert main(["compare", "--results", str(tmp_path), "--task", "seg"]) == 2
     assert "no successful 'seg' record of method 'context_encoder'" in capsys.readouterr().err
+
+
+def test_the_demo_spread_folder_holds_three_seeds_of_both_rows() -> None:
+    """``make demo`` ends with ``bench compare --spread-from F``: F must hold seg over seeds for both rows."""
+    import re
+
+    from ssl_bench.cli.compare import compare
+
+    root = Path(__file__).resolve().parents[2]
+    (folder,) = re.findall(r"--spread-from (\S+)", (root / "Makefile").read_text())
+    c = compare(root / folder, "seg", "context_encoder", "random", root / folder)
+    assert {name: n for name, (_, n) in c["spread"].items()} == {"context_encoder": 3, "random": 3}
+    assert c["largest_spread"] > 0
