@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from ssl_bench.data.folder import ImageFolderIndex
     from ssl_bench.data.synthvoc import ensure_synthvoc, synthvoc_pool
     from ssl_bench.provenance import device_description
-    from ssl_bench.records import RECORDS_DIR, peak_memory_mb, write_record
+    from ssl_bench.records import RECORDS_DIR, peak_memory_mb, utc_now, write_record
     from ssl_bench.runtime.distributed import resolve_device
     from ssl_bench.runtime.performance import resolve_performance, resolve_workers
 
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         from ssl_bench.perf.gpu_check import run_gpu_check
 
         return run_gpu_check(args)
-    t0 = time.perf_counter()
+    t0, started_at = time.perf_counter(), utc_now()
     device = resolve_device(args.device)
     workers = resolve_workers(args.workers, device)
     s = Setup(device, resolve_performance({}, device), args.image_size, args.batch_size, args.iters, workers)
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         "peak_mem_mb", peak_memory_mb(device), f"{peak_memory_mb(device):.0f} MB  peak memory of this process"
     )
 
-    record = speed_record(note.metrics, s, args.profile, time.perf_counter() - t0)
+    record = speed_record(note.metrics, s, args.profile, started_at, time.perf_counter() - t0)
     path = write_record(record, args.out or RECORDS_DIR)
     record["record_path"] = str(path)
     print(json.dumps(record, default=str))
@@ -271,12 +271,13 @@ def measure_memory(note: Notes, s: Setup, index: ImageFolderIndex) -> None:
     note("rss_growth_20k_over_2k", large / small, f"{large / small:.3f}×")
 
 
-def speed_record(metrics: dict[str, float], s: Setup, profile: str, wall_s: float) -> dict[str, Any]:
+def speed_record(
+    metrics: dict[str, float], s: Setup, profile: str, started_at: str, wall_s: float
+) -> dict[str, Any]:
     """The ``speed`` record of the measured ``metrics``."""
     import torch
 
     from ssl_bench.provenance import device_description, git_commit, package_versions
-    from ssl_bench.records import utc_now
 
     return {
         "task": "speed",
@@ -296,7 +297,7 @@ def speed_record(metrics: dict[str, float], s: Setup, profile: str, wall_s: floa
         "device": device_description(s.device),
         "git_commit": git_commit(),
         "versions": package_versions(),
-        "started_at": utc_now(),
+        "started_at": started_at,
         "wall_s": round(wall_s, 1),
         "peak_mem_mb": metrics["peak_mem_mb"],
         "images_per_s": metrics["e2e_img_s"],

@@ -114,7 +114,7 @@ def run_gpu_check(args: argparse.Namespace) -> int:
     from ssl_bench.provenance import device_description, git_commit, package_versions
     from ssl_bench.records import RECORDS_DIR, utc_now, write_record
 
-    t0 = time.perf_counter()
+    t0, started_at = time.perf_counter(), utc_now()
     print(f"GPU check on {device_description(torch.device('cuda'))}", flush=True)
     tests = _gpu_tests()
     print(f"  gpu-marked tests: {tests['summary']}", flush=True)
@@ -146,7 +146,7 @@ def run_gpu_check(args: argparse.Namespace) -> int:
         "device": device_description(torch.device("cuda")),
         "git_commit": git_commit(),
         "versions": package_versions(),
-        "started_at": utc_now(),
+        "started_at": started_at,
         "wall_s": round(time.perf_counter() - t0, 1),
     }
     path = write_record(record, args.out or RECORDS_DIR)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ REQUIRED = {"model_img_s", "e2e_img_s", "e2e_over_model", "eager_img_s", "speedu
 
 
 def test_bench_speed_writes_a_record_with_the_documented_metrics(synth_cache, tmp_path, capsys):
+    before = datetime.now(timezone.utc).replace(microsecond=0)
     code = main(["speed", "--image-size", "99", "--batch-size", "4", "--iters", "1", "--workers", "1",
                  "--no-eval", "--no-memory", "--out", str(tmp_path)])
     assert code == 0
@@ -28,6 +30,8 @@ def test_bench_speed_writes_a_record_with_the_documented_metrics(synth_cache, tm
     assert record["metrics"]["speedup_vs_eager"] == pytest.approx(
         record["metrics"]["model_img_s"] / record["metrics"]["eager_img_s"])
     assert (tmp_path / f"{record['id']}.json").is_file()
+    started = datetime.fromisoformat(record["started_at"])  # when it began, not when it wrote the record
+    assert started - before < timedelta(seconds=max(2.0, record["wall_s"] / 2))
 
 
 def test_batch_size_sweep_reports_rate_and_peak_memory_per_batch_size(synth_cache, tmp_path, capsys):
