@@ -11,7 +11,9 @@
 # git a44b774 on the AVX2 machine, 3,997 s), 1 (supervised, at git d20d28c on the same machine, 1.7 h of stage
 # time; its s0 pretraining continued from its checkpoint after an interruption), 4 (context_encoder, at git
 # 06e65c7 on an Intel Xeon with AVX-512 but no bf16, fp32, 86 min of stage time in one sitting), 5 (autoencoder,
-# same commit and machine, 94 min; its s0 pretraining shared the machine with a test run).
+# same commit and machine, 94 min; its s0 pretraining shared the machine with a test run), 3 (datainit, same
+# commit and machine, 66 min; its s0 cls evaluation shared the machine with a test run; continued from its
+# stage cache after a machine restart).
 #
 # Usage: results/mini/make_table.sh [COMMAND_NUMBER ...]   (no argument: all, one after the other)
 #        DRY_RUN=1 results/mini/make_table.sh [N ...]      (each command's --dry-run: stages, data, estimates)
@@ -24,7 +26,7 @@ P=results/mini/parts
 commands=(
   "--methods supervised --tasks ${T[*]} --out $P/supervised"                                   # ~110 (ran: 102)
   "--methods random --tasks ${T[*]} --out $P/random"                                           # ~75 (ran: 67)
-  "--methods datainit --tasks ${T[*]} --out $P/datainit"                                       # ~80
+  "--methods datainit --tasks ${T[*]} --out $P/datainit"                                       # ~80 (ran: 66, AVX-512)
   "--methods context_encoder --tasks ${T[*]} inpaint --out $P/context_encoder"                 # ~120 (ran: 86, AVX-512)
   "--methods autoencoder --tasks ${T[*]} inpaint --out $P/autoencoder"                         # ~125 (ran: 94, AVX-512)
   "--methods rotation --only-seeds 0 1 --tasks ${T[*]} --out $P/rotation-s01"                  # ~110
