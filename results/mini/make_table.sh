@@ -13,7 +13,8 @@
 # 06e65c7 on an Intel Xeon with AVX-512 but no bf16, fp32, 86 min of stage time in one sitting), 5 (autoencoder,
 # same commit and machine, 94 min; its s0 pretraining shared the machine with a test run), 3 (datainit, same
 # commit and machine, 66 min; its s0 cls evaluation shared the machine with a test run; continued from its
-# stage cache after a machine restart).
+# stage cache after a machine restart), 6 (rotation seeds 0 and 1, same commit and machine, 95 min, nothing else
+# running).
 #
 # Usage: results/mini/make_table.sh [COMMAND_NUMBER ...]   (no argument: all, one after the other)
 #        DRY_RUN=1 results/mini/make_table.sh [N ...]      (each command's --dry-run: stages, data, estimates)
@@ -29,7 +30,7 @@ commands=(
   "--methods datainit --tasks ${T[*]} --out $P/datainit"                                       # ~80 (ran: 66, AVX-512)
   "--methods context_encoder --tasks ${T[*]} inpaint --out $P/context_encoder"                 # ~120 (ran: 86, AVX-512)
   "--methods autoencoder --tasks ${T[*]} inpaint --out $P/autoencoder"                         # ~125 (ran: 94, AVX-512)
-  "--methods rotation --only-seeds 0 1 --tasks ${T[*]} --out $P/rotation-s01"                  # ~110
+  "--methods rotation --only-seeds 0 1 --tasks ${T[*]} --out $P/rotation-s01"                  # ~110 (ran: 95, AVX-512)
   "--methods jigsaw --only-seeds 0 1 --tasks ${T[*]} --out $P/jigsaw-s01"                      # ~115
   "--methods colorization --only-seeds 0 1 --tasks ${T[*]} --out $P/colorization-s01"          # ~100
   "--methods deepcluster --only-seeds 0 1 --tasks ${T[*]} --out $P/deepcluster-s01"            # ~100
