@@ -14,7 +14,8 @@
 # same commit and machine, 94 min; its s0 pretraining shared the machine with a test run), 3 (datainit, same
 # commit and machine, 66 min; its s0 cls evaluation shared the machine with a test run; continued from its
 # stage cache after a machine restart), 6 (rotation seeds 0 and 1, same commit and machine, 95 min, nothing else
-# running).
+# running), 7 (jigsaw seeds 0 and 1, same commit and machine, 80 min, nothing else running; its s0 pretraining
+# continued from its checkpoint at step 117).
 #
 # Usage: results/mini/make_table.sh [COMMAND_NUMBER ...]   (no argument: all, one after the other)
 #        DRY_RUN=1 results/mini/make_table.sh [N ...]      (each command's --dry-run: stages, data, estimates)
@@ -31,7 +32,7 @@ commands=(
   "--methods context_encoder --tasks ${T[*]} inpaint --out $P/context_encoder"                 # ~120 (ran: 86, AVX-512)
   "--methods autoencoder --tasks ${T[*]} inpaint --out $P/autoencoder"                         # ~125 (ran: 94, AVX-512)
   "--methods rotation --only-seeds 0 1 --tasks ${T[*]} --out $P/rotation-s01"                  # ~110 (ran: 95, AVX-512)
-  "--methods jigsaw --only-seeds 0 1 --tasks ${T[*]} --out $P/jigsaw-s01"                      # ~115
+  "--methods jigsaw --only-seeds 0 1 --tasks ${T[*]} --out $P/jigsaw-s01"                      # ~115 (ran: 80, AVX-512)
   "--methods colorization --only-seeds 0 1 --tasks ${T[*]} --out $P/colorization-s01"          # ~100
   "--methods deepcluster --only-seeds 0 1 --tasks ${T[*]} --out $P/deepcluster-s01"            # ~100
   "--methods relative_position --only-seeds 0 1 --tasks ${T[*]} --out $P/relative_position-s01" # ~140
