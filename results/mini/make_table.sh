@@ -15,7 +15,8 @@
 # commit and machine, 66 min; its s0 cls evaluation shared the machine with a test run; continued from its
 # stage cache after a machine restart), 6 (rotation seeds 0 and 1, same commit and machine, 95 min, nothing else
 # running), 7 (jigsaw seeds 0 and 1, same commit and machine, 80 min, nothing else running; its s0 pretraining
-# continued from its checkpoint at step 117).
+# continued from its checkpoint at step 117), 13 (relative_position seed 2, same commit and machine, 23 min,
+# nothing else running: a third of its estimate, so command 10's is probably high too).
 #
 # Usage: results/mini/make_table.sh [COMMAND_NUMBER ...]   (no argument: all, one after the other)
 #        DRY_RUN=1 results/mini/make_table.sh [N ...]      (each command's --dry-run: stages, data, estimates)
@@ -38,7 +39,7 @@ commands=(
   "--methods relative_position --only-seeds 0 1 --tasks ${T[*]} --out $P/relative_position-s01" # ~140
   "--methods rotation jigsaw --only-seeds 2 --tasks ${T[*]} --out $P/rotation-jigsaw-s2"       # ~110
   "--methods colorization deepcluster --only-seeds 2 --tasks ${T[*]} --out $P/colorization-deepcluster-s2"  # ~100
-  "--methods relative_position --only-seeds 2 --tasks ${T[*]} --out $P/relative_position-s2"   # ~70
+  "--methods relative_position --only-seeds 2 --tasks ${T[*]} --out $P/relative_position-s2"   # ~70 (ran: 23, AVX-512)
 )
 picks=("$@")
 [ ${#picks[@]} -eq 0 ] && picks=($(seq 1 ${#commands[@]}))
