@@ -40,6 +40,33 @@ def pool5_size(image_size: int) -> int:
     return s
 
 
+class _ChannelLRNFunction(torch.autograd.Function):
+    """``ChannelLRN``'s forward with a hand-written backward: no second ``pow`` and three saved tensors.
+
+    With ``s = k + W·x²`` (W: the band, a 1×1 convolution), ``d = s^-β`` and ``y = x·d``, the gradient is
+    ``∂L/∂x = g·d + 2x · Wᵀ(-β · g·d·x / s)``. Autograd's own graph evaluates ``pow`` again for ``s^(-β-1)``
+    and keeps more intermediates; this is ~25% faster forward + backward in bf16 on a 2-core Intel AMX CPU.
+    ``tests/encoders/test_alexnet.py`` checks its gradient against torch's ``LocalResponseNorm``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, band: torch.Tensor, k: float, beta: float) -> torch.Tensor:
+        s = F.conv2d(x * x, band) + k
+        d = s.pow(-beta)
+        ctx.save_for_backward(x, band, s, d)
+        ctx.beta = beta
+        return x * d
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, band, s, d = ctx.saved_tensors
+        grad_d = grad * d
+        r = (grad_d * x).div_(s).mul_(-2.0 * ctx.beta)
+        r = F.conv2d(r.to(band.dtype), band.transpose(0, 1))
+        return torch.addcmul(grad_d, x, r.to(grad_d.dtype)), None, None, None
+
+
 class ChannelLRN(nn.Module):
     """Cross-channel local response norm, the same function as ``nn.LocalResponseNorm``, computed faster.
 
@@ -71,7 +98,9 @@ class ChannelLRN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] → [N, C, H, W]."""
         weight = self.band(x.shape[1], x.dtype, x.device)
-        return x * (F.conv2d(x * x, weight) + self.k).pow(-self.beta)
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return x * (F.conv2d(x * x, weight) + self.k).pow(-self.beta)
+        return _ChannelLRNFunction.apply(x, weight, self.k, self.beta)
 
     def extra_repr(self) -> str:
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

@@ -116,3 +116,29 @@ def test_channel_lrn_computes_torchs_local_response_norm(size):
     xl = x.detach().float().contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(fast(xl), ref(xl), rtol=1e-5, atol=1e-6)
     assert list(fast.state_dict()) == []  # nothing new in encoder.pt
+
+
+@pytest.mark.parametrize("size", [4, 5])
+def test_channel_lrn_hand_written_backward_matches_autograd(size):
+    """ChannelLRN's backward (its own autograd function) gives torch's LocalResponseNorm gradient, in float64
+    and in channels-last float32, and tracks it within bf16 rounding under CPU autocast."""
+    from ssl_bench.encoders.alexnet import ChannelLRN
+
+    g = torch.Generator().manual_seed(size)
+    x = torch.randn(2, 16, 7, 7, generator=g, dtype=torch.float64).relu() * 30
+    upstream = torch.randn(x.shape, generator=g, dtype=torch.float64)
+    ref, fast = torch.nn.LocalResponseNorm(size, 1e-4, 0.75, 1.0), ChannelLRN(size, 1e-4, 0.75, 1.0)
+
+    def grad_of(layer, x, up, autocast=False):
+        x = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            y = layer(x)
+        y.backward(up.to(y.dtype))
+        return x.grad
+
+    torch.testing.assert_close(grad_of(fast, x, upstream), grad_of(ref, x, upstream), rtol=1e-12, atol=1e-12)
+    xl, ul = (t.float().contiguous(memory_format=torch.channels_last) for t in (x, upstream))
+    torch.testing.assert_close(grad_of(fast, xl, ul), grad_of(ref, xl, ul), rtol=1e-5, atol=1e-5)
+    reference = grad_of(ref, x, upstream).float()
+    bf16 = grad_of(fast, x.float(), upstream.float(), autocast=True).float()
+    assert (bf16 - reference).abs().max() <= 0.02 * reference.abs().max()

@@ -4,7 +4,7 @@ import torch
 from ssl_bench.data.masks import make_mask
 from ssl_bench.errors import RecipeError
 from ssl_bench.methods import available_methods, create_method
-from ssl_bench.methods.context_encoder import ChannelWiseFC
+from ssl_bench.methods.context_encoder import ChannelWiseFC, GroupedFC
 from ssl_bench.methods.losses import masked_reconstruction_loss
 
 
@@ -23,6 +23,49 @@ def test_channel_wise_layer_connects_each_map_only_to_itself():
     grad_per_map = x.grad[0].abs().sum(dim=(1, 2))
     assert grad_per_map[2] > 0
     assert torch.all(grad_per_map[[0, 1, 3]] == 0)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_grouped_fc_is_the_grouped_convolution(bias, channels_last):
+    """The batched-matrix-product layer computes the authors' grouped convolution: same output, same gradients
+    of input, weight and bias, same state-dict keys and shapes."""
+    torch.manual_seed(0)
+    layer = GroupedFC(5, 5 * 9, kernel_size=3, groups=5, bias=bias)
+    conv = torch.nn.Conv2d(5, 5 * 9, kernel_size=3, groups=5, bias=bias)
+    conv.load_state_dict(layer.state_dict(), strict=True)
+    x = torch.randn(4, 5, 3, 3, dtype=torch.float64)
+    layer, conv = layer.double(), conv.double()
+    if channels_last:
+        layer, conv = layer.to(memory_format=torch.channels_last), conv.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ya, yb = layer(xa), conv(xb)
+    assert ya.shape == yb.shape == (4, 45, 1, 1)
+    torch.testing.assert_close(ya, yb)
+    g = torch.randn_like(ya)
+    ya.backward(g)
+    yb.backward(g)
+    torch.testing.assert_close(xa.grad, xb.grad)
+    torch.testing.assert_close(layer.weight.grad, conv.weight.grad)
+    if bias:
+        torch.testing.assert_close(layer.bias.grad, conv.bias.grad)
+
+
+def test_grouped_fc_tracks_the_convolution_under_bf16_autocast():
+    torch.manual_seed(0)
+    layer = GroupedFC(8, 8 * 36, kernel_size=6, groups=8)
+    x = torch.randn(4, 8, 6, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+    reference = torch.nn.functional.conv2d(x, layer.weight, layer.bias, groups=8)
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), reference, rtol=2e-2, atol=2e-2)
+
+
+def test_grouped_fc_names_a_wrong_input_shape():
+    with pytest.raises(ValueError, match=r"GroupedFC expects \[N, 4"):
+        GroupedFC(4, 4 * 9, kernel_size=3, groups=4)(torch.zeros(1, 4, 4, 4))
 
 
 def test_output_covers_the_input_image():
