@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
+from ssl_bench.perf.flops import flop_counter
 from ssl_bench.runtime.performance import Performance
 
 
@@ -124,7 +124,7 @@ def layer_costs(
         if grad is not None:
             zero()
             backward_s = _best_seconds(lambda b=backward, z=zero: (b(), z()), tries, sync, cpu_clock)
-        with FlopCounterMode(display=False) as counter:
+        with flop_counter() as counter:
             y = forward()
             if grad is not None:
                 y.backward(grad)

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from torch.utils.flop_counter import FlopCounterMode
 
 from ssl_bench.data import pretrain as pretrain_data
 from ssl_bench.data.folder import ImageFolderIndex
@@ -32,6 +31,7 @@ from ssl_bench.data.prefetch import ThreadPrefetcher
 from ssl_bench.data.pretrain import PREFETCH_FACTOR, EpochSampler, PretrainDataset
 from ssl_bench.methods import create_method
 from ssl_bench.perf.eager_reference import build_reference, reference_step
+from ssl_bench.perf.flops import flop_counter
 from ssl_bench.runtime.performance import Performance, maybe_compile, resolve_loader_thread
 from ssl_bench.training.loop import endless_batches, to_device, training_batches
 
@@ -162,7 +162,8 @@ def build_suite_step(
 
 
 def flops_per_image(perf: Performance, image_size: int, device: torch.device) -> float:
-    """Forward + backward FLOPs of one training step per image, counted by torch.utils.flop_counter.
+    """Forward + backward FLOPs of one training step per image, counted by torch.utils.flop_counter (grouped
+    convolutions' weight gradients counted once per group's weights: ``perf/flops.py``).
 
     Counted on the eager reference model: the network's own arithmetic. The suite's ``ChannelLRN`` adds
     ~5% of extra (cheap) GEMM FLOPs that would otherwise inflate the achieved fraction of peak.
@@ -170,7 +171,7 @@ def flops_per_image(perf: Performance, image_size: int, device: torch.device) ->
     method, _ = build_reference(image_size)
     method.to(device)
     batch = synthetic_batch(2, image_size, device, False)
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         method(batch)["loss"].backward()
     return counter.get_total_flops() / 2
 
