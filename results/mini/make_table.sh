@@ -18,7 +18,8 @@
 # continued from its checkpoint at step 117), 13 (relative_position seed 2, same commit and machine, 23 min,
 # nothing else running: a third of its estimate), 10 (relative_position seeds 0 and 1, at git 631ed24 on an Intel
 # Xeon with AMX, so bf16, 33 min; its seed-1 pretraining shared the machine with a test run), 8 (colorization
-# seeds 0 and 1, same commit and machine, 31 min), 9 (deepcluster seeds 0 and 1, same commit and machine, 28 min).
+# seeds 0 and 1, same commit and machine, 31 min), 9 (deepcluster seeds 0 and 1, same commit and machine, 28 min),
+# 12 (colorization + deepcluster seed 2, same commit and machine, 38 min beside a test run).
 #
 # Usage: results/mini/make_table.sh [COMMAND_NUMBER ...]   (no argument: all, one after the other)
 #        DRY_RUN=1 results/mini/make_table.sh [N ...]      (each command's --dry-run: stages, data, estimates)
@@ -40,7 +41,7 @@ commands=(
   "--methods deepcluster --only-seeds 0 1 --tasks ${T[*]} --out $P/deepcluster-s01"            # ~100 (ran: 28, AMX bf16)
   "--methods relative_position --only-seeds 0 1 --tasks ${T[*]} --out $P/relative_position-s01" # ~140 (ran: 33, AMX bf16)
   "--methods rotation jigsaw --only-seeds 2 --tasks ${T[*]} --out $P/rotation-jigsaw-s2"       # ~110
-  "--methods colorization deepcluster --only-seeds 2 --tasks ${T[*]} --out $P/colorization-deepcluster-s2"  # ~100
+  "--methods colorization deepcluster --only-seeds 2 --tasks ${T[*]} --out $P/colorization-deepcluster-s2"  # ~100 (ran: 38, AMX bf16)
   "--methods relative_position --only-seeds 2 --tasks ${T[*]} --out $P/relative_position-s2"   # ~70 (ran: 23, AVX-512)
 )
 picks=("$@")
