@@ -98,9 +98,7 @@ class ChannelLRN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [N, C, H, W] → [N, C, H, W]."""
         weight = self.band(x.shape[1], x.dtype, x.device)
-        if not (torch.is_grad_enabled() and x.requires_grad):
-            return x * (F.conv2d(x * x, weight) + self.k).pow(-self.beta)
-        return _ChannelLRNFunction.apply(x, weight, self.k, self.beta)
+        return _ChannelLRNFunction.apply(x, weight, self.k, self.beta)  # keeps nothing when no grad is needed
 
     def extra_repr(self) -> str:
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
