@@ -322,7 +322,7 @@ def write_joined_report(
         *contrast_section(table, table.tasks),
         *probe_section(table, records),
         *ordering_section(table, table.tasks),
-        *evidence_section(records, methods),
+        *evidence_section(records, methods, figures=False),  # this report has no Figures section
         *(other_evidence_section(evidence_from[1], methods, evidence_from[0]) if evidence_from else []),
         *table1_section(records, methods),
         "## The paper's numbers",

@@ -295,11 +295,15 @@ def _results_section(table: ResultsTable, results: Sequence[StageResult]) -> lis
     return lines
 
 
-def evidence_section(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[str]:
-    """"Did pretraining learn?": the learning-evidence table and how each column is measured."""
+def evidence_section(
+    records: Sequence[dict[str, Any]], methods: Sequence[str], figures: bool = True
+) -> list[str]:
+    """"Did pretraining learn?": the learning-evidence table and how each column is measured (``figures``:
+    the report has a Figures section with the curves)."""
     evidence = learning_evidence(records, methods)
     if not evidence:
         return []
+    curves = " The curves are under Figures." if figures else ""
     return [
         "## Did pretraining learn?",
         "",
@@ -314,7 +318,8 @@ def evidence_section(records: Sequence[dict[str, Any]], methods: Sequence[str]) 
         "trained on and on 64 held-out pool images no run has seen (drawn by SynthVOC's generator "
         "beyond the dataset), the same masks and seeds on both sides; a held-out loss far above the "
         "train loss means the pretext memorised its pool (runs made before: `bench memorisation "
-        "RUN_DIR`). The curves are under Figures.",
+        "RUN_DIR`). DeepCluster has no memorisation measure: its targets, the last clustering's "
+        "pseudo-labels, exist only for the pool images it clustered." + curves,
         "",
         evidence,
         "",

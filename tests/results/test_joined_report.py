@@ -129,5 +129,7 @@ def test_memorisation_on_the_tables_pool_and_on_another(parts, tmp_path, capsys)
     assert f"| supervised | 0.910 ± {T975_2 * 0.01 / 3**0.5:.3f} (n=3) | 0.890 ±" in own
     assert other.startswith(f" `{old.parent}` (pool: the dataset's own pool)")
     assert "| supervised | 0.980 (n=1) | 0.810 (n=1) |" in other
+    assert "DeepCluster has no memorisation measure" in own
+    assert "under Figures" not in text  # a joined report has no Figures section to point at
     assert "| supervised | image labels | 10.0 min | 0 |" in text  # from the table's own three runs
     assert main(["table", "--results", str(parts), "--evidence-from", str(old)]) == 2  # needs --report
