@@ -19,10 +19,13 @@
 # nothing else running: a third of its estimate), 10 (relative_position seeds 0 and 1, at git 631ed24 on an Intel
 # Xeon with AMX, so bf16, 33 min; its seed-1 pretraining shared the machine with a test run), 8 (colorization
 # seeds 0 and 1, same commit and machine, 31 min), 9 (deepcluster seeds 0 and 1, same commit and machine, 28 min),
-# 12 (colorization + deepcluster seed 2, same commit and machine, 38 min beside a test run).
+# 12 (colorization + deepcluster seed 2, same commit and machine, 38 min beside a test run), 11 (rotation +
+# jigsaw seed 2, at git d7433ce on an AMD EPYC with AVX-512 BF16, bf16, 53 min). All 13 have run: the join
+# below wrote results/mini/table.{csv,md} and results/mini/REPORT.md.
 #
 # Usage: results/mini/make_table.sh [COMMAND_NUMBER ...]   (no argument: all, one after the other)
 #        DRY_RUN=1 results/mini/make_table.sh [N ...]      (each command's --dry-run: stages, data, estimates)
+#        JOIN_ONLY=1 results/mini/make_table.sh             (no command: only the join of the parts' records)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BENCH=${BENCH:-.venv/bin/bench}
@@ -40,13 +43,14 @@ commands=(
   "--methods colorization --only-seeds 0 1 --tasks ${T[*]} --out $P/colorization-s01"          # ~100 (ran: 31, AMX bf16)
   "--methods deepcluster --only-seeds 0 1 --tasks ${T[*]} --out $P/deepcluster-s01"            # ~100 (ran: 28, AMX bf16)
   "--methods relative_position --only-seeds 0 1 --tasks ${T[*]} --out $P/relative_position-s01" # ~140 (ran: 33, AMX bf16)
-  "--methods rotation jigsaw --only-seeds 2 --tasks ${T[*]} --out $P/rotation-jigsaw-s2"       # ~110
+  "--methods rotation jigsaw --only-seeds 2 --tasks ${T[*]} --out $P/rotation-jigsaw-s2"       # ~110 (ran: 53, AMX bf16)
   "--methods colorization deepcluster --only-seeds 2 --tasks ${T[*]} --out $P/colorization-deepcluster-s2"  # ~100 (ran: 38, AMX bf16)
   "--methods relative_position --only-seeds 2 --tasks ${T[*]} --out $P/relative_position-s2"   # ~70 (ran: 23, AVX-512)
 )
 picks=("$@")
 [ ${#picks[@]} -eq 0 ] && picks=($(seq 1 ${#commands[@]}))
-for i in "${picks[@]}"; do
+[ -n "${JOIN_ONLY:-}" ] && picks=()
+for i in ${picks[@]+"${picks[@]}"}; do
   # shellcheck disable=SC2086  # the command's words are split on purpose
   "$BENCH" "${R[@]}" ${commands[$((i - 1))]} ${DRY_RUN:+--dry-run}
 done
