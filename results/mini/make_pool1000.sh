@@ -21,3 +21,7 @@ sets=()
 for m in "${methods[@]}"; do sets+=(--set "$m.data.synth_pool=null"); done
 "$BENCH" reproduce --profile mini --seeds 1 --no-figures --methods "${methods[@]}" --tasks knn "${sets[@]}" \
   --out results/mini/pool-1000 ${DRY_RUN:+--dry-run}
+# Made in two calls (results/mini/EXPERIMENTS.md): `make_pool1000.sh supervised context_encoder autoencoder
+# colorization relative_position`, then `make_pool1000.sh rotation jigsaw`; the folder's table and REPORT.md then
+# re-made over all its records: `bench table --results results/mini/pool-1000/runs --profile mini --tasks knn
+# --out results/mini/pool-1000/table.md` (and table.csv; `--report results/mini/pool-1000/REPORT.md`).
