@@ -15,6 +15,8 @@ from typing import Any
 import pandas as pd
 
 from ssl_bench.atomic import atomic_write_text
+from ssl_bench.errors import RecipeError
+from ssl_bench.methods import method_class
 from ssl_bench.results.report_tables import inpainting_table, learning_evidence
 from ssl_bench.results.stages import ReproduceOptions, StageResult
 from ssl_bench.results.table import ResultsTable, format_duration, read_paper_csv, render, to_markdown
@@ -303,6 +305,7 @@ def evidence_section(
     evidence = learning_evidence(records, methods)
     if not evidence:
         return []
+    unmeasured = _without_heldout_measure(methods)
     curves = " The curves are under Figures." if figures else ""
     return [
         "## Did pretraining learn?",
@@ -318,12 +321,27 @@ def evidence_section(
         "trained on and on 64 held-out pool images no run has seen (drawn by SynthVOC's generator "
         "beyond the dataset), the same masks and seeds on both sides; a held-out loss far above the "
         "train loss means the pretext memorised its pool (runs made before: `bench memorisation "
-        "RUN_DIR`). DeepCluster has no memorisation measure: its targets, the last clustering's "
-        "pseudo-labels, exist only for the pool images it clustered." + curves,
+        "RUN_DIR`)."
+        + (f" No memorisation measure for {', '.join(unmeasured)}: its pretext targets exist only for "
+           "the pool images it trained on (`heldout_pretext = False`)." if unmeasured else "")
+        + curves,
         "",
         evidence,
         "",
     ]
+
+
+def _without_heldout_measure(methods: Sequence[str]) -> list[str]:
+    """The methods that train but whose pretext cannot score a held-out image (``heldout_pretext``)."""
+    names = []
+    for name in methods:
+        try:
+            cls = method_class(name)
+        except RecipeError:  # records of a method this installation does not register
+            continue
+        if cls.trains and not cls.heldout_pretext:
+            names.append(name)
+    return names
 
 
 def table1_section(records: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[str]:

@@ -119,6 +119,7 @@ def test_memorisation_on_the_tables_pool_and_on_another(parts, tmp_path, capsys)
     methods' runs on another pool, named by its size, without putting them in the table."""
     for seed, acc in enumerate([0.90, 0.91, 0.92]):
         write_record(pretrain_rec("supervised", seed, 12800, acc, acc - 0.02), parts / "supervised" / "runs")
+    write_record(rec("cls", "deepcluster", 0, {"map_sklearn": 0.2}), parts / "others" / "runs")
     old = tmp_path / "pool-1000" / "runs"
     write_record(pretrain_rec("supervised", 0, None, 0.98, 0.81), old)
     out = tmp_path / "REPORT.md"
@@ -129,7 +130,7 @@ def test_memorisation_on_the_tables_pool_and_on_another(parts, tmp_path, capsys)
     assert f"| supervised | 0.910 ± {T975_2 * 0.01 / 3**0.5:.3f} (n=3) | 0.890 ±" in own
     assert other.startswith(f" `{old.parent}` (pool: the dataset's own pool)")
     assert "| supervised | 0.980 (n=1) | 0.810 (n=1) |" in other
-    assert "DeepCluster has no memorisation measure" in own
+    assert "No memorisation measure for deepcluster" in own  # its class says heldout_pretext = False
     assert "under Figures" not in text  # a joined report has no Figures section to point at
     assert "| supervised | image labels | 10.0 min | 0 |" in text  # from the table's own three runs
     assert main(["table", "--results", str(parts), "--evidence-from", str(old)]) == 2  # needs --report
